@@ -1,0 +1,94 @@
+"""From sampled basis states to allocations, judged on the original constrained problem.
+
+For a distribution ``P`` over decoded allocations with objectives ``f`` (lower is better), the exact
+optimum ``f*`` and the worst feasible objective ``f_worst``:
+
+* ``p_optimal = Σ P(x)`` over the optimal allocations (``f(x) = f*``, feasible);
+* ``feasible_fraction = Σ P(x)`` over feasible allocations;
+* ``approximation_ratio = Σ P(x)·r(x)`` with ``r(x) = (f_worst − f(x)) / (f_worst − f*)`` for feasible ``x``
+  and ``r = 0`` for infeasible ones: 1.0 means all mass on optima, 0 the worst feasible answer or worse.
+
+The quantum answer is the best feasible sampled allocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qportfolio.backends import Distribution
+from qportfolio.builder import QuboEncoding
+from qportfolio.problem import DiscreteProblem, Evaluation
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """Distinct sampled states with their probability, decoded allocation and metrics."""
+
+    indices: np.ndarray
+    probabilities: np.ndarray
+    allocations: np.ndarray
+    evaluation: Evaluation
+    qubo_energies: np.ndarray
+    shots: int | None
+    num_qubits: int
+
+    def bitstrings(self) -> list[str]:
+        """Qiskit-order labels: qubit 0 is the rightmost character."""
+        return [format(int(i), f"0{self.num_qubits}b") for i in self.indices]
+
+    def by_allocation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct allocations (bitstrings differing only in slack bits merged), most likely first:
+        ``(allocations, probabilities, objectives, feasible)``."""
+        unique, inverse = np.unique(self.allocations, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        probabilities = np.bincount(inverse, weights=self.probabilities, minlength=len(unique))
+        first = np.full(len(unique), -1)
+        first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+        order = np.argsort(-probabilities, kind="stable")
+        return (unique[order], probabilities[order], self.evaluation.objective[first][order],
+                self.evaluation.feasible[first][order])
+
+    def best_feasible(self) -> int | None:
+        """Row of the feasible sample with the lowest objective, or None."""
+        if not np.any(self.evaluation.feasible):
+            return None
+        objective = np.where(self.evaluation.feasible, self.evaluation.objective, np.inf)
+        return int(np.argmin(objective))
+
+
+def decode_samples(distribution: Distribution, encoding: QuboEncoding, problem: DiscreteProblem) -> SampleTable:
+    bits = (distribution.indices[:, None] >> np.arange(encoding.num_qubits)) & 1
+    allocations = encoding.decode(bits)
+    order = np.argsort(-distribution.probabilities, kind="stable")
+    return SampleTable(
+        distribution.indices[order], distribution.probabilities[order], allocations[order],
+        problem.evaluate(allocations[order]), encoding.qubo.energies(bits[order]), distribution.shots,
+        encoding.num_qubits,
+    )
+
+
+@dataclass(frozen=True)
+class QualityMetrics:
+    p_optimal: float
+    feasible_fraction: float
+    approximation_ratio: float
+
+    def describe(self) -> dict:
+        return {"p_optimal": self.p_optimal, "feasible_fraction": self.feasible_fraction,
+                "approximation_ratio": self.approximation_ratio}
+
+
+def quality_metrics(table: SampleTable, optimum: float, worst_feasible: float) -> QualityMetrics:
+    feasible = table.evaluation.feasible
+    objective = table.evaluation.objective
+    tolerance = 1e-9 * max(1.0, abs(optimum))
+    optimal = feasible & (objective <= optimum + tolerance)
+    span = worst_feasible - optimum
+    if span > tolerance:
+        ratio = np.where(feasible, (worst_feasible - objective) / span, 0.0)
+    else:
+        ratio = np.where(feasible, 1.0, 0.0)
+    p = table.probabilities / table.probabilities.sum()
+    return QualityMetrics(float(p[optimal].sum()), float(p[feasible].sum()), float(np.clip(ratio, 0, 1) @ p))

@@ -1,0 +1,79 @@
+"""``report.md``: the run's result in a page a person reads."""
+
+from __future__ import annotations
+
+
+def _number(value, digits: int = 6) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _allocation(allocation) -> str:
+    if not allocation:
+        return "—"
+    return ", ".join(f"{k} {_number(v, 4)}" for k, v in allocation.items())
+
+
+def solutions_table(result: dict) -> str:
+    rows = ["| method | allocation | objective | variance | expected return | cost | feasible |",
+            "|---|---|---|---|---|---|---|"]
+    for name, entry in (result.get("solutions") or {}).items():
+        if entry is None:
+            continue
+        rows.append(f"| {name} | {_allocation(entry.get('allocation'))} | {_number(entry.get('objective'))} | "
+                    f"{_number(entry.get('variance'))} | {_number(entry.get('expected_return'))} | "
+                    f"{_number(entry.get('cost'))} | {_number(entry.get('feasible'))} |")
+    return "\n".join(rows)
+
+
+def write_report(result: dict) -> str:
+    problem = result.get("problem", {})
+    lines = [f"# {result.get('name')}", "", f"Status: **{result.get('status')}**", ""]
+    lines += ["## Problem", "", f"- kind: `{problem.get('kind')}`", f"- assets: {', '.join(problem.get('assets', []))}",
+              f"- objective: {problem.get('objective')}"]
+    for key in ("budget", "min_return", "max_shares", "num_assets", "risk_aversion", "target_return"):
+        if problem.get(key) is not None:
+            lines.append(f"- {key}: {problem[key]}")
+    data = result.get("data", {})
+    if data:
+        lines.append(f"- data: {data.get('first_date')} to {data.get('last_date')}, {data.get('periods')} "
+                     f"{data.get('frequency')} periods, {data.get('covariance')} covariance")
+    lines += ["", "## Answers", "", solutions_table(result), ""]
+    if result.get("metrics"):
+        m = result["metrics"]
+        lines += ["## Quantum quality", "", f"- p_optimal: {_number(m['p_optimal'], 4)}",
+                  f"- feasible_fraction: {_number(m['feasible_fraction'], 4)}",
+                  f"- approximation_ratio: {_number(m['approximation_ratio'], 4)}", ""]
+    encoding = result.get("encoding")
+    if encoding:
+        lines += ["## Encoding", "", f"- qubits: {encoding['qubits']} ({encoding['decision_qubits']} decision, "
+                  f"{encoding['slack_qubits']} slack)", f"- constraint encoding: {encoding['constraint_encoding']}",
+                  f"- integer encoding: {encoding['integer_encoding']}"]
+        for c in encoding["constraints"]:
+            lines.append(f"- constraint `{c['name']}` ({c['sense']}): {c['encoding']}, penalty {_number(c['penalty'])}, "
+                         f"resolution {_number(c['resolution'])}, {c['slack_qubits']} slack qubits")
+        check = encoding.get("verification")
+        if check:
+            lines.append(f"- ground-state check: {check['reason']}")
+        lines.append("")
+    quantum = result.get("quantum")
+    if quantum:
+        lines += ["## Quantum run", ""] + [f"- {k}: {_number(v) if not isinstance(v, (list, dict)) else v}"
+                                           for k, v in quantum.items()] + [""]
+    if result.get("figures"):
+        lines += ["## Figures", ""] + [f"![{f}]({f})" for f in result["figures"]] + [""]
+    timing = result.get("timing", {})
+    lines += ["## Timing (seconds)", ""] + [f"- {k}: {v:.3f}" for k, v in timing.items()] + [""]
+    prov = result.get("provenance", {})
+    lines += ["## Provenance", "", f"- seed: {prov.get('seed')}", f"- config sha256: `{prov.get('config_sha256')}`",
+              "- packages: " + ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items()), ""]
+    if result.get("note"):
+        lines += [f"> {result['note']}", ""]
+    if result.get("error"):
+        lines += [f"**Error:** {result['error']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from qportfolio.problem import IntegerSharesProblem, SelectionProblem
+
+
+def random_covariance(n: int, rng: np.random.Generator, scale: float = 1e-4) -> np.ndarray:
+    a = rng.normal(size=(n, n + 2))
+    return a @ a.T / (n + 2) * scale
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def shares_problem(rng):
+    """Three assets, a budget of $300 and a return floor: 6 decision qubits."""
+    sigma = random_covariance(3, rng)
+    mu = np.array([0.0011, 0.0004, 0.0009])
+    prices = np.array([125.7, 64.6, 106.6])
+    bound = IntegerSharesProblem(("A", "B", "C"), mu, sigma, prices, 300.0).max_relaxed_return()
+    return IntegerSharesProblem(("A", "B", "C"), mu, sigma, prices, 300.0, min_return=0.6 * bound)
+
+
+@pytest.fixture
+def selection_problem(rng):
+    sigma = random_covariance(5, rng, 1e-3)
+    mu = rng.uniform(0.001, 0.01, 5)
+    return SelectionProblem(tuple("VWXYZ"), mu, sigma, 2, risk_aversion=2.0)
+
+
+def all_bits(n: int) -> np.ndarray:
+    """Row z holds the bits of z, bit i in column i (Qiskit's little-endian order)."""
+    return (np.arange(2**n)[:, None] >> np.arange(n)) & 1
