@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from qiskit.quantum_info import Statevector
 
-from qportfolio.ansatz import initial_point, qaoa_ansatz, vqe_ansatz
+from qportfolio.ansatz import qaoa_ansatz, vqe_ansatz
+from qportfolio.strategies import linear_ramp
 from qportfolio.backends import AerShotsBackend, AerStatevectorBackend
 from qportfolio.builder import to_qubo
 
@@ -53,7 +54,7 @@ def test_aer_statevector_probabilities_equal_quantum_info(algorithm, shares_prob
 def test_aer_shots_sample_the_exact_distribution(selection_problem, rng):
     encoding = to_qubo(selection_problem)
     ansatz = qaoa_ansatz(encoding.qubo.to_ising()[0], reps=1)
-    theta = initial_point(ansatz, rng)
+    theta = linear_ramp(1)
     exact = Statevector(ansatz.circuit.assign_parameters(theta)).probabilities()
     shots = 20000
     sampled = AerShotsBackend(shots, seed=3).sample(ansatz.circuit, theta, shots)

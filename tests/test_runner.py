@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from qportfolio.ansatz import initial_point, qaoa_ansatz
+from qportfolio.ansatz import qaoa_ansatz
+from qportfolio.strategies import linear_ramp
 from qportfolio.backends import AerStatevectorBackend
 from qportfolio.builder import to_qubo
 from qportfolio.errors import ConfigError
@@ -32,7 +33,7 @@ def test_runner_improves_on_its_start_and_keeps_every_evaluation(optimizer, sele
     energies = EnergyTable(encoding.qubo.energies, encoding.num_qubits, encoding.qubo.all_energies())
     runner = VariationalRunner(ansatz, AerStatevectorBackend(seed=2), energies, optimizer=optimizer, maxiter=30,
                                shots=512, seed=2, history_path=tmp_path / "history.jsonl")
-    result = runner.run(initial_point(ansatz, np.random.default_rng(0)))
+    result = runner.run(linear_ramp(1))
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert len(lines) == len(result.history) >= 30
     assert result.value == min(h.value for h in result.history) <= result.history[0].value

@@ -425,7 +425,7 @@ def _choose(value, name: str, default: float, what: str) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ProblemError(f"problem.{what} must be 'auto', a number or a mapping by constraint, got {value!r}")
-    if not math.isfinite(number) or number <= 0:
+    if not math.isfinite(number) or number < 0 or (number == 0 and what != "penalty"):
         raise ProblemError(f"problem.{what} for {name} must be a positive number, got {value!r}")
     return number
 
@@ -478,3 +478,70 @@ def verify_ground_state(problem: DiscreteProblem, encoding: QuboEncoding, optima
         reason = "feasible; optimality not checked (no exact optimum given)"
     allocation = encoding.decode(bits[:1])[0].tolist()
     return GroundStateCheck(True, feasible, optimal, float(energies[ground[0]]), allocation, reason)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the penalties were calibrated: the smallest verified scale of the auto penalties, and the one used."""
+
+    calibrated: bool
+    smallest_scale: float | None
+    scale: float
+    steps: int
+    reason: str
+
+    def describe(self) -> dict:
+        return {"calibrated": self.calibrated, "smallest_verified_scale": self.smallest_scale, "scale": self.scale,
+                "steps": self.steps, "reason": self.reason}
+
+
+def calibrate_penalties(problem: DiscreteProblem, constraint_encoding: str = "slack",
+                        slack_resolution="auto", integer_encoding: str = "bounded", program: QuadraticProgram | None = None,
+                        margin: float = 2.0, steps: int = 24) -> tuple[QuboEncoding, Calibration]:
+    """Shrink the auto penalties as far as the QUBO's ground state stays the same feasible optimum.
+
+    With ``s`` scaling every auto λ, ``good(s)`` enumerates the QUBO and asks whether its ground state is
+    feasible with the objective of the ground state at ``s = 1`` (where the bound guarantees
+    feasibility). Bisection on ``log s`` finds the smallest good ``s``; the encoding uses ``margin·s``
+    (capped at 1) so that the ground state is not balanced on a knife edge. Past
+    ``MAX_ENUMERATED_QUBITS`` nothing can be verified and the auto penalties are kept.
+    """
+    program = program or build_quadratic_program(problem)
+    reference = to_qubo(problem, constraint_encoding, "auto", slack_resolution, integer_encoding, program)
+    if reference.num_qubits > MAX_ENUMERATED_QUBITS:
+        return reference, Calibration(False, None, 1.0, 0, f"{reference.num_qubits} qubits cannot be enumerated: "
+                                      "auto penalties kept")
+    auto = {c.name: c.penalty for c in reference.constraints}
+
+    def encode(scale: float) -> QuboEncoding:
+        return to_qubo(problem, constraint_encoding, {k: v * scale for k, v in auto.items()}, slack_resolution,
+                       integer_encoding, program)
+
+    def ground(encoding: QuboEncoding):
+        energies = encoding.qubo.all_energies()
+        bits = _bit_table(encoding.num_qubits)[:, [int(np.argmin(energies))]].T.astype(np.int64)
+        evaluation = problem.evaluate(encoding.decode(bits))
+        return bool(evaluation.feasible[0]), float(evaluation.objective[0])
+
+    feasible, target = ground(reference)
+    if not feasible:
+        return reference, Calibration(False, None, 1.0, 1, "the auto penalties' ground state is infeasible: kept")
+    tolerance = 1e-9 * max(1.0, abs(target))
+
+    def good(scale: float) -> bool:
+        ok, objective = ground(encode(scale))
+        return ok and objective <= target + tolerance
+
+    low, high = -12.0, 0.0  # log10 of the scale
+    if good(10**low):
+        high = low
+    else:
+        for _ in range(steps):
+            middle = 0.5 * (low + high)
+            low, high = (low, middle) if good(10**middle) else (middle, high)
+            if high - low < 0.02:
+                break
+    smallest = 10**high
+    scale = min(1.0, margin * smallest)
+    return encode(scale), Calibration(True, smallest, scale, steps,
+                                      f"smallest verified penalty scale {smallest:.3g} of auto; using {scale:.3g}")

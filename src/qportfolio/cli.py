@@ -1,7 +1,11 @@
 """The ``qportfolio`` command.
 
-``qportfolio run CONFIG [--out DIR] [--seed N]`` — the quantum run beside the exact classical answer.
-``qportfolio baseline CONFIG [--out DIR]`` — classical answers only, same folder layout.
+``run CONFIG [--out DIR] [--seed N] [--dry-run] [--yes]`` — the quantum run beside the exact classical answer.
+``baseline CONFIG [--out DIR]`` — classical answers only, same folder layout.
+``submit CONFIG [--out DIR] [--yes]`` — start the run detached from this terminal; returns at once.
+``status RUN_DIR`` — where a run stands: status, evaluations, jobs.
+``resume RUN_DIR [--yes]`` — continue an interrupted run from its history (nothing finished is redone).
+``export-circuits CONFIG [--target BACKEND] [--out circuits]`` — logical (and ISA) circuits as QASM 3 and QPY.
 
 A user's mistake prints one line (``qportfolio: error: …``) and exits 2; no traceback.
 """
@@ -9,7 +13,11 @@ A user's mistake prints one line (``qportfolio: error: …``) and exits 2; no tr
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from qportfolio.errors import QPortfolioError
 
@@ -20,11 +28,26 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run an experiment config (quantum and classical)")
     baseline = commands.add_parser("baseline", help="classical answers only, same run folder layout")
-    for command in (run, baseline):
+    submit = commands.add_parser("submit", help="start a run in the background; job ids go to its folder")
+    for command in (run, baseline, submit):
         command.add_argument("config", help="YAML experiment config, e.g. configs/quickstart.yaml")
         command.add_argument("--out", default="results", help="parent folder of the run folder (default: results)")
         command.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    for command in (run, baseline):
         command.add_argument("--quiet", action="store_true", help="no progress bar")
+    for command in (run, submit):
+        command.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
+    run.add_argument("--dry-run", action="store_true", help="build and transpile, print the plan, submit nothing")
+    status = commands.add_parser("status", help="the state of a run folder and its jobs")
+    status.add_argument("run_dir")
+    resume = commands.add_parser("resume", help="continue an interrupted run from its recorded history")
+    resume.add_argument("run_dir")
+    resume.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
+    resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    export = commands.add_parser("export-circuits", help="write the config's circuits as OpenQASM 3 and QPY")
+    export.add_argument("config")
+    export.add_argument("--target", default=None, help="also the ISA circuit for this backend, e.g. aer_noisy:fake_fez")
+    export.add_argument("--out", default="circuits", help="folder (default: circuits)")
     return parser
 
 
@@ -60,21 +83,103 @@ def summary(result: dict, folder) -> str:
     return "\n".join(lines)
 
 
+def _print_mapping(mapping: dict, indent: str = "") -> None:
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_mapping(value, indent + "  ")
+        else:
+            print(f"{indent}{key}: {value}")
+
+
+def _status(folder: Path) -> None:
+    from qportfolio.experiment import read_result
+    from qportfolio.runner import load_history
+
+    result = read_result(folder)
+    history = load_history(folder / "history.jsonl")
+    print(f"run folder      {folder}")
+    print(f"status          {result.get('status')}" + (f" ({result['error']})" if result.get("error") else ""))
+    if history:
+        best = min(h.value for h in history)
+        print(f"evaluations     {len(history)} (best objective value {best:.6g}, last {history[-1].value:.6g})")
+    jobs_path = folder / "jobs.jsonl"
+    if jobs_path.exists():
+        jobs = [json.loads(line) for line in jobs_path.read_text().splitlines() if line.strip()]
+        print(f"jobs            {len(jobs)}")
+        backend = _live_backend(folder)
+        for job in jobs[-10:]:
+            state = backend.status(job["job_id"]).get("state") if backend is not None else job.get("state", "recorded")
+            print(f"  {job['job_id']}  {job.get('kind', '')}  {state}")
+    if result.get("status") == "complete":
+        print(summary(result, folder))
+
+
+def _live_backend(folder: Path):
+    """The run's IBM backend, to ask the service for live job states; None for local backends."""
+    from qportfolio.backends import make_backend
+    from qportfolio.config import load_config
+
+    config = load_config(folder / "config.yaml")
+    if not config.backend.name.startswith("ibm:"):
+        return None
+    try:
+        return make_backend(config.backend.name, config.solver.shots, config.seed, **config.backend_options())
+    except QPortfolioError as error:
+        print(f"                (no live job states: {error})")
+        return None
+
+
+def _submit(args) -> int:
+    from qportfolio.config import load_config
+    from qportfolio.experiment import check_spending, start_run
+
+    config = load_config(args.config, {"seed": args.seed})
+    check_spending(config, args.yes)
+    run = start_run(config, args.out)
+    log = open(run.folder / "log.txt", "ab")
+    command = [sys.executable, "-m", "qportfolio.cli", "resume", str(run.folder), "--quiet"] + (["--yes"] if args.yes else [])
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True, env=os.environ.copy())
+    print(f"submitted       {run.folder} (process {process.pid}; log in log.txt)")
+    print(f"watch           qportfolio status {run.folder}")
+    print(f"if it stops     qportfolio resume {run.folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         from qportfolio.config import load_config
-        from qportfolio.experiment import execute
+        from qportfolio import experiment
 
-        config = load_config(args.config, {"seed": args.seed})
-        run = execute(config, args.out, quantum=args.command == "run", progress=not args.quiet and sys.stderr.isatty())
-        print(summary(run.result, run.folder))
+        if args.command in ("run", "baseline"):
+            config = load_config(args.config, {"seed": args.seed})
+            if getattr(args, "dry_run", False):
+                _print_mapping(experiment.dry_run(config))
+                return 0
+            quantum = args.command == "run"
+            if quantum:
+                experiment.check_spending(config, args.yes)
+            run = experiment.execute(config, args.out, quantum=quantum, progress=not args.quiet and sys.stderr.isatty(),
+                                     approve_spending=getattr(args, "yes", False))
+            print(summary(run.result, run.folder))
+        elif args.command == "submit":
+            return _submit(args)
+        elif args.command == "status":
+            _status(Path(args.run_dir))
+        elif args.command == "resume":
+            run = experiment.resume(args.run_dir, progress=not args.quiet and sys.stderr.isatty(), approve_spending=args.yes)
+            print(summary(run.result, run.folder))
+        elif args.command == "export-circuits":
+            for path in experiment.export_circuits(load_config(args.config), args.out, args.target):
+                print(path)
         return 0
     except QPortfolioError as error:
         print(f"qportfolio: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("qportfolio: interrupted; what finished is in the run folder (result.json status: interrupted)",
+        print("qportfolio: interrupted; what finished is in the run folder: continue with `qportfolio resume RUN_DIR`",
               file=sys.stderr)
         return 130
 

@@ -31,6 +31,7 @@ class DataConfig(_Strict):
 
 
 PenaltyLike = Union[Literal["auto"], float, dict[str, Union[float, Literal["auto"]]]]
+PenaltyChoice = Union[Literal["auto", "calibrated"], float, dict[str, Union[float, Literal["auto"]]]]
 
 
 class ProblemConfig(_Strict):
@@ -38,7 +39,7 @@ class ProblemConfig(_Strict):
     budget: Optional[float] = Field(None, description="dollars (integer_shares)")
     min_return: Optional[float] = Field(None, description="expected dollar return per period (integer_shares)")
     constraint_encoding: Literal["slack", "squared"] = "slack"
-    penalty: PenaltyLike = "auto"
+    penalty: PenaltyChoice = "auto"
     slack_resolution: PenaltyLike = "auto"
     integer_encoding: Literal["bounded", "binary"] = "bounded"
     max_shares: Union[int, list[int], None] = None
@@ -58,10 +59,30 @@ class SolverConfig(_Strict):
     shots: int = Field(4096, ge=1)
     ansatz: Literal["real_amplitudes", "efficient_su2"] = "real_amplitudes"
     entanglement: Literal["linear", "reverse_linear", "circular", "full", "pairwise", "sca"] = "linear"
+    mixer: Literal["x", "xy_ring", "xy_complete"] = "x"
+    warm_start: bool = False
+    warm_start_epsilon: float = Field(0.25, gt=0, lt=0.5)
+    layerwise: bool = Field(False, description="grow the depth one layer at a time (INTERP)")
+    multistart: int = Field(1, ge=1, description="starts sharing the final depth's evaluation budget")
+    initial_parameters: Optional[list[float]] = None
+    postprocess: bool = True
 
 
 class BackendConfig(_Strict):
-    name: Literal["aer_statevector", "aer_shots"] = "aer_statevector"
+    name: str = Field("aer_statevector", pattern=r"^(aer_statevector|aer_shots|exact|(aer_noisy|ibm_fake|ibm):[A-Za-z0-9_]+)$")
+    min_qubits: Optional[int] = Field(None, ge=1, description="ibm:least_busy: smallest device")
+    account: Optional[str] = Field(None, description="name of a saved Qiskit account")
+    instance: Optional[str] = None
+    execution_mode: Literal["job", "batch", "session"] = "batch"
+    dynamical_decoupling: bool = False
+    dd_sequence: Literal["XX", "XpXm", "XY4"] = "XY4"
+    twirling: bool = False
+    max_execution_time: Optional[int] = Field(None, ge=1, description="seconds per job")
+    optimization_level: int = Field(2, ge=0, le=3)
+    seed_transpiler: Optional[int] = None
+    initial_layout: Optional[list[int]] = None
+    mitigation: Literal["none", "mthree"] = "none"
+    max_qpu_seconds: Optional[float] = Field(None, gt=0, description="spending guard")
 
 
 class ExperimentConfig(_Strict):
@@ -78,6 +99,13 @@ class ExperimentConfig(_Strict):
         if value < 0:
             raise ValueError("must be ≥ 0")
         return value
+
+    def backend_options(self) -> dict:
+        """The backend section as keyword options for ``backends.make_backend``."""
+        options = self.backend.model_dump(exclude={"name", "max_qpu_seconds"})
+        if options["seed_transpiler"] is None:
+            options["seed_transpiler"] = self.seed
+        return options
 
     def resolved(self) -> dict:
         """The config with every default filled in, JSON/YAML-ready."""

@@ -9,8 +9,11 @@ line per objective evaluation, written as it happens), ``samples.csv``, ``circui
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -20,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from qportfolio.ansatz import initial_point, qaoa_ansatz, vqe_ansatz
+from qportfolio.ansatz import qaoa_ansatz, vqe_ansatz
 from qportfolio.backends import make_backend
-from qportfolio.builder import MAX_ENUMERATED_QUBITS, QuboEncoding, build_quadratic_program, to_qubo, verify_ground_state
+from qportfolio.builder import (MAX_ENUMERATED_QUBITS, QuboEncoding, build_quadratic_program, calibrate_penalties,
+                                to_qubo, verify_ground_state)
 from qportfolio.classical import ClassicalSolution, solve_exact, solve_markowitz
 from qportfolio.config import ExperimentConfig
 from qportfolio.data import MarketData, load_market
@@ -30,7 +34,8 @@ from qportfolio.errors import ConfigError, QPortfolioError, ResourceError
 from qportfolio.evaluate import SampleTable, decode_samples, quality_metrics
 from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, PortfolioProblem, SelectionProblem
 from qportfolio.results import json_safe, new_run_folder, write_atomic, write_json
-from qportfolio.runner import EnergyTable, VariationalRunner
+from qportfolio.runner import EnergyTable, Replay, VariationalRunner, load_history, variational_search
+from qportfolio.strategies import given
 
 PACKAGES = ("qportfolio", "qiskit", "qiskit-aer", "qiskit-optimization", "qiskit-ibm-runtime", "numpy", "scipy",
             "pandas", "skfolio", "cvxpy")
@@ -79,6 +84,7 @@ class Run:
 
     folder: Path
     result: dict = field(default_factory=dict)
+    approve_spending: bool = False
 
     def save(self) -> None:
         write_json(self.folder / "result.json", json_safe(self.result))
@@ -87,15 +93,71 @@ class Run:
 def start_run(config: ExperimentConfig, out: str | Path) -> Run:
     folder = new_run_folder(out, config.name)
     write_atomic(folder / "config.yaml", yaml.safe_dump(config.resolved(), sort_keys=False))
-    run = Run(folder, {"name": config.name, "status": "running", "provenance": provenance(config), "timing": {}})
+    run = Run(folder, {"name": config.name, "status": "created", "provenance": provenance(config), "timing": {}})
     run.save()
     return run
 
 
+def read_result(folder: Path) -> dict:
+    path = Path(folder) / "result.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{folder} is not a run folder (no result.json): pass a folder made by qportfolio run") from None
+    except json.JSONDecodeError:
+        raise ConfigError(f"{path} is not valid JSON: the folder is damaged") from None
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path):
+    """Hold the run folder's lock for the life of a run, so two processes never drive the same run."""
+    import fcntl
+
+    handle = open(Path(folder) / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"{folder} is being run by another process: wait for it, or check `qportfolio status {folder}`") from None
+    try:
+        handle.seek(0), handle.truncate(), handle.write(str(os.getpid())), handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
 def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool = True,
-            progress: bool = False) -> Run:
-    """Run ``config`` into a new folder under ``out``; with ``quantum=False``, classical answers only."""
-    run = start_run(config, out)
+            progress: bool = False, folder: Path | None = None, approve_spending: bool = False) -> Run:
+    """Run ``config`` into a new folder under ``out`` (or into ``folder``, resuming what it recorded);
+    with ``quantum=False``, classical answers only."""
+    if folder is None:
+        run = start_run(config, out)
+    else:
+        previous = read_result(folder)
+        run = Run(Path(folder), {"name": config.name, "provenance": provenance(config), "timing": {},
+                                 "resumed_from": previous.get("status")})
+    with run_lock(run.folder):
+        return _supervised(config, run, quantum, progress, approve_spending)
+
+
+def resume(folder: str | Path, progress: bool = False, approve_spending: bool = False) -> Run:
+    """Continue the run in ``folder`` from its recorded history; a finished run is left as it is."""
+    from qportfolio.config import load_config
+
+    folder = Path(folder)
+    previous = read_result(folder)
+    if previous.get("status") == "complete":
+        return Run(folder, previous)
+    config = load_config(folder / "config.yaml")
+    quantum = previous.get("mode", "run") == "run"
+    return execute(config, quantum=quantum, progress=progress, folder=folder, approve_spending=approve_spending)
+
+
+def _supervised(config: ExperimentConfig, run: Run, quantum: bool, progress: bool, approve_spending: bool) -> Run:
+    run.result["status"] = "running"
+    run.result["mode"] = "run" if quantum else "baseline"
+    run.approve_spending = approve_spending
     try:
         _execute(config, run, quantum, progress)
         run.result["status"] = "complete"
@@ -151,11 +213,11 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
         return
 
     clock = time.perf_counter()
-    p = config.problem
-    encoding = to_qubo(problem, p.constraint_encoding, p.penalty, p.slack_resolution, p.integer_encoding,
-                       build_quadratic_program(problem))
+    encoding, calibration = encode_problem(config, problem)
     result["qubits"] = encoding.num_qubits
     result["encoding"] = encoding.describe()
+    if calibration is not None:
+        result["encoding"]["calibration"] = calibration.describe()
     energies = encoding.qubo.all_energies() if encoding.num_qubits <= MAX_ENUMERATED_QUBITS else None
     check = verify_ground_state(problem, encoding, exact.objective, energies)
     result["encoding"]["verification"] = check.describe()
@@ -194,6 +256,46 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
     timing["total_s"] = time.perf_counter() - started
 
 
+def encode_problem(config: ExperimentConfig, problem):
+    """The configured QUBO encoding, and the penalty calibration when ``problem.penalty: calibrated``."""
+    p = config.problem
+    program = build_quadratic_program(problem)
+    if config.solver.mixer != "x" and isinstance(problem, SelectionProblem):
+        # The XY mixer keeps 1ᵀx = K on every state it reaches: the cardinality penalty would only
+        # add a constant there, so the cost operator is the objective alone.
+        return to_qubo(problem, p.constraint_encoding, {"cardinality": 0.0}, p.slack_resolution,
+                       p.integer_encoding, program), None
+    if p.penalty == "calibrated":
+        return calibrate_penalties(problem, p.constraint_encoding, p.slack_resolution, p.integer_encoding, program)
+    return to_qubo(problem, p.constraint_encoding, p.penalty, p.slack_resolution, p.integer_encoding, program), None
+
+
+def build_ansatz(config: ExperimentConfig, encoding: QuboEncoding, reps: int | None = None, problem=None,
+                 warm_start: np.ndarray | None = None):
+    """The configured ansatz for ``encoding`` (VQE's cost scale: the QUBO's largest |coefficient|)."""
+    s = config.solver
+    reps = reps or s.reps
+    if s.algorithm == "qaoa":
+        operator, _ = encoding.qubo.to_ising()
+        num_selected = problem.num_selected if isinstance(problem, SelectionProblem) else None
+        if s.mixer != "x" and num_selected is None:
+            raise ConfigError("solver.mixer xy_ring / xy_complete keeps the number of ones fixed: "
+                              "use it with problem.kind: selection")
+        return qaoa_ansatz(operator, reps, s.mixer, num_selected, warm_start)
+    if s.mixer != "x" or s.warm_start or s.layerwise:
+        raise ConfigError("solver.mixer, warm_start and layerwise are QAOA options: remove them for VQE")
+    ansatz = vqe_ansatz(encoding.num_qubits, reps, s.ansatz, s.entanglement)
+    scale = max(float(np.max(np.abs(encoding.qubo.quadratic), initial=0.0)), float(np.max(np.abs(encoding.qubo.linear))))
+    return type(ansatz)(ansatz.circuit, ansatz.algorithm, ansatz.reps, scale or 1.0, ansatz.description)
+
+
+def planned_evaluations(config: ExperimentConfig) -> int:
+    """Objective evaluations the optimizer may make (each one circuit): SPSA uses two per step plus
+    ten to calibrate its gain; the others are capped at ``maxiter`` evaluations."""
+    s = config.solver
+    return 2 * s.maxiter + 10 if s.optimizer == "spsa" else s.maxiter
+
+
 def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding, energies, progress: bool):
     s = config.solver
     if energies is None:
@@ -201,19 +303,33 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
             f"{encoding.num_qubits} qubits are more than this simulator path handles "
             f"({MAX_ENUMERATED_QUBITS}): use fewer assets or smaller max_shares, or `qportfolio baseline`"
         )
-    if s.algorithm == "qaoa":
-        operator, _ = encoding.qubo.to_ising()
-        ansatz = qaoa_ansatz(operator, s.reps)
-    else:
-        ansatz = vqe_ansatz(encoding.num_qubits, s.reps, s.ansatz, s.entanglement)
-        ansatz = type(ansatz)(ansatz.circuit, ansatz.algorithm, ansatz.reps,
-                              float(np.max(np.abs(energies - energies.min()))) or 1.0, ansatz.description)
-    backend = make_backend(config.backend.name, s.shots, config.seed)
-    runner = VariationalRunner(
-        ansatz, backend, EnergyTable(encoding.qubo.energies, encoding.num_qubits, energies), s.objective,
-        s.cvar_alpha, s.optimizer, s.maxiter, s.shots, config.seed, run.folder / "history.jsonl", progress)
+    warm_start = None
+    if s.warm_start:
+        from qportfolio.warmstart import warm_start_probabilities
+
+        warm_start = warm_start_probabilities(problem, encoding, s.warm_start_epsilon)
+        run.result.setdefault("quantum", {})["warm_start"] = warm_start.tolist()
+    backend = make_backend(config.backend.name, s.shots, config.seed, **config.backend_options())
+    if hasattr(backend, "on_job"):
+        backend.on_job(lambda record: _record_job(run.folder, config.backend.name, record))
+    history_path = run.folder / "history.jsonl"
+    replay = Replay(load_history(history_path))
+    table_of_energies = EnergyTable(encoding.qubo.energies, encoding.num_qubits, energies)
+
+    def make_runner(ansatz):
+        return VariationalRunner(ansatz, backend, table_of_energies, s.objective, s.cvar_alpha, s.optimizer,
+                                 s.maxiter, s.shots, config.seed, history_path, progress, replay)
+
     rng = np.random.default_rng(config.seed)
-    outcome = runner.run(initial_point(ansatz, rng))
+    initial = None
+    if s.initial_parameters is not None:
+        initial = given(s.initial_parameters, build_ansatz(config, encoding, problem=problem,
+                                                           warm_start=warm_start).num_parameters)
+    ansatz, outcome, stages = variational_search(
+        lambda reps: build_ansatz(config, encoding, reps, problem, warm_start), s.reps, make_runner, s.maxiter, rng,
+        s.layerwise, s.multistart, initial)
+    run.result["resumed_evaluations"] = replay.used
+    run.result["stages"] = stages
     table = decode_samples(outcome.final, encoding, problem)
     return ansatz, outcome, table
 
@@ -239,8 +355,8 @@ def write_circuit(circuit, stem: Path) -> None:
 
     buffer = io.BytesIO()
     qpy.dump(circuit, buffer)
-    write_atomic(stem.with_suffix(".qpy"), buffer.getvalue())
-    write_atomic(stem.with_suffix(".qasm"), qasm3.dumps(circuit))
+    write_atomic(Path(f"{stem}.qpy"), buffer.getvalue())
+    write_atomic(Path(f"{stem}.qasm"), qasm3.dumps(circuit))
 
 
 def samples_csv(problem, table: SampleTable) -> str:
@@ -255,3 +371,73 @@ def samples_csv(problem, table: SampleTable) -> str:
                          f"{e.objective[k]:.10g}", f"{e.variance[k]:.10g}", f"{e.expected_return[k]:.10g}",
                          f"{e.cost[k]:.10g}", bool(e.feasible[k]), f"{table.qubo_energies[k]:.10g}"])
     return buffer.getvalue()
+
+
+def dry_run(config: ExperimentConfig) -> dict:
+    """Everything up to submission: the instance, the encoding, the circuit (and, on hardware targets,
+    the transpiled circuit's report and the estimated QPU time). Nothing is run or written."""
+    d, s = config.data, config.solver
+    market = load_market(d.source, d.assets, d.path, d.start, d.end, d.frequency, d.covariance)
+    problem = build_problem(config, market)
+    plan = {"name": config.name, "problem": problem.kind, "assets": list(problem.tickers), "backend": config.backend.name}
+    if isinstance(problem, MarkowitzProblem):
+        plan["note"] = "markowitz is solved classically: nothing would be submitted"
+        return plan
+    encoding, _ = encode_problem(config, problem)
+    ansatz = build_ansatz(config, encoding)
+    logical = ansatz.circuit.decompose()
+    evaluations = planned_evaluations(config)
+    plan.update({
+        "qubits": encoding.num_qubits, "algorithm": s.algorithm, "reps": s.reps, "parameters": ansatz.num_parameters,
+        "logical_depth": logical.depth(), "logical_two_qubit_gates": logical.num_nonlocal_gates(),
+        "evaluations": evaluations, "circuits": evaluations + 1, "shots_per_circuit": s.shots,
+        "total_shots": (evaluations + 1) * s.shots,
+    })
+    backend = make_backend(config.backend.name, s.shots, config.seed, **config.backend_options())
+    if hasattr(backend, "hardware_report"):
+        plan["hardware"] = backend.hardware_report(ansatz.circuit)
+        plan["estimated_qpu_seconds"] = backend.estimate_qpu_seconds(ansatz.circuit, evaluations + 1, s.shots)
+    return plan
+
+
+def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", target: str | None = None) -> list[Path]:
+    """The config's logical ansatz (and, with ``target``, its ISA form) as OpenQASM 3 and QPY."""
+    d = config.data
+    market = load_market(d.source, d.assets, d.path, d.start, d.end, d.frequency, d.covariance)
+    problem = build_problem(config, market)
+    if isinstance(problem, MarkowitzProblem):
+        raise ConfigError(f"{config.name} is a markowitz config: it has no circuit to export")
+    encoding, _ = encode_problem(config, problem)
+    ansatz = build_ansatz(config, encoding)
+    stem = Path(folder) / config.name
+    write_circuit(ansatz.measured(), stem)
+    written = [Path(f"{stem}.qpy"), Path(f"{stem}.qasm")]
+    if target is not None:
+        backend = make_backend(target, config.solver.shots, config.seed, **config.backend_options())
+        if not hasattr(backend, "isa_circuit"):
+            raise ConfigError(f"{target} is a simulator target with no ISA: use aer_noisy:<device>, ibm_fake:<device> or ibm:<device>")
+        isa_stem = Path(folder) / f"{config.name}.{target.replace(':', '_')}"
+        write_circuit(backend.isa_circuit(ansatz.circuit), isa_stem)
+        written += [Path(f"{isa_stem}.qpy"), Path(f"{isa_stem}.qasm")]
+    return written
+
+
+def _record_job(folder: Path, backend_name: str, record: dict) -> None:
+    """Append a job to ``jobs.jsonl`` the moment its id exists (never a credential: ids and counts only)."""
+    with open(folder / "jobs.jsonl", "a") as handle:
+        handle.write(json.dumps({"backend": backend_name, **record}, default=str) + "\n")
+
+
+def check_spending(config: ExperimentConfig, approved: bool) -> float | None:
+    """Refuse a run whose estimated QPU time exceeds ``backend.max_qpu_seconds`` unless ``approved``."""
+    limit = config.backend.max_qpu_seconds
+    if limit is None or not config.backend.name.startswith(("ibm:", "ibm_fake:")):
+        return None
+    plan = dry_run(config)
+    estimate = plan.get("estimated_qpu_seconds")
+    if estimate is not None and estimate > limit and not approved:
+        raise ResourceError(
+            f"estimated QPU time {estimate:,.0f} s exceeds backend.max_qpu_seconds {limit:,.0f} s: "
+            "lower solver.maxiter or solver.shots, raise the limit, or pass --yes"
+        )
+    return estimate

@@ -10,12 +10,17 @@ Energies are those of the QUBO in the problem's own units; the optimizer sees th
 ansatz's ``cost_scale``. Every evaluation is appended to the history (and, when a path is given, to a
 JSON-lines file as it happens, so an interrupted run keeps what it did). The final parameters are
 sampled with ``shots`` as a separate, recorded step.
+
+Resuming is replay: the optimizers are deterministic given the seed, so a resumed run restarts the
+optimizer from the same point and answers every evaluation already in the history from it (matched on
+the exact parameter values), touching the backend only for evaluations it never made.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -65,6 +70,41 @@ class Evaluation:
     seconds: float
 
 
+def parameter_key(theta) -> tuple[str, ...]:
+    """An exact, hashable key for a parameter vector (float.hex keeps every bit)."""
+    return tuple(float(t).hex() for t in np.ravel(theta))
+
+
+class Replay:
+    """Recorded evaluations to answer from, consumed in order for each exact parameter vector."""
+
+    def __init__(self, records: list[Evaluation] | None = None):
+        self._queues: dict[tuple, deque] = {}
+        for record in records or []:
+            self._queues.setdefault(parameter_key(record.parameters), deque()).append(record)
+        self.used = 0
+
+    def take(self, theta) -> Evaluation | None:
+        queue = self._queues.get(parameter_key(theta))
+        if not queue:
+            return None
+        self.used += 1
+        return queue.popleft()
+
+
+def load_history(path: Path) -> list[Evaluation]:
+    """Evaluations recorded in a history file; a line cut short by an interruption is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(Evaluation(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            continue
+    return records
+
+
 @dataclass
 class VariationalResult:
     parameters: np.ndarray
@@ -84,7 +124,8 @@ class VariationalRunner:
 
     def __init__(self, ansatz: Ansatz, backend, energies: EnergyTable, objective: str = "expectation",
                  cvar_alpha: float = 1.0, optimizer: str = "cobyla", maxiter: int = 100, shots: int = 1024,
-                 seed: int | None = None, history_path: Path | None = None, progress: bool = False):
+                 seed: int | None = None, history_path: Path | None = None, progress: bool = False,
+                 replay: Replay | None = None):
         if objective not in OBJECTIVES:
             raise ConfigError(f"solver.objective must be one of {OBJECTIVES}, got {objective!r}")
         if optimizer not in OPTIMIZERS:
@@ -99,20 +140,30 @@ class VariationalRunner:
         self.history: list[Evaluation] = []
         self.history_path = history_path
         self.progress = progress
+        self.replay = replay or Replay()
+        self._bar = None
 
     def value_of(self, distribution: Distribution) -> float:
         energies = self.energies(distribution.indices)
         return cvar(energies, distribution.probabilities, self.alpha)
 
     def _evaluate(self, thetas: np.ndarray) -> np.ndarray:
-        started = time.perf_counter()
-        distributions = self.backend.distributions(self.ansatz.circuit, thetas)
-        values = np.array([self.value_of(d) for d in distributions])
-        elapsed = (time.perf_counter() - started) / len(values)
-        for theta, value in zip(np.atleast_2d(thetas), values):
-            record = Evaluation(len(self.history), [float(t) for t in theta], float(value), elapsed)
+        thetas = np.atleast_2d(thetas)
+        recorded = [self.replay.take(theta) for theta in thetas]
+        fresh = [k for k, r in enumerate(recorded) if r is None]
+        values, seconds = np.empty(len(thetas)), np.zeros(len(thetas))
+        if fresh:
+            started = time.perf_counter()
+            distributions = self.backend.distributions(self.ansatz.circuit, thetas[fresh])
+            seconds[fresh] = (time.perf_counter() - started) / len(fresh)
+            values[fresh] = [self.value_of(d) for d in distributions]
+        for k, r in enumerate(recorded):
+            if r is not None:
+                values[k], seconds[k] = r.value, r.seconds
+        for k, (theta, value) in enumerate(zip(thetas, values)):
+            record = Evaluation(len(self.history), [float(t) for t in theta], float(value), float(seconds[k]))
             self.history.append(record)
-            if self.history_path is not None:
+            if self.history_path is not None and recorded[k] is None:
                 with open(self.history_path, "a") as handle:
                     handle.write(json.dumps(record.__dict__) + "\n")
             if self._bar is not None:
@@ -120,13 +171,16 @@ class VariationalRunner:
                 self._bar.set_postfix(value=f"{value:.6g}")
         return values
 
-    def run(self, initial: np.ndarray) -> VariationalResult:
+    def optimize(self, initial: np.ndarray, maxiter: int | None = None) -> tuple[np.ndarray, float, str]:
+        """One optimizer run from ``initial``; returns the best parameters it evaluated, their value and
+        the optimizer's message (the optimizer's last point is not always its best)."""
         from tqdm import tqdm
 
-        started = time.perf_counter()
-        total = self.maxiter * (2 if self.optimizer == "spsa" else 1)
-        self._bar = tqdm(total=total, desc=f"{self.ansatz.algorithm} · {self.optimizer}", unit="eval",
-                         leave=False, disable=not self.progress)
+        maxiter = maxiter or self.maxiter
+        first = len(self.history)
+        total = 2 * maxiter + 10 if self.optimizer == "spsa" else maxiter
+        self._bar = tqdm(total=total, desc=f"{self.ansatz.algorithm} p={self.ansatz.reps} · {self.optimizer}",
+                         unit="eval", leave=False, disable=not self.progress)
         scale = self.ansatz.cost_scale
 
         def scaled(theta):
@@ -134,22 +188,65 @@ class VariationalRunner:
 
         try:
             if self.optimizer == "spsa":
-                theta, message = spsa(scaled, initial, self.maxiter, self.rng)
+                _, message = spsa(scaled, initial, maxiter, self.rng)
             else:
                 method = {"cobyla": "COBYLA", "nelder_mead": "Nelder-Mead", "powell": "Powell"}[self.optimizer]
-                options = {"maxiter": self.maxiter} if method != "Powell" else {"maxfev": self.maxiter}
+                options = {"maxiter": maxiter, "maxfev": maxiter} if method == "Nelder-Mead" else \
+                    {"maxiter": maxiter} if method == "COBYLA" else {"maxfev": maxiter}
                 if method == "COBYLA":
                     options["rhobeg"] = 0.3
-                result = minimize(scaled, initial, method=method, options=options)
-                message = str(result.message)
+                message = str(minimize(scaled, initial, method=method, options=options).message)
         finally:
             self._bar.close()
-        # The optimizer's last point is not always its best: keep the best evaluated parameters.
-        best = min(self.history, key=lambda h: h.value)
-        theta = np.array(best.parameters)
+            self._bar = None
+        best = min(self.history[first:], key=lambda h: h.value)
+        return np.array(best.parameters), best.value, message
+
+    def run(self, initial: np.ndarray) -> VariationalResult:
+        """Optimize from ``initial`` with the whole budget, then sample the best parameters."""
+        started = time.perf_counter()
+        theta, value, message = self.optimize(initial)
         final = self.backend.sample(self.ansatz.circuit, theta, self.shots)
-        return VariationalResult(theta, best.value, list(self.history), message, final,
-                                 time.perf_counter() - started)
+        return VariationalResult(theta, value, list(self.history), message, final, time.perf_counter() - started)
+
+
+def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: Callable[[Ansatz], VariationalRunner],
+                       maxiter: int, rng: np.random.Generator, layerwise: bool = False, multistart: int = 1,
+                       initial: np.ndarray | None = None) -> tuple[Ansatz, VariationalResult, list[dict]]:
+    """The configured parameter strategy, sharing one evaluation budget of ``maxiter`` per optimizer run
+    unit: layer-by-layer growth (INTERP) splits it over the depths, multistart over the final starts.
+
+    Returns the final ansatz, its result (history of every stage, final samples) and one record per stage.
+    """
+    from qportfolio.strategies import interp, linear_ramp, starting_points
+
+    started = time.perf_counter()
+    depths = list(range(1, reps + 1)) if layerwise else [reps]
+    per_depth = max(maxiter // len(depths), 5)
+    history, stages, best = [], [], None
+    for depth in depths:
+        ansatz = build(depth)
+        runner = make_runner(ansatz)
+        runner.history = history
+        if best is not None:
+            start = interp(best[0])
+        elif initial is not None and depth == reps:
+            start = np.asarray(initial, dtype=float)
+        elif ansatz.algorithm == "qaoa":
+            start = linear_ramp(depth)
+        else:
+            start = rng.uniform(-np.pi / 8, np.pi / 8, ansatz.num_parameters)
+        starts = starting_points(start, multistart, rng) if depth == reps else [start]
+        budget = max(per_depth // len(starts), 5)
+        best = None
+        for point in starts:
+            theta, value, message = runner.optimize(point, budget)
+            stages.append({"reps": depth, "start": [float(t) for t in point], "value": value,
+                           "evaluations": budget, "message": message})
+            if best is None or value < best[1]:
+                best = (theta, value, message)
+    final = runner.backend.sample(ansatz.circuit, best[0], runner.shots)
+    return ansatz, VariationalResult(best[0], best[1], list(history), best[2], final, time.perf_counter() - started), stages
 
 
 def spsa(function, initial: np.ndarray, maxiter: int, rng: np.random.Generator,

@@ -1,0 +1,53 @@
+"""Where the optimizer starts: parameter strategies for QAOA and VQE.
+
+* linear ramp (annealing-like): ``γ_l = Δ·(l − ½)/p``, ``β_l = Δ·(1 − (l − ½)/p)``;
+* INTERP (Zhou et al. 2020): grow the depth one layer at a time, starting depth ``p + 1`` from the
+  linear interpolation of the optimum at depth ``p``:
+  ``γ'_i = ((i − 1)/p)·γ_{i−1} + ((p − i + 1)/p)·γ_i`` for ``i = 1…p+1`` with ``γ_0 = γ_{p+1} = 0`` (same for β);
+* multistart: the strategy's point plus seeded random points, sharing one evaluation budget;
+* given angles: reuse of optimised angles from a similar instance (``solver.initial_parameters``).
+
+QAOA parameter vectors are ``(β_1…β_p, γ_1…γ_p)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qportfolio.errors import ConfigError
+
+#: Total angle Δ of the linear ramp, in the units of the scaled cost operator.
+RAMP_DELTA = 0.75
+
+
+def linear_ramp(reps: int, delta: float = RAMP_DELTA) -> np.ndarray:
+    fractions = (np.arange(reps) + 0.5) / reps
+    return np.concatenate([delta * (1 - fractions), delta * fractions])
+
+
+def interp(theta: np.ndarray) -> np.ndarray:
+    """The INTERP start for depth ``p + 1`` from the optimum ``θ = (β, γ)`` at depth ``p``."""
+    theta = np.asarray(theta, dtype=float)
+    p = len(theta) // 2
+
+    def grow(angles):
+        padded = np.concatenate([[0.0], angles, [0.0]])
+        i = np.arange(1, p + 2)
+        return (i - 1) / p * padded[i - 1] + (p - i + 1) / p * padded[i]
+
+    return np.concatenate([grow(theta[:p]), grow(theta[p:])])
+
+
+def starting_points(first: np.ndarray, count: int, rng: np.random.Generator, spread: float = 0.5) -> list[np.ndarray]:
+    """``first`` and ``count − 1`` seeded random points around it (uniform, ±``spread`` radians)."""
+    if count < 1:
+        raise ConfigError(f"solver.multistart must be ≥ 1, got {count}")
+    return [np.asarray(first, dtype=float)] + [first + rng.uniform(-spread, spread, len(first)) for _ in range(count - 1)]
+
+
+def given(parameters, expected: int) -> np.ndarray:
+    values = np.asarray(parameters, dtype=float)
+    if values.shape != (expected,):
+        raise ConfigError(f"solver.initial_parameters has {values.size} values; this ansatz takes {expected} "
+                          "(QAOA: β_1…β_p then γ_1…γ_p)")
+    return values

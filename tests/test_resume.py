@@ -1,0 +1,88 @@
+"""Interrupt a run midway (an injected failure around the real backend), resume it, and check that
+nothing finished is redone and the result is the one an uninterrupted run gives."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qportfolio import experiment
+from qportfolio.cli import main
+from qportfolio.config import load_config
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "selection.yaml"
+
+
+class Counting:
+    """The real backend, counting its circuit evaluations and failing after ``fail_after`` of them."""
+
+    def __init__(self, backend, fail_after=None):
+        self.backend, self.fail_after, self.calls = backend, fail_after, 0
+        self.name, self.exact = backend.name, backend.exact
+
+    def distributions(self, circuit, thetas):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt
+        self.calls += len(thetas)
+        return self.backend.distributions(circuit, thetas)
+
+    def sample(self, circuit, parameters, shots):
+        return self.backend.sample(circuit, parameters, shots)
+
+
+def with_backend(monkeypatch, fail_after=None):
+    made = []
+    real = experiment.make_backend
+
+    def make(*args, **kwargs):
+        made.append(Counting(real(*args, **kwargs), fail_after))
+        return made[-1]
+
+    monkeypatch.setattr(experiment, "make_backend", make)
+    return made
+
+
+@pytest.mark.parametrize("optimizer, backend", [("cobyla", "aer_statevector"), ("spsa", "aer_shots")])
+def test_interrupted_run_resumes_without_repeating_an_evaluation(tmp_path, monkeypatch, optimizer, backend):
+    text = CONFIG.read_text().replace("optimizer: cobyla", f"optimizer: {optimizer}").replace(
+        "maxiter: 80", "maxiter: 20").replace("name: aer_statevector", f"name: {backend}").replace("shots: 4096", "shots: 256")
+    (tmp_path / "c.yaml").write_text(text)
+    config = load_config(tmp_path / "c.yaml")
+
+    made = with_backend(monkeypatch)
+    reference = experiment.execute(config, tmp_path / "reference")
+    total = made[0].calls
+
+    made = with_backend(monkeypatch, fail_after=total // 2)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.execute(config, tmp_path / "interrupted")
+    (folder,) = (tmp_path / "interrupted").iterdir()
+    partial = json.loads((folder / "result.json").read_text())
+    assert partial["status"] == "interrupted"
+    assert partial["solutions"]["classical_exact"]["proven_optimal"]  # what finished is kept
+    assert len((folder / "history.jsonl").read_text().splitlines()) == total // 2
+
+    made = with_backend(monkeypatch)
+    resumed = experiment.resume(folder)
+    assert made[0].calls == total - total // 2  # only the evaluations never made
+    assert resumed.result["status"] == "complete"
+    assert resumed.result["resumed_evaluations"] == total // 2
+    assert resumed.result["quantum"]["optimal_parameters"] == reference.result["quantum"]["optimal_parameters"]
+    assert resumed.result["solutions"]["quantum"] == {**reference.result["solutions"]["quantum"],
+                                                      "time_s": resumed.result["solutions"]["quantum"]["time_s"]}
+    history = [json.loads(line)["value"] for line in (folder / "history.jsonl").read_text().splitlines()]
+    assert len(history) == total
+
+
+def test_resume_of_a_complete_run_does_nothing(tmp_path, monkeypatch, capsys):
+    made = with_backend(monkeypatch)
+    run = experiment.execute(load_config(CONFIG), tmp_path)
+    made.clear()
+    assert main(["resume", str(run.folder), "--quiet"]) == 0
+    assert made == []  # no backend was even built
+    assert "quantum = exact" in capsys.readouterr().out
+
+
+def test_status_and_resume_reject_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
