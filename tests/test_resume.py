@@ -85,4 +85,4 @@ def test_resume_of_a_complete_run_does_nothing(tmp_path, monkeypatch, capsys):
 
 def test_status_and_resume_reject_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
-    assert "not a run folder" in capsys.readouterr().err
+    assert "pass a run folder" in capsys.readouterr().err

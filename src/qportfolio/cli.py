@@ -44,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir")
     resume.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    compare = commands.add_parser("compare", help="one table across run folders and methods, and a frontier figure")
+    compare.add_argument("run_dirs", nargs="+")
+    compare.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    compare.add_argument("--figure", default=None, help="where to write the figure (default: comparison.png beside "
+                         "the first run folder)")
+    frontier = commands.add_parser("frontier", help="the continuous efficient frontier of a config's assets")
+    frontier.add_argument("config")
+    frontier.add_argument("--points", type=int, default=20)
+    frontier.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    frontier.add_argument("--figure", default="frontier.png", help="figure path (default: frontier.png)")
     export = commands.add_parser("export-circuits", help="write the config's circuits as OpenQASM 3 and QPY")
     export.add_argument("config")
     export.add_argument("--target", default=None, help="also the ISA circuit for this backend, e.g. aer_noisy:fake_fez")
@@ -93,10 +103,10 @@ def _print_mapping(mapping: dict, indent: str = "") -> None:
 
 
 def _status(folder: Path) -> None:
-    from qportfolio.experiment import read_result
+    from qportfolio.results import load_result
     from qportfolio.runner import load_history
 
-    result = read_result(folder)
+    result = load_result(folder)
     history = load_history(folder / "history.jsonl")
     print(f"run folder      {folder}")
     print(f"status          {result.get('status')}" + (f" ({result['error']})" if result.get("error") else ""))
@@ -171,6 +181,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "resume":
             run = experiment.resume(args.run_dir, progress=not args.quiet and sys.stderr.isatty(), approve_spending=args.yes)
             print(summary(run.result, run.folder))
+        elif args.command == "compare":
+            from qportfolio.compare import compare_runs, comparison_figure
+
+            print(compare_runs([Path(d) for d in args.run_dirs], args.format))
+            figure = Path(args.figure) if args.figure else Path(args.run_dirs[0]).parent / "comparison.png"
+            print(f"figure: {comparison_figure([Path(d) for d in args.run_dirs], figure)}")
+        elif args.command == "frontier":
+            from qportfolio.compare import as_markowitz, frontier_table
+            from qportfolio.plots import frontier_figure
+
+            problem = as_markowitz(experiment.build_problem_from_config(load_config(args.config)))
+            print(frontier_table(problem, args.points, args.format))
+            print(f"figure: {frontier_figure(problem, Path(args.figure), max(args.points, 40))}")
         elif args.command == "export-circuits":
             for path in experiment.export_circuits(load_config(args.config), args.out, args.target):
                 print(path)

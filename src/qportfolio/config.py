@@ -47,6 +47,14 @@ class ProblemConfig(_Strict):
     risk_aversion: float = 1.0
     target_return: Optional[float] = Field(None, description="per-period return (markowitz)")
     allow_short: bool = False
+    objective: Literal["min_variance", "max_return", "max_sharpe", "utility_variance", "utility_volatility"] = Field(
+        "min_variance", description="markowitz objective")
+    max_volatility: Optional[float] = Field(None, gt=0, description="σ₀ per period (markowitz max_return)")
+    risk_free: float = Field(0.0, description="per-period risk-free return (markowitz max_sharpe)")
+    baselines: bool = Field(True, description="run the classical baselines beside the exact answer")
+    time_limit: float = Field(60.0, gt=0, description="seconds per classical solver (SCIP, tabu)")
+    max_qubits: Optional[int] = Field(None, ge=1, description="narrow share windows to fit (default: the simulator's limit)")
+    narrowing: Literal["auto", "off"] = "auto"
 
 
 class SolverConfig(_Strict):

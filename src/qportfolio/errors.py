@@ -21,5 +21,9 @@ class ResourceError(QPortfolioError):
     """A computation that would not fit in this machine's memory or the configured limits."""
 
 
+class RunFolderError(QPortfolioError):
+    """A run folder whose result.json (or config.yaml) is missing or unreadable."""
+
+
 class BackendError(QPortfolioError):
     """A quantum backend that cannot be reached, configured or used as asked."""

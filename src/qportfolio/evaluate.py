@@ -73,22 +73,26 @@ def decode_samples(distribution: Distribution, encoding: QuboEncoding, problem: 
 class QualityMetrics:
     p_optimal: float
     feasible_fraction: float
-    approximation_ratio: float
+    approximation_ratio: float | None
 
     def describe(self) -> dict:
         return {"p_optimal": self.p_optimal, "feasible_fraction": self.feasible_fraction,
                 "approximation_ratio": self.approximation_ratio}
 
 
-def quality_metrics(table: SampleTable, optimum: float, worst_feasible: float) -> QualityMetrics:
+def quality_metrics(table: SampleTable, optimum: float, worst_feasible: float | None) -> QualityMetrics:
+    """The three metrics; the approximation ratio is None when the worst feasible objective is unknown
+    (an instance too large to enumerate, whose optimum came from SCIP)."""
     feasible = table.evaluation.feasible
     objective = table.evaluation.objective
     tolerance = 1e-9 * max(1.0, abs(optimum))
     optimal = feasible & (objective <= optimum + tolerance)
+    p = table.probabilities / table.probabilities.sum()
+    if worst_feasible is None:
+        return QualityMetrics(float(p[optimal].sum()), float(p[feasible].sum()), None)
     span = worst_feasible - optimum
     if span > tolerance:
         ratio = np.where(feasible, (worst_feasible - objective) / span, 0.0)
     else:
         ratio = np.where(feasible, 1.0, 0.0)
-    p = table.probabilities / table.probabilities.sum()
     return QualityMetrics(float(p[optimal].sum()), float(p[feasible].sum()), float(np.clip(ratio, 0, 1) @ p))

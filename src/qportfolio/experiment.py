@@ -27,13 +27,17 @@ from qportfolio.ansatz import qaoa_ansatz, vqe_ansatz
 from qportfolio.backends import make_backend
 from qportfolio.builder import (MAX_ENUMERATED_QUBITS, QuboEncoding, build_quadratic_program, calibrate_penalties,
                                 to_qubo, verify_ground_state)
-from qportfolio.classical import ClassicalSolution, solve_exact, solve_markowitz
+from qportfolio.baselines import run_baselines
+from qportfolio.classical import (MAX_ENUMERATED, ClassicalSolution, enumeration_size, solve_exact, solve_markowitz,
+                                  solve_scip)
 from qportfolio.config import ExperimentConfig
 from qportfolio.data import MarketData, load_market
 from qportfolio.errors import ConfigError, QPortfolioError, ResourceError
 from qportfolio.evaluate import SampleTable, decode_samples, quality_metrics
+from qportfolio.narrowing import fit_encoding, windowed_program
+from qportfolio.postprocess import postprocess
 from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, PortfolioProblem, SelectionProblem
-from qportfolio.results import json_safe, new_run_folder, write_atomic, write_json
+from qportfolio.results import json_safe, load_result, new_run_folder, write_atomic, write_json
 from qportfolio.runner import EnergyTable, Replay, VariationalRunner, load_history, variational_search
 from qportfolio.strategies import given
 
@@ -53,7 +57,13 @@ def build_problem(config: ExperimentConfig, market: MarketData) -> PortfolioProb
         if p.num_assets is None:
             raise ConfigError("problem.num_assets (K) is required for selection: how many assets to pick")
         return SelectionProblem(market.tickers, market.mu, market.sigma, p.num_assets, p.risk_aversion)
-    return MarkowitzProblem(market.tickers, market.mu, market.sigma, p.target_return, p.allow_short)
+    return MarkowitzProblem(market.tickers, market.mu, market.sigma, p.target_return, p.allow_short, p.objective,
+                            p.max_volatility, p.risk_free, p.risk_aversion)
+
+
+def build_problem_from_config(config: ExperimentConfig) -> PortfolioProblem:
+    d = config.data
+    return build_problem(config, load_market(d.source, d.assets, d.path, d.start, d.end, d.frequency, d.covariance))
 
 
 def provenance(config: ExperimentConfig) -> dict:
@@ -85,6 +95,7 @@ class Run:
     folder: Path
     result: dict = field(default_factory=dict)
     approve_spending: bool = False
+    artifacts: bool = True
 
     def save(self) -> None:
         write_json(self.folder / "result.json", json_safe(self.result))
@@ -96,16 +107,6 @@ def start_run(config: ExperimentConfig, out: str | Path) -> Run:
     run = Run(folder, {"name": config.name, "status": "created", "provenance": provenance(config), "timing": {}})
     run.save()
     return run
-
-
-def read_result(folder: Path) -> dict:
-    path = Path(folder) / "result.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{folder} is not a run folder (no result.json): pass a folder made by qportfolio run") from None
-    except json.JSONDecodeError:
-        raise ConfigError(f"{path} is not valid JSON: the folder is damaged") from None
 
 
 @contextlib.contextmanager
@@ -128,15 +129,18 @@ def run_lock(folder: Path):
 
 
 def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool = True,
-            progress: bool = False, folder: Path | None = None, approve_spending: bool = False) -> Run:
+            progress: bool = False, folder: Path | None = None, approve_spending: bool = False,
+            artifacts: bool = True) -> Run:
     """Run ``config`` into a new folder under ``out`` (or into ``folder``, resuming what it recorded);
-    with ``quantum=False``, classical answers only."""
+    with ``quantum=False``, classical answers only; ``artifacts=False`` writes only config.yaml,
+    result.json, history.jsonl and report.md (no samples, circuits or figures: for benchmarks)."""
     if folder is None:
         run = start_run(config, out)
     else:
-        previous = read_result(folder)
+        previous = load_result(folder)
         run = Run(Path(folder), {"name": config.name, "provenance": provenance(config), "timing": {},
                                  "resumed_from": previous.get("status")})
+    run.artifacts = artifacts
     with run_lock(run.folder):
         return _supervised(config, run, quantum, progress, approve_spending)
 
@@ -146,7 +150,7 @@ def resume(folder: str | Path, progress: bool = False, approve_spending: bool = 
     from qportfolio.config import load_config
 
     folder = Path(folder)
-    previous = read_result(folder)
+    previous = load_result(folder)
     if previous.get("status") == "complete":
         return Run(folder, previous)
     config = load_config(folder / "config.yaml")
@@ -195,13 +199,15 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
     clock = time.perf_counter()
     if isinstance(problem, MarkowitzProblem):
         exact = solve_markowitz(problem)
-    else:
+    elif enumeration_size(problem) <= MAX_ENUMERATED:
         exact = solve_exact(problem)
+    else:  # too many allocations to enumerate: SCIP proves the optimum (or reports its gap)
+        exact = solve_scip(problem, config.problem.time_limit, config.seed)
     timing["classical_exact_s"] = time.perf_counter() - clock
     result["solutions"]["classical_exact"] = solution_entry(
         problem, exact.allocation, exact.evaluation.row(0), proven_optimal=exact.proven_optimal,
         method=exact.method, time_s=exact.seconds, ties=None if exact.optimal_allocations is None
-        else len(exact.optimal_allocations))
+        else len(exact.optimal_allocations), gap=exact.gap, status=exact.status or "ok")
     run.save()
 
     if isinstance(problem, MarkowitzProblem):
@@ -213,16 +219,24 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
         return
 
     clock = time.perf_counter()
-    encoding, calibration = encode_problem(config, problem)
+    encoding, notes = encode_problem(config, problem)
     result["qubits"] = encoding.num_qubits
     result["encoding"] = encoding.describe()
-    if calibration is not None:
-        result["encoding"]["calibration"] = calibration.describe()
+    if "calibration" in notes:
+        result["encoding"]["calibration"] = notes["calibration"].describe()
+    result["encoding"]["window"] = notes["window"].describe(problem.tickers, exact.allocation) \
+        if "window" in notes else {"applied": False}
     energies = encoding.qubo.all_energies() if encoding.num_qubits <= MAX_ENUMERATED_QUBITS else None
     check = verify_ground_state(problem, encoding, exact.objective, energies)
     result["encoding"]["verification"] = check.describe()
     timing["build_s"] = time.perf_counter() - clock
     run.save()
+    if config.problem.baselines:
+        clock = time.perf_counter()
+        result["solutions"].update(run_baselines(problem, encoding, exact if exact.proven_optimal else None,
+                                                 config.seed, config.problem.time_limit))
+        timing["baselines_s"] = time.perf_counter() - clock
+        run.save()
     if not quantum:
         result["solutions"]["quantum"] = None
         result["metrics"] = None
@@ -244,7 +258,19 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
             problem, table.allocations[best], table.evaluation.row(best), probability=float(table.probabilities[best]),
             gap_to_optimum=float(table.evaluation.objective[best] - exact.objective),
             time_s=timing["quantum_s"])
-    result["quantum"] = {
+    if config.solver.postprocess:
+        clock = time.perf_counter()
+        allocations, probabilities, _, _ = table.by_allocation()
+        improved = postprocess(problem, allocations, probabilities)
+        seconds = time.perf_counter() - clock
+        for method in ("repaired", "local_search"):
+            if improved[method] is not None:
+                evaluation = problem.evaluate(improved[method])
+                result["solutions"][f"quantum_{method}"] = solution_entry(
+                    problem, improved[method], evaluation.row(0), time_s=seconds,
+                    gap_to_optimum=float(evaluation.objective[0] - exact.objective),
+                    note="classical post-processing of the quantum samples")
+    result["quantum"] = {**result.get("quantum", {}), 
         "algorithm": config.solver.algorithm, "reps": config.solver.reps, "backend": config.backend.name,
         "optimizer": config.solver.optimizer, "evaluations": len(runner_result.history),
         "optimizer_message": runner_result.optimizer_message, "final_objective_value": runner_result.value,
@@ -256,18 +282,36 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
     timing["total_s"] = time.perf_counter() - started
 
 
+def qubit_limit(config: ExperimentConfig) -> int | None:
+    """``problem.max_qubits``, or what the chosen simulator can hold (its 2ⁿ energy table); None on hardware."""
+    if config.problem.max_qubits is not None:
+        return config.problem.max_qubits
+    return None if config.backend.name.startswith("ibm") else MAX_ENUMERATED_QUBITS
+
+
 def encode_problem(config: ExperimentConfig, problem):
-    """The configured QUBO encoding, and the penalty calibration when ``problem.penalty: calibrated``."""
+    """The configured QUBO encoding, with a record of how it was made: penalty calibration
+    (``problem.penalty: calibrated``) and share windows (when the full encoding does not fit)."""
     p = config.problem
-    program = build_quadratic_program(problem)
+    penalty = "auto" if p.penalty == "calibrated" else p.penalty
     if config.solver.mixer != "x" and isinstance(problem, SelectionProblem):
         # The XY mixer keeps 1ᵀx = K on every state it reaches: the cardinality penalty would only
         # add a constant there, so the cost operator is the objective alone.
-        return to_qubo(problem, p.constraint_encoding, {"cardinality": 0.0}, p.slack_resolution,
-                       p.integer_encoding, program), None
-    if p.penalty == "calibrated":
-        return calibrate_penalties(problem, p.constraint_encoding, p.slack_resolution, p.integer_encoding, program)
-    return to_qubo(problem, p.constraint_encoding, p.penalty, p.slack_resolution, p.integer_encoding, program), None
+        penalty = {"cardinality": 0.0}
+
+    def encode(program):
+        return to_qubo(problem, p.constraint_encoding, penalty, p.slack_resolution, p.integer_encoding, program)
+
+    encoding, window = fit_encoding(problem, qubit_limit(config), p.narrowing, encode)
+    notes = {}
+    if window is not None:
+        notes["window"] = window
+    if p.penalty == "calibrated" and penalty == "auto":
+        program = windowed_program(problem, window.lower, window.upper) if window else build_quadratic_program(problem)
+        encoding, calibration = calibrate_penalties(problem, p.constraint_encoding, p.slack_resolution,
+                                                    p.integer_encoding, program)
+        notes["calibration"] = calibration
+    return encoding, notes
 
 
 def build_ansatz(config: ExperimentConfig, encoding: QuboEncoding, reps: int | None = None, problem=None,
@@ -338,6 +382,8 @@ def _write_outputs(run, config, problem, exact: ClassicalSolution, encoding, qua
     from qportfolio import plots
 
     folder = run.folder
+    if not run.artifacts:
+        return
     if table is not None:
         write_atomic(folder / "samples.csv", samples_csv(problem, table))
     if quantum is not None:
@@ -376,9 +422,8 @@ def samples_csv(problem, table: SampleTable) -> str:
 def dry_run(config: ExperimentConfig) -> dict:
     """Everything up to submission: the instance, the encoding, the circuit (and, on hardware targets,
     the transpiled circuit's report and the estimated QPU time). Nothing is run or written."""
-    d, s = config.data, config.solver
-    market = load_market(d.source, d.assets, d.path, d.start, d.end, d.frequency, d.covariance)
-    problem = build_problem(config, market)
+    s = config.solver
+    problem = build_problem_from_config(config)
     plan = {"name": config.name, "problem": problem.kind, "assets": list(problem.tickers), "backend": config.backend.name}
     if isinstance(problem, MarkowitzProblem):
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
@@ -402,9 +447,7 @@ def dry_run(config: ExperimentConfig) -> dict:
 
 def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", target: str | None = None) -> list[Path]:
     """The config's logical ansatz (and, with ``target``, its ISA form) as OpenQASM 3 and QPY."""
-    d = config.data
-    market = load_market(d.source, d.assets, d.path, d.start, d.end, d.frequency, d.covariance)
-    problem = build_problem(config, market)
+    problem = build_problem_from_config(config)
     if isinstance(problem, MarkowitzProblem):
         raise ConfigError(f"{config.name} is a markowitz config: it has no circuit to export")
     encoding, _ = encode_problem(config, problem)

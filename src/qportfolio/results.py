@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qportfolio.errors import RunFolderError
+
 
 def new_run_folder(parent: str | Path, name: str, now: dt.datetime | None = None) -> Path:
     """``parent/<name>-<UTC timestamp>``, with ``-2``, ``-3``… if that exists: never another run's folder."""
@@ -74,3 +76,24 @@ def json_safe(value):
     if isinstance(value, (float, np.floating)) and not np.isfinite(value):
         return None
     return value
+
+
+def result_path(run_dir: str | Path) -> Path:
+    path = Path(run_dir)
+    return path if path.name == "result.json" else path / "result.json"
+
+
+def load_result(run_dir: str | Path) -> dict:
+    """A run's result.json as a dict, or a one-line :class:`RunFolderError`."""
+    path = result_path(run_dir)
+    if not path.is_file():
+        raise RunFolderError(f"{path} does not exist: pass a run folder written by `qportfolio run` or "
+                             "`qportfolio baseline`")
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"{path} is not readable JSON ({type(error).__name__}): the run may have been cut "
+                             "short; run it again") from None
+    if not isinstance(result, dict) or not isinstance(result.get("solutions", {}), dict):
+        raise RunFolderError(f"{path} is not a qportfolio result (no solutions mapping): pass a run folder")
+    return result

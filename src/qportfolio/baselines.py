@@ -1,0 +1,385 @@
+"""Classical baselines for a discrete instance, each judged exactly like the quantum answer.
+
+:func:`run_baselines` runs every method below on the same instance and returns one result entry per
+method (the keys of ``result.json → solutions.<method>``): the contract keys ``allocation``,
+``objective``, ``variance``, ``expected_return``, ``cost``, ``feasible`` (from ``problem.evaluate`` on
+the *original* constrained problem), plus ``time_s``, ``status`` (``ok`` | ``timeout`` | ``failed`` |
+``infeasible``), ``message`` when something is worth saying, ``gap_to_optimum`` (objective − proven
+optimum, when an optimum is known) and each method's extras. A method that fails never stops the others.
+
+Methods (lower objective is better everywhere):
+
+* ``scip`` — the exact answer from a mixed-integer solver: the convex MIQP of the original problem
+  (:func:`qportfolio.classical.scip_solve`). Extras: ``proven_optimal`` (SCIP status optimal and a zero
+  gap), ``gap`` (SCIP's relative MIP gap), ``bound`` (its proven lower bound), ``scip_status``,
+  ``nodes`` and, when enumeration also ran, ``matches_enumeration`` (the cross-check).
+* ``relax_round`` — what a practitioner does without an integer solver. integer_shares: solve the
+  continuous relaxation (real shares in ``[0, U]``, same budget and return floor; cvxpy + Clarabel), round
+  every position *down* (that keeps the budget), then repair: while the return floor is missed, apply the
+  move — add one share, or swap one share of one asset for one of another — that raises the expected
+  return at the least objective cost per dollar of return, stays within budget and keeps the floor
+  reachable; finally spend what is left one share at a time while that lowers the objective. selection: keep the ``K`` assets with the
+  largest relaxed weights. Extras: ``relaxation_bound`` (the relaxation's optimum, a lower bound on the
+  integer optimum up to solver tolerance), ``rounding``.
+* ``greedy`` — constructive, on the original constraints (no QUBO, no penalties). integer_shares: from
+  no shares, add one share at a time, the affordable one with the least objective increase per dollar of
+  expected return until the return floor is met (if any; a share is only a candidate if the floor stays
+  reachable with the budget left, by a fractional-knapsack look-ahead; when whole shares no longer fit,
+  one-for-one swaps are allowed too); then keep adding the affordable share that lowers the objective
+  most, while one does. selection: add the asset that raises ``q·xᵀΣx − μᵀx`` least
+  until ``K`` are held.
+* ``simulated_annealing`` and ``tabu`` — dwave-samplers on the *same QUBO* the quantum side sees
+  (``encoding.qubo``: same penalties, same slack registers), every read decoded with
+  ``encoding.decode`` and judged on the original problem; the answer is the best *feasible* decoded
+  read, as for the quantum answer. Extras: ``num_reads``, ``best_qubo_energy`` (lowest energy over the
+  reads), ``feasible_fraction`` of the reads and, when the exact answer is known, ``p_optimal`` and
+  ``approximation_ratio`` computed by :func:`qportfolio.evaluate.quality_metrics` (the quantum metrics).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from qportfolio.builder import QuboEncoding
+from qportfolio.classical import ClassicalSolution, covariance_factor, objective_parts, scip_solve, solve_scip
+from qportfolio.errors import ProblemError
+from qportfolio.problem import DiscreteProblem, IntegerSharesProblem, SelectionProblem
+
+__all__ = [
+    "METHODS",
+    "greedy",
+    "optimum_tolerance",
+    "relax_and_round",
+    "run_baselines",
+    "simulated_annealing",
+    "solve_scip",
+    "tabu",
+]
+
+#: Every baseline, in the order :func:`run_baselines` runs them.
+METHODS = ("scip", "relax_round", "greedy", "simulated_annealing", "tabu")
+#: Default reads per sampler (tabu restarts are the costly part, so it gets fewer).
+SA_READS, SA_SWEEPS = 100, 1000
+TABU_READS, TABU_RESTARTS = 50, 0
+
+
+def optimum_tolerance(optimum: float) -> float:
+    """Objective difference below which two answers count as the same optimum."""
+    return 1e-9 * max(1.0, abs(optimum))
+
+
+def _allocation(problem: DiscreteProblem, values) -> dict:
+    return {t: int(v) for t, v in zip(problem.tickers, np.asarray(values))}
+
+
+def _entry(problem: DiscreteProblem, allocation, seconds: float, status: str = "ok", message: str | None = None,
+           **extra) -> dict:
+    """A result entry: the contract keys from ``problem.evaluate`` (or None without an allocation)."""
+    if allocation is None:
+        entry = {"allocation": None, "objective": None, "variance": None, "expected_return": None, "cost": None,
+                 "feasible": False}
+    else:
+        allocation = np.asarray(allocation, dtype=np.int64)
+        entry = {"allocation": _allocation(problem, allocation), **problem.evaluate(allocation[None, :]).row(0)}
+    entry.update(time_s=float(seconds), status=status)
+    if message:
+        entry["message"] = message
+    entry.update(extra)
+    return entry
+
+
+# --------------------------------------------------------------------------- relax and round
+
+
+def continuous_relaxation(problem: DiscreteProblem) -> tuple[np.ndarray, float]:
+    """The continuous relaxation's optimum ``(x, objective)`` (cvxpy + Clarabel, rescaled units)."""
+    import cvxpy as cp
+
+    quadratic, linear = objective_parts(problem)
+    lower, upper = problem.objective_bounds()
+    scale = 1000.0 / max(upper - lower, 1e-300)
+    n = problem.num_assets
+    x = cp.Variable(n)
+    constraints = [x >= 0, x <= problem.upper_bounds.astype(float)]
+    if isinstance(problem, IntegerSharesProblem):
+        constraints.append((problem.prices / problem.budget) @ x <= 1)
+        if problem.min_return is not None:
+            unit = max(abs(problem.min_return), 1e-12)
+            constraints.append((problem.return_coefficients / unit) @ x >= problem.min_return / unit)
+    else:
+        constraints.append(cp.sum(x) == problem.num_selected)
+    goal = cp.Minimize(cp.sum_squares(covariance_factor(scale * quadratic) @ x) + (scale * linear) @ x)
+    program = cp.Problem(goal, constraints)
+    try:
+        program.solve(solver=cp.CLARABEL)
+    except cp.error.SolverError as error:
+        raise ProblemError(f"the continuous relaxation failed ({error})") from None
+    if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or x.value is None:
+        raise ProblemError(f"the continuous relaxation ended with status {program.status}")
+    value = np.clip(np.asarray(x.value, dtype=float), 0.0, problem.upper_bounds.astype(float))
+    return value, float(value @ quadratic @ value + linear @ value)
+
+
+def _objective(quadratic: np.ndarray, linear: np.ndarray, x: np.ndarray) -> float:
+    return float(x @ quadratic @ x + linear @ x)
+
+
+def _reachable_return(problem: IntegerSharesProblem, x: np.ndarray) -> float:
+    """The most expected return ``x`` can reach by adding (fractional) shares within the budget left."""
+    remaining, best = problem.budget - float(problem.prices @ x), float(problem.return_coefficients @ x)
+    for i in np.argsort(-problem.mu):
+        if problem.mu[i] <= 0 or remaining <= 0:
+            break
+        dollars = min(remaining, problem.prices[i] * (problem.upper_bounds[i] - x[i]))
+        best += problem.mu[i] * dollars
+        remaining -= dollars
+    return best
+
+
+def _repair_return(problem: IntegerSharesProblem, x: np.ndarray, quadratic, linear, allow_swaps: bool) -> bool:
+    """Raise ``x`` (in place) to the return floor by the cheapest moves; True when the floor is met.
+
+    A move is one more share (or, with ``allow_swaps``, one share of an asset traded for one of another)
+    that raises the expected return, fits the budget and keeps the floor reachable with the budget left
+    (a fractional-knapsack look-ahead); the move with the least objective increase per dollar of return
+    raised is taken.
+    """
+    if problem.min_return is None:
+        return True
+    gains, prices, upper = problem.return_coefficients, problem.prices, problem.upper_bounds
+    floor = problem.min_return - 1e-9 * max(abs(problem.min_return), 1.0)
+    tolerance = 1e-9 * max(problem.budget, 1.0)
+    n = problem.num_assets
+    for _ in range(int(upper.sum()) + n * n + 10):
+        if gains @ x >= floor:
+            return True
+        base = _objective(quadratic, linear, x)
+        best, best_score = None, np.inf
+        moves = [(None, i) for i in range(n)]
+        if allow_swaps:
+            moves += [(j, i) for j in range(n) for i in range(n) if i != j and x[j] > 0]
+        for out, into in moves:
+            trial = x.copy()
+            trial[into] += 1
+            if out is not None:
+                trial[out] -= 1
+            if trial[into] > upper[into] or prices @ trial > problem.budget + tolerance:
+                continue
+            raised = gains @ trial - gains @ x
+            if raised <= 0 or _reachable_return(problem, trial) < floor:
+                continue
+            score = (_objective(quadratic, linear, trial) - base) / raised
+            if score < best_score:
+                best, best_score = trial, score
+        if best is None:
+            return False
+        x[:] = best
+    return gains @ x >= floor
+
+
+def _fill(problem: IntegerSharesProblem, x: np.ndarray, quadratic, linear) -> None:
+    """Add one share at a time (in place) while one is affordable and lowers the objective."""
+    tolerance = 1e-9 * max(problem.budget, 1.0)
+    while True:
+        step = 2 * (quadratic @ x) + np.diag(quadratic) + linear  # objective change of one more share
+        affordable = (x < problem.upper_bounds) & (problem.prices @ x + problem.prices <= problem.budget + tolerance)
+        step = np.where(affordable, step, np.inf)
+        i = int(np.argmin(step))
+        if not step[i] < -1e-15 * max(1.0, abs(_objective(quadratic, linear, x))):
+            return
+        x[i] += 1
+
+
+def relax_and_round(problem: DiscreteProblem) -> dict:
+    """The ``relax_round`` entry (see the module docstring)."""
+    started = time.perf_counter()
+    relaxed, bound = continuous_relaxation(problem)
+    if isinstance(problem, SelectionProblem):
+        chosen = np.argsort(-relaxed, kind="stable")[: problem.num_selected]
+        x = np.zeros(problem.num_assets, dtype=np.int64)
+        x[chosen] = 1
+        return _entry(problem, x, time.perf_counter() - started, relaxation_bound=bound,
+                      rounding="top_k of the relaxed weights")
+    quadratic, linear = objective_parts(problem)
+    x = np.minimum(np.floor(relaxed + 1e-9).astype(np.int64), problem.upper_bounds)
+    rounded = x.copy()
+    met = _repair_return(problem, x, quadratic, linear, allow_swaps=True)
+    if not met:
+        return _entry(problem, None, time.perf_counter() - started, "infeasible",
+                      "rounding and repair could not reach the return floor within the budget", relaxation_bound=bound,
+                      rounding="floor, repair, fill", rounded_allocation=_allocation(problem, rounded))
+    _fill(problem, x, quadratic, linear)
+    return _entry(problem, x, time.perf_counter() - started, relaxation_bound=bound, rounding="floor, repair, fill",
+                  rounded_allocation=_allocation(problem, rounded))
+
+
+# --------------------------------------------------------------------------- greedy
+
+
+def greedy(problem: DiscreteProblem) -> dict:
+    """The ``greedy`` entry (see the module docstring)."""
+    started = time.perf_counter()
+    quadratic, linear = objective_parts(problem)
+    x = np.zeros(problem.num_assets, dtype=np.int64)
+    if isinstance(problem, SelectionProblem):
+        for _ in range(problem.num_selected):
+            step = 2 * (quadratic @ x) + np.diag(quadratic) + linear
+            step = np.where(x == 0, step, np.inf)
+            x[int(np.argmin(step))] = 1
+        return _entry(problem, x, time.perf_counter() - started, rule="add the asset that raises the objective least")
+    if not (_repair_return(problem, x, quadratic, linear, allow_swaps=False)
+            or _repair_return(problem, x, quadratic, linear, allow_swaps=True)):
+        return _entry(problem, None, time.perf_counter() - started, "infeasible",
+                      "greedy share-by-share buying could not reach the return floor within the budget")
+    _fill(problem, x, quadratic, linear)
+    return _entry(problem, x, time.perf_counter() - started,
+                  rule="add the share with the least objective increase per dollar of return up to the floor, "
+                       "then shares that lower the objective")
+
+
+# --------------------------------------------------------------------------- QUBO samplers
+
+
+def _bqm(encoding: QuboEncoding):
+    import dimod
+
+    qubo = encoding.qubo
+    return dimod.BinaryQuadraticModel(qubo.linear, qubo.quadratic, qubo.constant, dimod.BINARY)
+
+
+def _judge_reads(problem: DiscreteProblem, encoding: QuboEncoding, sampleset, exact: ClassicalSolution | None,
+                 seconds: float, num_reads: int, **extra) -> dict:
+    """Decode every read, judge it on the original problem, keep the best feasible one."""
+    variables = list(sampleset.variables)
+    order = [variables.index(q) for q in range(encoding.num_qubits)]
+    bits = np.asarray(sampleset.record.sample, dtype=np.int64)[:, order]
+    counts = np.asarray(sampleset.record.num_occurrences, dtype=float)
+    energies = encoding.qubo.energies(bits)
+    allocations = encoding.decode(bits)
+    evaluation = problem.evaluate(allocations)
+    weights = counts / counts.sum()
+    extra.update(num_reads=int(num_reads), best_qubo_energy=float(energies.min()),
+                 feasible_fraction=min(1.0, float(weights[evaluation.feasible].sum())))
+    if exact is not None and exact.worst_feasible_objective is not None:
+        from qportfolio.evaluate import SampleTable, quality_metrics
+
+        table = SampleTable(np.arange(len(bits)), weights, allocations, evaluation, energies, int(counts.sum()),
+                            encoding.num_qubits)
+        metrics = quality_metrics(table, exact.objective, exact.worst_feasible_objective).describe()
+        extra.update({k: min(1.0, v) for k, v in metrics.items() if k != "feasible_fraction"})
+    if not np.any(evaluation.feasible):
+        return _entry(problem, None, seconds, "infeasible",
+                      f"none of the {int(counts.sum())} reads decodes to a feasible allocation: the penalty may be too "
+                      "weak for this sampler", **extra)
+    best = int(np.argmin(np.where(evaluation.feasible, evaluation.objective, np.inf)))
+    return _entry(problem, allocations[best], seconds, qubo_energy=float(energies[best]), **extra)
+
+
+def simulated_annealing(problem: DiscreteProblem, encoding: QuboEncoding, seed: int,
+                        exact: ClassicalSolution | None = None, num_reads: int = SA_READS,
+                        num_sweeps: int = SA_SWEEPS) -> dict:
+    """The ``simulated_annealing`` entry: dwave-samplers' SimulatedAnnealingSampler on the QUBO."""
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    started = time.perf_counter()
+    sampleset = SimulatedAnnealingSampler().sample(_bqm(encoding), num_reads=num_reads, num_sweeps=num_sweeps,
+                                                   seed=int(seed) % 2**32)
+    return _judge_reads(problem, encoding, sampleset, exact, time.perf_counter() - started, num_reads,
+                        num_sweeps=num_sweeps)
+
+
+def tabu(problem: DiscreteProblem, encoding: QuboEncoding, seed: int, exact: ClassicalSolution | None = None,
+         num_reads: int = TABU_READS, num_restarts: int = TABU_RESTARTS, time_limit: float = 60.0) -> dict:
+    """The ``tabu`` entry: dwave-samplers' TabuSampler (multistart tabu search) on the QUBO.
+
+    Each read is one tabu search from its own random start with ``num_restarts`` restarts (reproducible
+    with the seed) or its share of ``time_limit``, whichever comes first; a read cut short by the clock
+    makes the status ``timeout``. The tenure is ``min(20, N/2)`` for ``N`` qubits (dwave's default is
+    ``N/4``): on these penalty-dominated QUBOs, measured on the quickstart instance, that more than
+    doubles the share of reads that reach the ground state, while extra restarts do not help at all, so
+    the budget goes to independent reads instead.
+    """
+    from dwave.samplers import TabuSampler
+
+    started = time.perf_counter()
+    per_read_ms = max(1, int(1000 * time_limit / max(num_reads, 1)))
+    tenure = min(20, encoding.num_qubits // 2)
+    sampleset = TabuSampler().sample(_bqm(encoding), num_reads=num_reads, num_restarts=num_restarts,
+                                     timeout=per_read_ms, seed=int(seed) % 2**32, tenure=tenure)
+    entry = _judge_reads(problem, encoding, sampleset, exact, time.perf_counter() - started, num_reads,
+                         num_restarts=num_restarts, tenure=tenure)
+    if entry["status"] == "ok" and entry["time_s"] >= time_limit:
+        entry["status"] = "timeout"
+        entry["message"] = (f"tabu reads were cut at their {per_read_ms} ms share of the {time_limit:g} s time limit: "
+                            "raise the time limit")
+    return entry
+
+
+# --------------------------------------------------------------------------- all together
+
+
+def _scip_entry(problem: DiscreteProblem, exact: ClassicalSolution | None, seed: int, time_limit: float) -> dict:
+    outcome = scip_solve(problem, time_limit, seed)
+    extra = {"proven_optimal": outcome.proven_optimal, "gap": outcome.gap, "bound": outcome.dual,
+             "scip_status": outcome.scip_status, "nodes": outcome.nodes}
+    entry = _entry(problem, outcome.allocation, outcome.seconds, outcome.status, outcome.message, **extra)
+    if exact is not None and outcome.allocation is not None:
+        agree = abs(entry["objective"] - exact.objective) <= 1e-7 * max(1.0, abs(exact.objective))
+        entry["matches_enumeration"] = bool(agree) if outcome.proven_optimal else None
+        if outcome.proven_optimal and not agree:
+            entry["message"] = (f"cross-check failed: SCIP's proven optimum {entry['objective']:.10g} differs from "
+                                f"enumeration's {exact.objective:.10g}")
+    return entry
+
+
+def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact: ClassicalSolution | None,
+                  seed: int, time_limit: float = 60.0, methods: tuple[str, ...] = METHODS,
+                  sa_reads: int = SA_READS, tabu_reads: int = TABU_READS) -> dict[str, dict]:
+    """Every baseline in ``methods`` on ``problem``; keys are method names, values result entries.
+
+    ``encoding`` is the QUBO the quantum side sees (None skips the QUBO samplers with status failed);
+    ``exact`` the enumeration optimum, or None when the instance is too big, in which case SCIP's answer
+    is the reference if SCIP proves it optimal. ``gap_to_optimum`` is ``objective − optimum`` for every
+    entry with an allocation whenever a proven optimum is known.
+    """
+    if not isinstance(problem, (IntegerSharesProblem, SelectionProblem)):
+        raise ProblemError(f"classical baselines are for discrete problems, not {problem.kind}: markowitz is solved "
+                           "exactly by solve_markowitz")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ProblemError(f"unknown baseline method(s) {unknown}: choose from {', '.join(METHODS)}")
+    runners: dict[str, Callable[[], dict]] = {
+        "scip": lambda: _scip_entry(problem, exact, seed, time_limit),
+        "relax_round": lambda: relax_and_round(problem),
+        "greedy": lambda: greedy(problem),
+        "simulated_annealing": lambda: simulated_annealing(problem, encoding, seed, exact, sa_reads),
+        "tabu": lambda: tabu(problem, encoding, seed, exact, tabu_reads, time_limit=time_limit),
+    }
+    results: dict[str, dict] = {}
+    for name in methods:
+        started = time.perf_counter()
+        if name in ("simulated_annealing", "tabu") and encoding is None:
+            results[name] = _entry(problem, None, 0.0, "failed", "no QUBO encoding was given")
+            continue
+        try:
+            results[name] = runners[name]()
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # noqa: BLE001 — one method's failure is recorded, never fatal to the others
+            text = str(error) if isinstance(error, ProblemError) else f"{type(error).__name__}: {error}"
+            results[name] = _entry(problem, None, time.perf_counter() - started, "failed", text)
+    optimum = None
+    if exact is not None and exact.proven_optimal:
+        optimum = exact.objective
+    elif results.get("scip", {}).get("proven_optimal"):
+        optimum = results["scip"]["objective"]
+    for entry in results.values():
+        if optimum is not None and entry.get("objective") is not None:
+            gap = entry["objective"] - optimum
+            entry["gap_to_optimum"] = 0.0 if abs(gap) <= optimum_tolerance(optimum) else float(gap)
+        else:
+            entry["gap_to_optimum"] = None
+    return results
