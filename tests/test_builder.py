@@ -109,3 +109,19 @@ def test_bad_penalty_is_a_clear_error(shares_problem):
         to_qubo(shares_problem, penalty=-1)
     with pytest.raises(ProblemError, match="constraint_encoding"):
         to_qubo(shares_problem, "quadratic")
+
+
+def test_faithful_slack_resolution_recovers_an_optimum_that_coarse_rounding_loses(shares_problem):
+    from qportfolio.builder import faithful_slack_divisor
+
+    exact = solve_exact(shares_problem)
+    coarse = to_qubo(shares_problem)  # a quarter of the smallest coefficient: excludes this optimum
+    assert not verify_ground_state(shares_problem, coarse, exact.objective).optimal
+    divisor, kept = faithful_slack_divisor(shares_problem, exact.allocation,
+                                           lambda d: to_qubo(shares_problem, slack_divisor=d))
+    assert kept and divisor > 4
+    fine = to_qubo(shares_problem, slack_divisor=divisor)
+    check = verify_ground_state(shares_problem, fine, exact.objective)
+    assert check.feasible and check.optimal
+    coarser = to_qubo(shares_problem, slack_divisor=divisor // 2)  # and it is the coarsest that works
+    assert coarser.qubo.energies(coarser.encode(exact.allocation))[0] > exact.objective

@@ -40,6 +40,8 @@ CONSTRAINT_ENCODINGS = ("slack", "squared")
 INTEGER_ENCODINGS = ("bounded", "binary")
 #: Auto slack resolution: the smallest nonzero constraint coefficient divided by this.
 SLACK_RESOLUTION_DIVISOR = 4
+#: Divisors tried, coarsest first, when the auto resolution is checked against a known optimum.
+SLACK_DIVISORS = (1, 2, 4, 8, 16, 32, 64)
 #: Margin added to the auto penalty so that ties never favour an infeasible state.
 PENALTY_MARGIN = 1e-3
 #: Largest number of qubits the QUBO is enumerated for (2ⁿ energies, 8·2ⁿ bytes).
@@ -275,6 +277,7 @@ def to_qubo(
     slack_resolution: float | dict[str, float] | str = "auto",
     integer_encoding: str = "bounded",
     program: QuadraticProgram | None = None,
+    slack_divisor: int = SLACK_RESOLUTION_DIVISOR,
 ) -> QuboEncoding:
     """Encode ``problem`` (via its QuadraticProgram) as a QUBO.
 
@@ -338,7 +341,7 @@ def to_qubo(
             delta = 1.0
             g_int, h_int = np.round(g), float(np.round(h))
         else:
-            delta = _choose(slack_resolution, name, float(nonzero.min()) / SLACK_RESOLUTION_DIVISOR, "slack_resolution")
+            delta = _choose(slack_resolution, name, float(nonzero.min()) / slack_divisor, "slack_resolution")
             if delta <= 0:
                 raise ProblemError(f"slack_resolution for {name} must be positive, got {delta}")
             g_int, h_int = np.ceil(g / delta - 1e-12), float(np.floor(h / delta + 1e-12))
@@ -480,6 +483,28 @@ def verify_ground_state(problem: DiscreteProblem, encoding: QuboEncoding, optima
     return GroundStateCheck(True, feasible, optimal, float(energies[ground[0]]), allocation, reason)
 
 
+def faithful_slack_divisor(problem: DiscreteProblem, optimum, encode) -> tuple[int, bool]:
+    """The coarsest auto slack resolution (fewest slack qubits) whose encoding keeps ``optimum`` feasible.
+
+    ``encode(divisor)`` builds the encoding. The optimum is kept when its encoding, with the slack at its
+    best setting, pays no penalty: its QUBO energy equals its objective. Returns ``(divisor, kept)``; when
+    no divisor keeps it, the finest one, with ``kept`` False.
+    """
+    target = float(problem.evaluate(optimum).objective[0])
+    tolerance = 1e-9 * max(1.0, abs(target))
+    for divisor in SLACK_DIVISORS:
+        try:
+            encoding = encode(divisor)
+            if all(c.slack is None for c in encoding.constraints):
+                return divisor, True
+            energy = float(encoding.qubo.energies(encoding.encode(optimum))[0])
+        except ProblemError:  # too coarse: the rounded constraint excludes every allocation
+            continue
+        if abs(energy - target) <= tolerance:
+            return divisor, True
+    return SLACK_DIVISORS[-1], False
+
+
 @dataclass(frozen=True)
 class Calibration:
     """How the penalties were calibrated: the smallest verified scale of the auto penalties, and the one used."""
@@ -497,7 +522,8 @@ class Calibration:
 
 def calibrate_penalties(problem: DiscreteProblem, constraint_encoding: str = "slack",
                         slack_resolution="auto", integer_encoding: str = "bounded", program: QuadraticProgram | None = None,
-                        margin: float = 2.0, steps: int = 24) -> tuple[QuboEncoding, Calibration]:
+                        margin: float = 2.0, steps: int = 24,
+                        slack_divisor: int = SLACK_RESOLUTION_DIVISOR) -> tuple[QuboEncoding, Calibration]:
     """Shrink the auto penalties as far as the QUBO's ground state stays the same feasible optimum.
 
     With ``s`` scaling every auto λ, ``good(s)`` enumerates the QUBO and asks whether its ground state is
@@ -507,7 +533,7 @@ def calibrate_penalties(problem: DiscreteProblem, constraint_encoding: str = "sl
     ``MAX_ENUMERATED_QUBITS`` nothing can be verified and the auto penalties are kept.
     """
     program = program or build_quadratic_program(problem)
-    reference = to_qubo(problem, constraint_encoding, "auto", slack_resolution, integer_encoding, program)
+    reference = to_qubo(problem, constraint_encoding, "auto", slack_resolution, integer_encoding, program, slack_divisor)
     if reference.num_qubits > MAX_ENUMERATED_QUBITS:
         return reference, Calibration(False, None, 1.0, 0, f"{reference.num_qubits} qubits cannot be enumerated: "
                                       "auto penalties kept")
@@ -515,7 +541,7 @@ def calibrate_penalties(problem: DiscreteProblem, constraint_encoding: str = "sl
 
     def encode(scale: float) -> QuboEncoding:
         return to_qubo(problem, constraint_encoding, {k: v * scale for k, v in auto.items()}, slack_resolution,
-                       integer_encoding, program)
+                       integer_encoding, program, slack_divisor)
 
     def ground(encoding: QuboEncoding):
         energies = encoding.qubo.all_energies()

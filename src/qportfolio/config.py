@@ -109,10 +109,14 @@ class ExperimentConfig(_Strict):
         return value
 
     def backend_options(self) -> dict:
-        """The backend section as keyword options for ``backends.make_backend``."""
-        options = self.backend.model_dump(exclude={"name", "max_qpu_seconds"})
-        if options["seed_transpiler"] is None:
-            options["seed_transpiler"] = self.seed
+        """The backend options that differ from their defaults, as keywords for ``backends.make_backend``
+        (so a simulator is never handed hardware options it would reject); hardware transpiles with the
+        run's seed unless ``seed_transpiler`` is given."""
+        defaults = BackendConfig().model_dump()
+        options = {key: value for key, value in self.backend.model_dump(exclude={"name", "max_qpu_seconds"}).items()
+                   if value != defaults[key]}
+        if self.backend.name.split(":")[0] in ("ibm", "ibm_fake", "aer_noisy"):
+            options.setdefault("seed_transpiler", self.seed)
         return options
 
     def resolved(self) -> dict:

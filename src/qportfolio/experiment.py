@@ -25,8 +25,8 @@ import yaml
 
 from qportfolio.ansatz import qaoa_ansatz, vqe_ansatz
 from qportfolio.backends import make_backend
-from qportfolio.builder import (MAX_ENUMERATED_QUBITS, QuboEncoding, build_quadratic_program, calibrate_penalties,
-                                to_qubo, verify_ground_state)
+from qportfolio.builder import (MAX_ENUMERATED_QUBITS, SLACK_RESOLUTION_DIVISOR, QuboEncoding, build_quadratic_program,
+                                calibrate_penalties, faithful_slack_divisor, to_qubo, verify_ground_state)
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import (MAX_ENUMERATED, ClassicalSolution, enumeration_size, solve_exact, solve_markowitz,
                                   solve_scip)
@@ -41,6 +41,8 @@ from qportfolio.results import json_safe, load_result, new_run_folder, write_ato
 from qportfolio.runner import EnergyTable, Replay, VariationalRunner, load_history, variational_search
 from qportfolio.strategies import given
 
+#: Instances up to this many allocations are enumerated to choose a faithful encoding (dry runs, exports).
+ENUMERATE_FOR_ENCODING = 10_000_000
 PACKAGES = ("qportfolio", "qiskit", "qiskit-aer", "qiskit-optimization", "qiskit-ibm-runtime", "numpy", "scipy",
             "pandas", "skfolio", "cvxpy")
 
@@ -219,9 +221,11 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
         return
 
     clock = time.perf_counter()
-    encoding, notes = encode_problem(config, problem)
+    encoding, notes = encode_problem(config, problem, exact.allocation if exact.proven_optimal else None)
     result["qubits"] = encoding.num_qubits
     result["encoding"] = encoding.describe()
+    if "slack" in notes:
+        result["encoding"]["slack_resolution"] = notes["slack"]
     if "calibration" in notes:
         result["encoding"]["calibration"] = notes["calibration"].describe()
     result["encoding"]["window"] = notes["window"].describe(problem.tickers, exact.allocation) \
@@ -289,27 +293,41 @@ def qubit_limit(config: ExperimentConfig) -> int | None:
     return None if config.backend.name.startswith("ibm") else MAX_ENUMERATED_QUBITS
 
 
-def encode_problem(config: ExperimentConfig, problem):
-    """The configured QUBO encoding, with a record of how it was made: penalty calibration
-    (``problem.penalty: calibrated``) and share windows (when the full encoding does not fit)."""
+def encode_problem(config: ExperimentConfig, problem, optimum=None):
+    """The configured QUBO encoding, with a record of how it was made: the slack resolution, penalty
+    calibration (``problem.penalty: calibrated``) and share windows (when the full encoding does not fit).
+
+    With ``slack_resolution: auto`` and a known optimum (given, or found by enumeration when the instance
+    is small), the resolution is the coarsest that keeps the optimum feasible in the encoding."""
     p = config.problem
+    notes = {}
     penalty = "auto" if p.penalty == "calibrated" else p.penalty
     if config.solver.mixer != "x" and isinstance(problem, SelectionProblem):
         # The XY mixer keeps 1ᵀx = K on every state it reaches: the cardinality penalty would only
         # add a constant there, so the cost operator is the objective alone.
         penalty = {"cardinality": 0.0}
 
+    divisor = SLACK_RESOLUTION_DIVISOR
+    if p.slack_resolution == "auto" and p.constraint_encoding == "slack":
+        if optimum is None and enumeration_size(problem) <= ENUMERATE_FOR_ENCODING:
+            optimum = solve_exact(problem).allocation
+        if optimum is not None:
+            divisor, kept = faithful_slack_divisor(problem, optimum, lambda d: to_qubo(
+                problem, p.constraint_encoding, penalty, "auto", p.integer_encoding, slack_divisor=d))
+            notes["slack"] = {"divisor": divisor, "keeps_exact_optimum": kept,
+                              "rule": "coarsest resolution min|coefficient|/divisor whose encoding keeps the optimum feasible"}
+
     def encode(program):
-        return to_qubo(problem, p.constraint_encoding, penalty, p.slack_resolution, p.integer_encoding, program)
+        return to_qubo(problem, p.constraint_encoding, penalty, p.slack_resolution, p.integer_encoding, program,
+                       divisor)
 
     encoding, window = fit_encoding(problem, qubit_limit(config), p.narrowing, encode)
-    notes = {}
     if window is not None:
         notes["window"] = window
     if p.penalty == "calibrated" and penalty == "auto":
         program = windowed_program(problem, window.lower, window.upper) if window else build_quadratic_program(problem)
         encoding, calibration = calibrate_penalties(problem, p.constraint_encoding, p.slack_resolution,
-                                                    p.integer_encoding, program)
+                                                    p.integer_encoding, program, slack_divisor=divisor)
         notes["calibration"] = calibration
     return encoding, notes
 

@@ -1,0 +1,179 @@
+"""Quality benchmark: how often each method finds the optimum, on a fixed instance suite.
+
+    python benchmarks/quality.py [--seeds 0 1 2] [--reps 1 2 3] [--backend exact] [--maxiter 120]
+                                 [--methods ...] [--quick] [--out results/benchmarks]
+
+Every (instance, method, p, seed) runs the full qportfolio pipeline in-process (the same code as
+`qportfolio run`, without figures) against the exact optimum, and records P(optimum), the feasible
+fraction, the approximation ratio, objective evaluations and time, all before post-processing. It
+writes results/benchmarks/quality.md (medians with the interquartile range, and the published figures
+beside them) and quality.json (one row per run).
+
+Methods (the issue's list): qaoa_x (X mixer, calibrated penalties), qaoa_xy_ring and qaoa_xy_complete
+(selection only: Dicke start, every sample feasible), qaoa_warm (warm start, calibrated penalties),
+vqe_cvar (RealAmplitudes, CVaR α = 0.1). QAOA depths grow layer by layer (INTERP) up to p.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from qportfolio.config import parse_config
+from qportfolio.experiment import execute
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "benchmarks" / "quality_suite.yaml"
+
+METHODS = {
+    "qaoa_x": {"algorithm": "qaoa", "mixer": "x", "penalty": "calibrated", "objective": "cvar", "cvar_alpha": 0.25},
+    "qaoa_xy_ring": {"algorithm": "qaoa", "mixer": "xy_ring", "objective": "cvar", "cvar_alpha": 0.25},
+    "qaoa_xy_complete": {"algorithm": "qaoa", "mixer": "xy_complete", "objective": "cvar", "cvar_alpha": 0.25},
+    "qaoa_warm": {"algorithm": "qaoa", "mixer": "x", "warm_start": True, "penalty": "calibrated", "objective": "cvar",
+                  "cvar_alpha": 0.25},
+    "vqe_cvar": {"algorithm": "vqe", "penalty": "calibrated", "objective": "cvar", "cvar_alpha": 0.1},
+}
+
+PUBLISHED = [
+    ("qiskit-finance tutorial, QAOA", "selection, 4 assets, p = 3", "P(optimum) 0.18"),
+    ("qiskit-finance tutorial, VQE", "selection, 4 assets", "P(optimum) 0.04"),
+    ("qiskit-optimization CVaR tutorial", "selection, 6 assets, α = 0.25", "P(optimum) 0.30"),
+    ("warm-start QAOA (Egger et al. 2021)", "6 assets, p = 1", "P(optimum) 0.56"),
+    ("QOKit example", "N = 6, K = 3, p = 1", "approximation ratio 0.82"),
+]
+
+
+def instances(suite: dict, quick: bool):
+    for kind in ("selection", "integer_shares"):
+        section = suite[kind]
+        chosen = section["instances"][:2] if quick else section["instances"]
+        for spec in chosen:
+            name = f"{kind}:{'-'.join(spec['assets'])}"
+            data = {**suite["data"], "assets": spec["assets"], "frequency": section["frequency"]}
+            problem = {"kind": kind, **{k: v for k, v in spec.items() if k != "assets"}, "baselines": False}
+            if kind == "selection":
+                problem["risk_aversion"] = section["risk_aversion"]
+            yield kind, name, data, problem
+
+
+def config_for(data, problem, method, reps, seed, backend, maxiter):
+    m = METHODS[method]
+    problem = {**problem, **({"penalty": m["penalty"]} if "penalty" in m else {})}
+    solver = {k: v for k, v in m.items() if k != "penalty"}
+    solver.update(reps=reps, maxiter=maxiter, shots=4096, optimizer="cobyla", multistart=2, postprocess=False,
+                  layerwise=m["algorithm"] == "qaoa")
+    return parse_config({"name": "quality", "seed": seed, "data": data, "problem": problem, "solver": solver,
+                         "backend": {"name": backend}})
+
+
+def quartiles(values) -> str:
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    if values.size == 0:
+        return "—"
+    q1, q2, q3 = np.percentile(values, [25, 50, 75])
+    return f"{q2:.3f} [{q1:.3f}–{q3:.3f}]"
+
+
+def summarise(rows: list[dict]) -> str:
+    lines = []
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["kind"], row["method"], row["reps"]), []).append(row)
+    header = ("| problem | method | p | runs | P(optimum) median [IQR] | feasible fraction | approximation ratio | "
+              "best sample optimal | evaluations | time (s) |")
+    lines += [header, "|---|---|---:|---:|---|---|---|---:|---:|---:|"]
+    for (kind, method, reps), group in sorted(groups.items()):
+        ok = [r for r in group if r["status"] == "complete"]
+        hits = sum(1 for r in ok if r["best_sample_optimal"])
+        lines.append(
+            f"| {kind} | {method} | {reps} | {len(ok)}/{len(group)} | {quartiles([r['p_optimal'] for r in ok])} | "
+            f"{quartiles([r['feasible_fraction'] for r in ok])} | {quartiles([r['approximation_ratio'] for r in ok])} | "
+            f"{hits}/{len(ok)} | {np.median([r['evaluations'] for r in ok]) if ok else 0:.0f} | "
+            f"{np.median([r['seconds'] for r in ok]) if ok else 0:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--reps", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--backend", default="exact")
+    parser.add_argument("--maxiter", type=int, default=120)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--quick", action="store_true", help="two instances of each kind")
+    parser.add_argument("--out", default=str(ROOT / "results" / "benchmarks"))
+    args = parser.parse_args(argv)
+    suite = yaml.safe_load(SUITE.read_text())
+    rows, started = [], time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        for kind, name, data, problem in instances(suite, args.quick):
+            for method in args.methods:
+                if method.startswith("qaoa_xy") and kind != "selection":
+                    continue
+                for reps in args.reps:
+                    for seed in args.seeds:
+                        config = config_for(data, problem, method, reps, seed, args.backend, args.maxiter)
+                        clock = time.perf_counter()
+                        row = {"kind": kind, "instance": name, "method": method, "reps": reps, "seed": seed}
+                        try:
+                            result = execute(config, scratch, artifacts=False).result
+                        except Exception as error:  # a failed run stays in the table with its error
+                            rows.append({**row, "status": "failed", "error": f"{type(error).__name__}: {error}"})
+                            print(f"{name:<48} {method:<17} p={reps} seed={seed} FAILED {error}", file=sys.stderr)
+                            continue
+                        quantum, exact = result["solutions"]["quantum"], result["solutions"]["classical_exact"]
+                        metrics = result["metrics"]
+                        row.update(status="complete", qubits=result["qubits"], p_optimal=metrics["p_optimal"],
+                                   feasible_fraction=metrics["feasible_fraction"],
+                                   approximation_ratio=metrics["approximation_ratio"],
+                                   best_sample_optimal=bool(quantum.get("objective") is not None and abs(
+                                       quantum["objective"] - exact["objective"]) <= 1e-9 * max(1, abs(exact["objective"]))),
+                                   evaluations=result["quantum"]["evaluations"],
+                                   seconds=time.perf_counter() - clock,
+                                   window=result["encoding"]["window"].get("applied", False))
+                        rows.append(row)
+                        print(f"{name:<48} {method:<17} p={reps} seed={seed} q={row['qubits']:>2} "
+                              f"P*={row['p_optimal']:.3f} feas={row['feasible_fraction']:.3f} "
+                              f"AR={row['approximation_ratio']:.3f} best={'yes' if row['best_sample_optimal'] else 'no'} "
+                              f"{row['seconds']:.1f}s", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(rows, indent=1) + "\n")
+    command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    small_integer = [r for r in rows if r["kind"] == "integer_shares" and r["status"] == "complete"
+                     and r["qubits"] <= 16]
+    lines = [
+        "# Quality benchmark", "",
+        f"Command: `{command.strip()}` · {dt.date.today().isoformat()} · {platform.processor() or platform.machine()}, "
+        f"{elapsed / 60:.1f} min · backend `{args.backend}` · COBYLA, {args.maxiter} evaluations per run "
+        "(split over INTERP depths and 2 starts), 4096 final shots. All figures are before post-processing.", "",
+        f"Instances: `{SUITE.relative_to(ROOT)}`. P(optimum): probability mass of the final samples on the exact "
+        "optimum; best sample optimal: runs whose best feasible sample is the exact optimum.", "",
+        summarise(rows), "",
+        "## Aims", "",
+        "- selection, N ≤ 10, p ≤ 3: median P(optimum) ≥ 0.5 and feasible fraction 1.0 with XY mixers: see the "
+        "qaoa_xy rows above (N = 12 is included in the same rows).",
+        f"- integer shares up to 16 qubits: best sampled feasible allocation = exact optimum in "
+        f"{sum(r['best_sample_optimal'] for r in small_integer)}/{len(small_integer)} instance × seed × method × p runs "
+        "(aim ≥ 90%).", "",
+        "## Published figures (for comparison; different instances of the same kind)", "",
+        "| source | instance | reported |", "|---|---|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED], "",
+    ]
+    (out / "quality.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
