@@ -107,7 +107,7 @@ def _split_and_shift(circuit: QuantumCircuit, m: int, k: int) -> None:
 def _ccry(angle: float):
     from qiskit.circuit.library import RYGate
 
-    return RYGate(angle).control(2)
+    return RYGate(angle).control(2, annotated=False)
 
 
 def cost_scale(fields: np.ndarray, couplings: dict) -> float:
@@ -143,7 +143,7 @@ def qaoa_ansatz(operator: SparsePauliOp, reps: int, mixer: str = "x", num_select
             raise ConfigError("XY mixers keep the number of selected assets: they need problem.kind: selection")
         circuit.compose(dicke_state_circuit(n, num_selected), inplace=True)
         pairs = xy_pairs(n, mixer.removeprefix("xy_"))
-        description.update(initial_state=f"dicke({n},{num_selected})", pairs=pairs)
+        description.update(initial_state=f"dicke({n},{num_selected})", num_selected=num_selected, pairs=pairs)
     elif warm_start is not None:
         thetas = 2 * np.arcsin(np.sqrt(np.asarray(warm_start, dtype=float)))
         for i, theta in enumerate(thetas):
@@ -168,6 +168,7 @@ def qaoa_ansatz(operator: SparsePauliOp, reps: int, mixer: str = "x", num_select
                 circuit.ry(theta, i)
         else:
             circuit.rx(2 * beta[layer], range(n))
+    circuit.metadata = {"algorithm": "qaoa", "reps": reps, **description}
     return Ansatz(circuit, "qaoa", reps, scale, description)
 
 
@@ -183,4 +184,5 @@ def vqe_ansatz(num_qubits: int, reps: int, form: str = "real_amplitudes", entang
         circuit = efficient_su2(num_qubits, reps=reps, entanglement=entanglement)
     else:
         raise ConfigError(f"solver.ansatz must be one of {VQE_FORMS}, got {form!r}")
+    circuit.metadata = {"algorithm": "vqe", "form": form, "entanglement": entanglement}
     return Ansatz(circuit, "vqe", reps, 1.0, {"form": form, "entanglement": entanglement})

@@ -6,6 +6,8 @@ states (integer index ``z``, bit ``i`` of ``z`` = qubit ``i``), and draws the fi
 * ``aer_statevector`` — Aer's statevector method: exact probabilities ``|⟨z|ψ(θ)⟩|²`` for the optimizer,
   and final samples drawn from them with the run's seed.
 * ``aer_shots`` — Aer's ``SamplerV2``: every distribution is ``shots`` measured samples.
+* ``ibm:<device>``, ``ibm:least_busy``, ``ibm_fake:<fake device>``, ``aer_noisy:<fake device>`` — IBM
+  Quantum hardware, its local testing mode and a noisy Aer stand-in: see :mod:`qportfolio.hardware`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from qportfolio.builder import require_memory
 from qportfolio.errors import ConfigError
 
 BACKENDS = ("aer_statevector", "aer_shots")
+SIMULATORS = BACKENDS + ("exact",)
+#: Backend name prefixes handled by :mod:`qportfolio.hardware` (``prefix:device``).
+HARDWARE_PREFIXES = ("ibm", "ibm_fake", "aer_noisy")
 
 
 @dataclass(frozen=True)
@@ -120,10 +125,99 @@ class AerShotsBackend:
         return self.distributions(circuit, parameters, shots)[0]
 
 
-def make_backend(name: str, shots: int, seed: int | None):
-    """The backend called ``name`` in a config."""
-    if name == "aer_statevector":
-        return AerStatevectorBackend(seed)
-    if name == "aer_shots":
+class ExactBackend:
+    """Exact probabilities from :mod:`qportfolio.simulate`, chosen by the circuit's ansatz metadata.
+
+    ``energies`` is the QUBO's full energy table (index ``z`` ↔ bitstring, problem units); the QAOA
+    phase is ``e^{−iγE/cost_scale}``, exactly as in the circuit. With an XY mixer the state lives on the
+    weight-K states only (``num_selected``), so the distribution's indices are those states.
+    """
+
+    name = "exact"
+    exact = True
+
+    def __init__(self, energies: np.ndarray, seed: int | None = None, precision: str = "complex128"):
+        from qportfolio import simulate
+
+        self._simulate = simulate
+        self.energies = energies
+        self.dtype = {"complex128": np.complex128, "complex64": np.complex64}[precision]
+        self._rng = np.random.default_rng(seed)
+        self._prepared: dict[int, tuple] = {}
+        self._order = np.argsort(energies, kind="stable")
+
+    def _prepare(self, circuit: QuantumCircuit):
+        key = id(circuit)
+        if key not in self._prepared:
+            meta, sim = circuit.metadata or {}, self._simulate
+            n = circuit.num_qubits
+            if meta.get("algorithm") == "qaoa" and meta.get("mixer") == "x" and meta.get("initial_state") == "uniform":
+                simulator = sim.QAOASimulator(self.energies, phase_scale=1 / meta["cost_scale"], dtype=self.dtype)
+                indices = None
+            elif meta.get("algorithm") == "qaoa" and str(meta.get("mixer", "")).startswith("xy_"):
+                k = int(meta["num_selected"])
+                indices = sim.weight_k_states(n, k)
+                simulator = sim.SubspaceQAOASimulator(self.energies[indices], n, k, [tuple(p) for p in meta["pairs"]],
+                                                      phase_scale=1 / meta["cost_scale"], dtype=self.dtype)
+            else:
+                simulator, indices = sim.CircuitSimulator(circuit, dtype=self.dtype), None
+            self._prepared = {key: (simulator, indices)}
+        return self._prepared[key]
+
+    def _probabilities(self, circuit: QuantumCircuit, theta) -> tuple[np.ndarray, np.ndarray]:
+        simulator, indices = self._prepare(circuit)
+        probabilities = simulator.probabilities(theta)
+        return (np.arange(len(probabilities)) if indices is None else indices), probabilities
+
+    def distributions(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[Distribution]:
+        return [Distribution(*self._probabilities(circuit, theta)) for theta in np.atleast_2d(parameter_sets)]
+
+    def objective_values(self, circuit: QuantumCircuit, parameter_sets: np.ndarray, alpha: float) -> np.ndarray:
+        """CVaR_α (α = 1: the expectation) of each parameter set, without building distributions."""
+        simulator, indices = self._prepare(circuit)
+        thetas = np.atleast_2d(parameter_sets)
+        if isinstance(simulator, self._simulate.CircuitSimulator):
+            from qportfolio.runner import cvar_sorted
+
+            return np.array([cvar_sorted(self.energies[self._order], simulator.probabilities(t)[self._order], alpha)
+                             for t in thetas])
+        return simulator.expectations(thetas) if alpha >= 1 else simulator.cvars(thetas, alpha)
+
+    def sample(self, circuit: QuantumCircuit, parameters: np.ndarray, shots: int) -> Distribution:
+        indices, probabilities = self._probabilities(circuit, parameters)
+        counts = self._rng.multinomial(shots, probabilities / probabilities.sum())
+        hit = np.flatnonzero(counts)
+        return Distribution(indices[hit], counts[hit] / shots, shots)
+
+
+def make_backend(name: str, shots: int, seed: int | None, **options):
+    """The backend called ``name`` in a config.
+
+    ``options`` (``None`` values are ignored) are the hardware options of :mod:`qportfolio.hardware`
+    (``optimization_level``, ``seed_transpiler``, ``initial_layout``, ``execution_mode``,
+    ``dynamical_decoupling``, ``twirling``, ``max_execution_time``, ``mitigation``, ``min_qubits``,
+    ``account``, ``channel``, ``instance``, …); the Aer simulators take none.
+    """
+    options = {key: value for key, value in options.items() if value is not None}
+    if name == "exact":
+        energies = options.pop("energies", None)
+        if energies is None:
+            raise ConfigError("the exact backend needs the QUBO's energy table: it is built by qportfolio run")
+        precision = options.pop("precision", "complex128")
+        if options:
+            raise ConfigError(f"backend options {sorted(options)} do not apply to the exact backend")
+        return ExactBackend(energies, seed, precision)
+    if name in BACKENDS:
+        options.pop("energies", None)
+        if options:
+            raise ConfigError(f"backend options {sorted(options)} apply only to the "
+                              f"{'/'.join(p + ':*' for p in HARDWARE_PREFIXES)} backends, not {name}")
+        if name == "aer_statevector":
+            return AerStatevectorBackend(seed)
         return AerShotsBackend(shots, seed)
-    raise ConfigError(f"backend.name must be one of {BACKENDS}, got {name!r}")
+    if name.split(":", 1)[0] in HARDWARE_PREFIXES and ":" in name:
+        from qportfolio.hardware import make_hardware_backend
+
+        return make_hardware_backend(name, shots, seed, **options)
+    raise ConfigError(f"backend.name must be one of {BACKENDS} or ibm:<device>, ibm:least_busy, "
+                      f"ibm_fake:<fake device>, aer_noisy:<fake device> (e.g. aer_noisy:fake_fez), got {name!r}")

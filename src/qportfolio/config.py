@@ -91,6 +91,7 @@ class BackendConfig(_Strict):
     initial_layout: Optional[list[int]] = None
     mitigation: Literal["none", "mthree"] = "none"
     max_qpu_seconds: Optional[float] = Field(None, gt=0, description="spending guard")
+    precision: Literal["complex128", "complex64"] = Field("complex128", description="exact backend's state")
 
 
 class ExperimentConfig(_Strict):

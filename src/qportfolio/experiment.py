@@ -38,7 +38,8 @@ from qportfolio.narrowing import fit_encoding, windowed_program
 from qportfolio.postprocess import postprocess
 from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, PortfolioProblem, SelectionProblem
 from qportfolio.results import json_safe, load_result, new_run_folder, write_atomic, write_json
-from qportfolio.runner import EnergyTable, Replay, VariationalRunner, load_history, variational_search
+from qportfolio.runner import (EnergyTable, Evaluation, Replay, VariationalRunner, load_history, objective_value,
+                               parameter_key, variational_search)
 from qportfolio.strategies import given
 
 #: Instances up to this many allocations are enumerated to choose a faithful encoding (dry runs, exports).
@@ -141,7 +142,8 @@ def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool
     else:
         previous = load_result(folder)
         run = Run(Path(folder), {"name": config.name, "provenance": provenance(config), "timing": {},
-                                 "resumed_from": previous.get("status")})
+                                 "resumed_from": previous.get("status"),
+                                 "backend_resolved": previous.get("backend_resolved")})
     run.artifacts = artifacts
     with run_lock(run.folder):
         return _supervised(config, run, quantum, progress, approve_spending)
@@ -371,12 +373,21 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
 
         warm_start = warm_start_probabilities(problem, encoding, s.warm_start_epsilon)
         run.result.setdefault("quantum", {})["warm_start"] = warm_start.tolist()
-    backend = make_backend(config.backend.name, s.shots, config.seed, **config.backend_options())
+    # ibm:least_busy resolves to a device once; a resumed run stays on that device
+    name = run.result.get("backend_resolved") or config.backend.name
+    extra = {"energies": energies} if name == "exact" else {}
+    backend = make_backend(name, s.shots, config.seed, **config.backend_options(), **extra)
+    if backend.name != config.backend.name:
+        run.result["backend_resolved"] = backend.name
+        run.save()
     if hasattr(backend, "on_job"):
-        backend.on_job(lambda record: _record_job(run.folder, config.backend.name, record))
+        backend.on_job(lambda record: _record_job(run.folder, backend.name, record))
     history_path = run.folder / "history.jsonl"
-    replay = Replay(load_history(history_path))
+    history = load_history(history_path)
+    replay = Replay(history)
     table_of_energies = EnergyTable(encoding.qubo.energies, encoding.num_qubits, energies)
+    alpha = s.cvar_alpha if s.objective == "cvar" else 1.0
+    finals = _collect_unrecorded_jobs(run.folder, backend, history, replay, table_of_energies, alpha)
 
     def make_runner(ansatz):
         return VariationalRunner(ansatz, backend, table_of_energies, s.objective, s.cvar_alpha, s.optimizer,
@@ -389,7 +400,7 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
                                                            warm_start=warm_start).num_parameters)
     ansatz, outcome, stages = variational_search(
         lambda reps: build_ansatz(config, encoding, reps, problem, warm_start), s.reps, make_runner, s.maxiter, rng,
-        s.layerwise, s.multistart, initial)
+        s.layerwise, s.multistart, initial, lambda theta: finals.get(parameter_key(theta)))
     run.result["resumed_evaluations"] = replay.used
     run.result["stages"] = stages
     table = decode_samples(outcome.final, encoding, problem)
@@ -456,10 +467,14 @@ def dry_run(config: ExperimentConfig) -> dict:
         "evaluations": evaluations, "circuits": evaluations + 1, "shots_per_circuit": s.shots,
         "total_shots": (evaluations + 1) * s.shots,
     })
+    if config.backend.name.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy"):
+        return plan
     backend = make_backend(config.backend.name, s.shots, config.seed, **config.backend_options())
     if hasattr(backend, "hardware_report"):
-        plan["hardware"] = backend.hardware_report(ansatz.circuit)
-        plan["estimated_qpu_seconds"] = backend.estimate_qpu_seconds(ansatz.circuit, evaluations + 1, s.shots)
+        # one job per objective evaluation, one for the final sampling, one for readout calibration
+        jobs = evaluations + 1 + (config.backend.mitigation != "none")
+        plan["hardware"] = backend.hardware_report(ansatz.circuit, 1, s.shots, jobs)
+        plan["estimated_qpu_seconds"] = plan["hardware"]["estimated_qpu_seconds"]
     return plan
 
 
@@ -475,12 +490,59 @@ def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", t
     written = [Path(f"{stem}.qpy"), Path(f"{stem}.qasm")]
     if target is not None:
         backend = make_backend(target, config.solver.shots, config.seed, **config.backend_options())
-        if not hasattr(backend, "isa_circuit"):
+        if not hasattr(backend, "compile"):
             raise ConfigError(f"{target} is a simulator target with no ISA: use aer_noisy:<device>, ibm_fake:<device> or ibm:<device>")
         isa_stem = Path(folder) / f"{config.name}.{target.replace(':', '_')}"
-        write_circuit(backend.isa_circuit(ansatz.circuit), isa_stem)
+        write_circuit(backend.compile(ansatz.circuit).isa, isa_stem)
         written += [Path(f"{isa_stem}.qpy"), Path(f"{isa_stem}.qasm")]
     return written
+
+
+def load_jobs(folder: Path) -> list[dict]:
+    """The job records of a run folder (a line cut short by an interruption is ignored)."""
+    path = Path(folder) / "jobs.jsonl"
+    if not path.exists():
+        return []
+    jobs = []
+    for line in path.read_text().splitlines():
+        try:
+            jobs.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return jobs
+
+
+def _collect_unrecorded_jobs(folder: Path, backend, history, replay: Replay, energies: EnergyTable,
+                             alpha: float) -> dict:
+    """Jobs an interrupted attempt submitted but never recorded a result for: fetch their results instead of
+    paying for them again. Evaluations join the replay; final samples are returned by parameter key.
+    A job that cannot be fetched (local testing mode: it lived in the process that died) is run again."""
+    if not hasattr(backend, "collect"):
+        return {}
+    recorded = {}
+    for evaluation in history:
+        key = parameter_key(evaluation.parameters)
+        recorded[key] = recorded.get(key, 0) + 1
+    finals = {}
+    for job in load_jobs(folder):
+        if job.get("kind") not in ("evaluation", "final"):
+            continue
+        thetas = np.atleast_2d(np.asarray(job.get("parameters", []), dtype=float))
+        keys = [parameter_key(theta) for theta in thetas]
+        if job["kind"] == "evaluation" and all(recorded.get(k, 0) > 0 for k in keys):
+            for k in keys:
+                recorded[k] -= 1
+            continue
+        try:
+            distributions = backend.collect(job["job_id"], job.get("measured_qubits"))
+        except QPortfolioError:
+            continue
+        for key, theta, distribution in zip(keys, thetas, distributions):
+            if job["kind"] == "final":
+                finals[key] = distribution
+            else:
+                replay.add(Evaluation(-1, [float(t) for t in theta], objective_value(distribution, energies, alpha), 0.0))
+    return finals
 
 
 def _record_job(folder: Path, backend_name: str, record: dict) -> None:

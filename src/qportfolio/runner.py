@@ -41,10 +41,19 @@ def cvar(energies: np.ndarray, probabilities: np.ndarray, alpha: float) -> float
     if not 0 < alpha <= 1:
         raise ConfigError(f"solver.cvar_alpha must be in (0, 1], got {alpha}")
     order = np.argsort(energies, kind="stable")
-    e, p = energies[order], probabilities[order]
-    before = np.concatenate([[0.0], np.cumsum(p)[:-1]])
-    taken = np.clip(alpha - before, 0.0, p)
-    return float(taken @ e / alpha)
+    return cvar_sorted(energies[order], probabilities[order], alpha)
+
+
+def cvar_sorted(energies: np.ndarray, probabilities: np.ndarray, alpha: float) -> float:
+    """:func:`cvar` for energies already in ascending order (probabilities in the same order)."""
+    before = np.concatenate([[0.0], np.cumsum(probabilities)[:-1]])
+    taken = np.clip(alpha - before, 0.0, probabilities)
+    return float(taken @ energies / alpha)
+
+
+def objective_value(distribution: Distribution, energies: "EnergyTable", alpha: float) -> float:
+    """CVaR_α of the distribution's QUBO energies (α = 1: the expectation)."""
+    return cvar(energies(distribution.indices), distribution.probabilities, alpha)
 
 
 @dataclass
@@ -83,6 +92,9 @@ class Replay:
         for record in records or []:
             self._queues.setdefault(parameter_key(record.parameters), deque()).append(record)
         self.used = 0
+
+    def add(self, record: Evaluation) -> None:
+        self._queues.setdefault(parameter_key(record.parameters), deque()).append(record)
 
     def take(self, theta) -> Evaluation | None:
         queue = self._queues.get(parameter_key(theta))
@@ -144,8 +156,7 @@ class VariationalRunner:
         self._bar = None
 
     def value_of(self, distribution: Distribution) -> float:
-        energies = self.energies(distribution.indices)
-        return cvar(energies, distribution.probabilities, self.alpha)
+        return objective_value(distribution, self.energies, self.alpha)
 
     def _evaluate(self, thetas: np.ndarray) -> np.ndarray:
         thetas = np.atleast_2d(thetas)
@@ -154,16 +165,20 @@ class VariationalRunner:
         values, seconds = np.empty(len(thetas)), np.zeros(len(thetas))
         if fresh:
             started = time.perf_counter()
-            distributions = self.backend.distributions(self.ansatz.circuit, thetas[fresh])
+            if hasattr(self.backend, "objective_values"):  # exact paths: no 2ⁿ distribution objects
+                values[fresh] = self.backend.objective_values(self.ansatz.circuit, thetas[fresh], self.alpha)
+            else:
+                distributions = self.backend.distributions(self.ansatz.circuit, thetas[fresh])
+                values[fresh] = [self.value_of(d) for d in distributions]
             seconds[fresh] = (time.perf_counter() - started) / len(fresh)
-            values[fresh] = [self.value_of(d) for d in distributions]
         for k, r in enumerate(recorded):
             if r is not None:
                 values[k], seconds[k] = r.value, r.seconds
         for k, (theta, value) in enumerate(zip(thetas, values)):
             record = Evaluation(len(self.history), [float(t) for t in theta], float(value), float(seconds[k]))
             self.history.append(record)
-            if self.history_path is not None and recorded[k] is None:
+            # written unless it came from this file; evaluations recovered from a job's results (index −1) are new here
+            if self.history_path is not None and (recorded[k] is None or recorded[k].index < 0):
                 with open(self.history_path, "a") as handle:
                     handle.write(json.dumps(record.__dict__) + "\n")
             if self._bar is not None:
@@ -212,11 +227,14 @@ class VariationalRunner:
 
 def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: Callable[[Ansatz], VariationalRunner],
                        maxiter: int, rng: np.random.Generator, layerwise: bool = False, multistart: int = 1,
-                       initial: np.ndarray | None = None) -> tuple[Ansatz, VariationalResult, list[dict]]:
+                       initial: np.ndarray | None = None,
+                       recorded_final: Callable[[np.ndarray], Distribution | None] | None = None,
+                       ) -> tuple[Ansatz, VariationalResult, list[dict]]:
     """The configured parameter strategy, sharing one evaluation budget of ``maxiter`` per optimizer run
     unit: layer-by-layer growth (INTERP) splits it over the depths, multistart over the final starts.
 
     Returns the final ansatz, its result (history of every stage, final samples) and one record per stage.
+    ``recorded_final(θ)`` may return the final samples of an earlier, interrupted attempt (no new job).
     """
     from qportfolio.strategies import interp, linear_ramp, starting_points
 
@@ -245,7 +263,9 @@ def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: C
                            "evaluations": budget, "message": message})
             if best is None or value < best[1]:
                 best = (theta, value, message)
-    final = runner.backend.sample(ansatz.circuit, best[0], runner.shots)
+    final = recorded_final(best[0]) if recorded_final is not None else None
+    if final is None:
+        final = runner.backend.sample(ansatz.circuit, best[0], runner.shots)
     return ansatz, VariationalResult(best[0], best[1], list(history), best[2], final, time.perf_counter() - started), stages
 
 
