@@ -40,19 +40,36 @@ def test_exact_objective_equals_aer_objective(kind, selection_problem, rng):
 
 
 @pytest.mark.parametrize("solver", [{"mixer": "x"}, {"mixer": "xy_complete"}, {"warm_start": True}])
-def test_a_whole_run_on_exact_retraces_the_aer_run(solver, tmp_path):
+def test_every_value_a_run_records_is_reproduced_by_the_other_backend(solver, tmp_path):
+    """Whole runs on each backend; each recorded (θ, value) is re-evaluated on the other one.
+    (Trajectories themselves may part: COBYLA's discrete choices can flip on 1e-16 differences.)"""
+    from qportfolio.experiment import build_ansatz, build_problem_from_config, encode_problem
+    from qportfolio.runner import load_history
+
     raw = yaml.safe_load((CONFIGS / "selection.yaml").read_text())
-    raw["solver"].update(solver, maxiter=25)
+    raw["solver"].update(solver, maxiter=20)
     raw["problem"]["baselines"] = False
-    runs = {}
-    for backend in ("aer_statevector", "exact"):
-        raw["backend"] = {"name": backend}
-        runs[backend] = execute(parse_config(raw), tmp_path / backend, artifacts=False)
-    values = {b: [float(line.split('"value": ')[1].split(",")[0]) for line in
-                  (r.folder / "history.jsonl").read_text().splitlines()] for b, r in runs.items()}
-    np.testing.assert_allclose(values["exact"], values["aer_statevector"], rtol=1e-8)
-    assert runs["exact"].result["quantum"]["optimal_parameters"] == pytest.approx(
-        runs["aer_statevector"].result["quantum"]["optimal_parameters"], abs=1e-6)
+    backends = {}
+    for name in ("aer_statevector", "exact"):
+        raw["backend"] = {"name": name}
+        config = parse_config(raw)
+        run = execute(config, tmp_path / name, artifacts=False)
+        problem = build_problem_from_config(config)
+        encoding, _ = encode_problem(config, problem)
+        energies = encoding.qubo.all_energies()
+        ansatz = build_ansatz(config, encoding, problem=problem, warm_start=np.array(
+            run.result["quantum"]["warm_start"]) if solver.get("warm_start") else None)
+        backends[name] = (load_history(run.folder / "history.jsonl"), ansatz, energies)
+    alpha = 0.25  # selection.yaml's CVaR α
+    for name, other in (("aer_statevector", "exact"), ("exact", "aer_statevector")):
+        history, ansatz, energies = backends[name]
+        thetas = np.array([h.parameters for h in history])
+        if other == "exact":
+            again = make_backend("exact", 10, 0, energies=energies).objective_values(ansatz.circuit, thetas, alpha)
+        else:
+            again = [cvar(energies[d.indices], d.probabilities, alpha)
+                     for d in AerStatevectorBackend().distributions(ansatz.circuit, thetas)]
+        np.testing.assert_allclose(again, [h.value for h in history], rtol=1e-9, atol=1e-14)
 
 
 def test_exact_backend_refuses_options_it_does_not_have():
@@ -60,3 +77,35 @@ def test_exact_backend_refuses_options_it_does_not_have():
 
     with pytest.raises(ConfigError, match="do not apply"):
         make_backend("exact", 10, 0, energies=np.zeros(4), twirling=True)
+
+
+def test_l_bfgs_b_with_the_adjoint_gradient(selection_problem, tmp_path):
+    from qportfolio.runner import EnergyTable, VariationalRunner
+    from qportfolio.strategies import linear_ramp
+
+    encoding = to_qubo(selection_problem)
+    energies = encoding.qubo.all_energies()
+    ansatz = qaoa_ansatz(encoding.qubo.to_ising()[0], 2)
+    backend = make_backend("exact", 256, 0, energies=energies)
+    theta = np.array([0.3, 0.2, 0.4, 0.7])
+    value, gradient = backend.value_and_gradient(ansatz.circuit, theta)
+    step = 1e-6
+    numeric = [(backend.objective_values(ansatz.circuit, theta + step * e, 1.0)[0]
+                - backend.objective_values(ansatz.circuit, theta - step * e, 1.0)[0]) / (2 * step) for e in np.eye(4)]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-9 * abs(value))
+    runner = VariationalRunner(ansatz, backend, EnergyTable(encoding.qubo.energies, 5, energies), "expectation",
+                               optimizer="l_bfgs_b", maxiter=40, shots=256, seed=0, history_path=tmp_path / "h.jsonl")
+    result = runner.run(linear_ramp(2))
+    assert result.value < result.history[0].value
+    assert len((tmp_path / "h.jsonl").read_text().splitlines()) == len(result.history) <= 40 + 5
+
+
+def test_l_bfgs_b_is_refused_where_there_is_no_gradient(selection_problem):
+    from qportfolio.errors import ConfigError
+    from qportfolio.runner import EnergyTable, VariationalRunner
+
+    encoding = to_qubo(selection_problem)
+    ansatz = qaoa_ansatz(encoding.qubo.to_ising()[0], 1)
+    with pytest.raises(ConfigError, match="l_bfgs_b"):
+        VariationalRunner(ansatz, AerStatevectorBackend(), EnergyTable(encoding.qubo.energies, 5), "expectation",
+                          optimizer="l_bfgs_b")

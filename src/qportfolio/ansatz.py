@@ -118,20 +118,21 @@ def cost_scale(fields: np.ndarray, couplings: dict) -> float:
 
 
 def qaoa_ansatz(operator: SparsePauliOp, reps: int, mixer: str = "x", num_selected: int | None = None,
-                warm_start: np.ndarray | None = None) -> Ansatz:
+                warm_start: np.ndarray | None = None, scale: float | None = None) -> Ansatz:
     """QAOA for the Ising ``operator``; parameters ``(β_1..β_p, γ_1..γ_p)``.
 
     ``mixer``: ``x`` (from ``|+⟩ⁿ``), ``xy_ring`` or ``xy_complete`` (``e^{−iβ(XX+YY)/2}`` on each pair, from the
     Dicke state with ``num_selected`` ones: every state keeps exactly that many ones). ``warm_start``
     (Egger et al. 2021): probabilities ``c_i ∈ (0, 1)``; the start is ``⊗ RY(θ_i)|0⟩`` with
     ``θ_i = 2 arcsin √c_i`` and the mixer ``RY(θ_i) RZ(−2β) RY(−θ_i)`` on each qubit (X mixer only).
+    ``scale`` replaces :func:`cost_scale` (e.g. the energy spread over the states an XY mixer can reach).
     """
     if reps < 1:
         raise ConfigError(f"solver.reps must be ≥ 1, got {reps}")
     if mixer not in MIXERS:
         raise ConfigError(f"solver.mixer must be one of {MIXERS}, got {mixer!r}")
     fields, couplings = ising_terms(operator)
-    scale = cost_scale(fields, couplings)
+    scale = float(scale) if scale else cost_scale(fields, couplings)
     n = operator.num_qubits
     beta, gamma = ParameterVector("beta", reps), ParameterVector("gamma", reps)
     circuit = QuantumCircuit(n, name="qaoa")

@@ -183,6 +183,15 @@ class ExactBackend:
                              for t in thetas])
         return simulator.expectations(thetas) if alpha >= 1 else simulator.cvars(thetas, alpha)
 
+    def value_and_gradient(self, circuit: QuantumCircuit, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """⟨E⟩ and its exact gradient (adjoint method) for QAOA with the X mixer from ``|+⟩ⁿ``."""
+        simulator, _ = self._prepare(circuit)
+        if not hasattr(simulator, "expectation_and_gradient"):
+            raise ConfigError("solver.optimizer l_bfgs_b needs an exact gradient, which exists for QAOA with the X "
+                              "mixer from the uniform state: use cobyla for XY mixers, warm starts and VQE")
+        value, gradient = simulator.expectation_and_gradient(np.asarray(theta, dtype=float))
+        return float(value), np.asarray(gradient, dtype=float)
+
     def sample(self, circuit: QuantumCircuit, parameters: np.ndarray, shots: int) -> Distribution:
         indices, probabilities = self._probabilities(circuit, parameters)
         counts = self._rng.multinomial(shots, probabilities / probabilities.sum())

@@ -60,7 +60,7 @@ class ProblemConfig(_Strict):
 class SolverConfig(_Strict):
     algorithm: Literal["qaoa", "vqe"] = "qaoa"
     reps: int = Field(2, ge=1)
-    optimizer: Literal["cobyla", "nelder_mead", "spsa", "powell"] = "cobyla"
+    optimizer: Literal["cobyla", "nelder_mead", "spsa", "powell", "l_bfgs_b"] = "cobyla"
     maxiter: int = Field(100, ge=1)
     objective: Literal["expectation", "cvar"] = "expectation"
     cvar_alpha: float = Field(1.0, gt=0, le=1)
@@ -73,6 +73,7 @@ class SolverConfig(_Strict):
     layerwise: bool = Field(False, description="grow the depth one layer at a time (INTERP)")
     multistart: int = Field(1, ge=1, description="starts sharing the final depth's evaluation budget")
     initial_parameters: Optional[list[float]] = None
+    grid: int = Field(0, ge=0, description="QAOA: scan a grid×grid of depth-1 angles first (0: off)")
     postprocess: bool = True
 
 

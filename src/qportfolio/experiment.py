@@ -345,7 +345,15 @@ def build_ansatz(config: ExperimentConfig, encoding: QuboEncoding, reps: int | N
         if s.mixer != "x" and num_selected is None:
             raise ConfigError("solver.mixer xy_ring / xy_complete keeps the number of ones fixed: "
                               "use it with problem.kind: selection")
-        return qaoa_ansatz(operator, reps, s.mixer, num_selected, warm_start)
+        scale = None
+        if s.mixer != "x":
+            # The XY mixer never leaves the weight-K states: scale by the energy spread over those states,
+            # not over all bitstrings (where the spread between Hamming weights would dwarf it).
+            from qportfolio.simulate import weight_k_states
+
+            states = weight_k_states(encoding.num_qubits, num_selected)
+            scale = float(np.std(encoding.qubo.energies((states[:, None] >> np.arange(encoding.num_qubits)) & 1)))
+        return qaoa_ansatz(operator, reps, s.mixer, num_selected, warm_start, scale)
     if s.mixer != "x" or s.warm_start or s.layerwise:
         raise ConfigError("solver.mixer, warm_start and layerwise are QAOA options: remove them for VQE")
     ansatz = vqe_ansatz(encoding.num_qubits, reps, s.ansatz, s.entanglement)
@@ -400,7 +408,7 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
                                                            warm_start=warm_start).num_parameters)
     ansatz, outcome, stages = variational_search(
         lambda reps: build_ansatz(config, encoding, reps, problem, warm_start), s.reps, make_runner, s.maxiter, rng,
-        s.layerwise, s.multistart, initial, lambda theta: finals.get(parameter_key(theta)))
+        s.layerwise, s.multistart, initial, lambda theta: finals.get(parameter_key(theta)), s.grid)
     run.result["resumed_evaluations"] = replay.used
     run.result["stages"] = stages
     table = decode_samples(outcome.final, encoding, problem)

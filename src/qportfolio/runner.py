@@ -32,7 +32,7 @@ from qportfolio.ansatz import Ansatz
 from qportfolio.backends import Distribution
 from qportfolio.errors import ConfigError
 
-OPTIMIZERS = ("cobyla", "nelder_mead", "spsa", "powell")
+OPTIMIZERS = ("cobyla", "nelder_mead", "spsa", "powell", "l_bfgs_b")
 OBJECTIVES = ("expectation", "cvar")
 
 
@@ -144,6 +144,9 @@ class VariationalRunner:
             raise ConfigError(f"solver.optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if maxiter < 1:
             raise ConfigError(f"solver.maxiter must be ≥ 1, got {maxiter}")
+        if optimizer == "l_bfgs_b" and (not hasattr(backend, "value_and_gradient") or objective != "expectation"):
+            raise ConfigError("solver.optimizer l_bfgs_b uses exact gradients: it needs backend.name: exact and "
+                              "solver.objective: expectation")
         self.ansatz, self.backend, self.energies = ansatz, backend, energies
         self.objective, self.alpha = objective, (cvar_alpha if objective == "cvar" else 1.0)
         cvar(np.zeros(1), np.ones(1), self.alpha)  # validates α
@@ -202,7 +205,11 @@ class VariationalRunner:
             return self._evaluate(np.asarray(theta)[None, :])[0] / scale
 
         try:
-            if self.optimizer == "spsa":
+            if self.optimizer == "l_bfgs_b":
+                result = minimize(self._value_and_gradient, initial, jac=True, method="L-BFGS-B",
+                                  options={"maxfun": maxiter, "maxiter": maxiter})
+                message = str(result.message)
+            elif self.optimizer == "spsa":
                 _, message = spsa(scaled, initial, maxiter, self.rng)
             else:
                 method = {"cobyla": "COBYLA", "nelder_mead": "Nelder-Mead", "powell": "Powell"}[self.optimizer]
@@ -217,6 +224,21 @@ class VariationalRunner:
         best = min(self.history[first:], key=lambda h: h.value)
         return np.array(best.parameters), best.value, message
 
+    def _value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
+        """⟨E⟩/cost_scale and its adjoint gradient; recorded like any evaluation (never replayed: a resumed
+        gradient run recomputes, which on the exact backend costs milliseconds)."""
+        started = time.perf_counter()
+        value, gradient = self.backend.value_and_gradient(self.ansatz.circuit, theta)
+        record = Evaluation(len(self.history), [float(t) for t in theta], value, time.perf_counter() - started)
+        self.history.append(record)
+        if self.history_path is not None:
+            with open(self.history_path, "a") as handle:
+                handle.write(json.dumps(record.__dict__) + "\n")
+        if self._bar is not None:
+            self._bar.update(1)
+        scale = self.ansatz.cost_scale
+        return value / scale, gradient / scale
+
     def run(self, initial: np.ndarray) -> VariationalResult:
         """Optimize from ``initial`` with the whole budget, then sample the best parameters."""
         started = time.perf_counter()
@@ -229,14 +251,16 @@ def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: C
                        maxiter: int, rng: np.random.Generator, layerwise: bool = False, multistart: int = 1,
                        initial: np.ndarray | None = None,
                        recorded_final: Callable[[np.ndarray], Distribution | None] | None = None,
-                       ) -> tuple[Ansatz, VariationalResult, list[dict]]:
+                       grid: int = 0) -> tuple[Ansatz, VariationalResult, list[dict]]:
     """The configured parameter strategy, sharing one evaluation budget of ``maxiter`` per optimizer run
     unit: layer-by-layer growth (INTERP) splits it over the depths, multistart over the final starts.
 
     Returns the final ansatz, its result (history of every stage, final samples) and one record per stage.
     ``recorded_final(θ)`` may return the final samples of an earlier, interrupted attempt (no new job).
+    ``grid > 0`` (QAOA): the first depth-1 start is the best point of a ``grid × grid`` scan of (β, γ),
+    evaluated in one batch and counted in the budget.
     """
-    from qportfolio.strategies import interp, linear_ramp, starting_points
+    from qportfolio.strategies import angle_grid, interp, linear_ramp, starting_points
 
     started = time.perf_counter()
     depths = list(range(1, reps + 1)) if layerwise else [reps]
@@ -246,16 +270,23 @@ def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: C
         ansatz = build(depth)
         runner = make_runner(ansatz)
         runner.history = history
+        spent = 0
         if best is not None:
             start = interp(best[0])
         elif initial is not None and depth == reps:
             start = np.asarray(initial, dtype=float)
+        elif ansatz.algorithm == "qaoa" and grid and depth == 1:
+            points = angle_grid(grid)
+            values = runner._evaluate(points)
+            start = points[int(np.argmin(values))]
+            spent = len(points)
+            stages.append({"reps": 1, "grid": grid, "evaluations": len(points), "value": float(values.min())})
         elif ansatz.algorithm == "qaoa":
             start = linear_ramp(depth)
         else:
             start = rng.uniform(-np.pi / 8, np.pi / 8, ansatz.num_parameters)
         starts = starting_points(start, multistart, rng) if depth == reps else [start]
-        budget = max(per_depth // len(starts), 5)
+        budget = max((per_depth - spent) // len(starts), 5)
         best = None
         for point in starts:
             theta, value, message = runner.optimize(point, budget)

@@ -25,6 +25,14 @@ def linear_ramp(reps: int, delta: float = RAMP_DELTA) -> np.ndarray:
     return np.concatenate([delta * (1 - fractions), delta * fractions])
 
 
+def angle_grid(points: int, beta_range: float = np.pi / 2, gamma_range: float = np.pi) -> np.ndarray:
+    """``points²`` depth-1 parameter pairs ``(β, γ)`` on a grid over ``β ∈ (0, β_max)``, ``γ ∈ (0, γ_max)``
+    (cell centres; the cost operator is normalised to unit spread, so γ up to π covers a full turn)."""
+    centres = (np.arange(points) + 0.5) / points
+    beta, gamma = np.meshgrid(centres * beta_range, centres * gamma_range, indexing="ij")
+    return np.column_stack([beta.ravel(), gamma.ravel()])
+
+
 def interp(theta: np.ndarray) -> np.ndarray:
     """The INTERP start for depth ``p + 1`` from the optimum ``θ = (β, γ)`` at depth ``p``."""
     theta = np.asarray(theta, dtype=float)
