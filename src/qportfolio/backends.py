@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from qiskit import QuantumCircuit, transpile
 
-from qportfolio.builder import require_memory
+from qportfolio.memory import require_memory
 from qportfolio.errors import ConfigError
 
 BACKENDS = ("aer_statevector", "aer_shots")

@@ -33,7 +33,8 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_optimization import QuadraticProgram
 from qiskit_optimization.problems import Constraint, VarType
 
-from qportfolio.errors import ProblemError, ResourceError
+from qportfolio.errors import ProblemError
+from qportfolio.memory import require_memory
 from qportfolio.problem import DiscreteProblem, IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 
 CONSTRAINT_ENCODINGS = ("slack", "squared")
@@ -133,18 +134,6 @@ def _bit_table(num_bits: int) -> np.ndarray:
     """``(num_bits, 2**num_bits)`` array whose column ``z`` holds the bits of ``z``."""
     z = np.arange(2**num_bits)
     return ((z[None, :] >> np.arange(num_bits)[:, None]) & 1).astype(float)
-
-
-def require_memory(num_bytes: float, what: str) -> None:
-    """Stop with a :class:`ResourceError` if ``num_bytes`` exceed the memory available now."""
-    import psutil
-
-    available = psutil.virtual_memory().available
-    if num_bytes > 0.8 * available:
-        raise ResourceError(
-            f"{what} need {num_bytes / 2**30:.2f} GiB but only {available / 2**30:.2f} GiB is available: "
-            "use fewer assets or smaller max_shares, or run `qportfolio baseline` for classical answers only"
-        )
 
 
 @dataclass(frozen=True)

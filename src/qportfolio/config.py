@@ -81,7 +81,11 @@ class BackendConfig(_Strict):
     name: str = Field("aer_statevector", pattern=r"^(aer_statevector|aer_shots|exact|(aer_noisy|ibm_fake|ibm):[A-Za-z0-9_]+)$")
     min_qubits: Optional[int] = Field(None, ge=1, description="ibm:least_busy: smallest device")
     account: Optional[str] = Field(None, description="name of a saved Qiskit account")
+    channel: Optional[str] = None
     instance: Optional[str] = None
+    connect_timeout: Optional[float] = Field(None, gt=0, description="seconds to reach the service")
+    calibration_shots: Optional[int] = Field(None, ge=1, description="mthree calibration shots per circuit")
+    aer_method: Optional[Literal["auto", "density_matrix", "statevector"]] = None
     execution_mode: Literal["job", "batch", "session"] = "batch"
     dynamical_decoupling: bool = False
     dd_sequence: Literal["XX", "XpXm", "XY4"] = "XY4"

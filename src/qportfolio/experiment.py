@@ -99,6 +99,7 @@ class Run:
     result: dict = field(default_factory=dict)
     approve_spending: bool = False
     artifacts: bool = True
+    raw_table: SampleTable | None = None
 
     def save(self) -> None:
         write_json(self.folder / "result.json", json_safe(self.result))
@@ -159,6 +160,8 @@ def resume(folder: str | Path, progress: bool = False, approve_spending: bool = 
         return Run(folder, previous)
     config = load_config(folder / "config.yaml")
     quantum = previous.get("mode", "run") == "run"
+    if quantum:
+        check_spending(config, approve_spending)  # the whole run's estimate: an upper bound on what is left
     return execute(config, quantum=quantum, progress=progress, folder=folder, approve_spending=approve_spending)
 
 
@@ -256,6 +259,9 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
     best = table.best_feasible()
     metrics = quality_metrics(table, exact.objective, exact.worst_feasible_objective)
     result["metrics"] = metrics.describe()
+    if run.raw_table is not None:
+        result["metrics_raw"] = quality_metrics(run.raw_table, exact.objective,
+                                                exact.worst_feasible_objective).describe()
     if best is None:
         result["solutions"]["quantum"] = {"allocation": None, "objective": None, "variance": None,
                                           "expected_return": None, "cost": None, "feasible": False}
@@ -361,11 +367,36 @@ def build_ansatz(config: ExperimentConfig, encoding: QuboEncoding, reps: int | N
     return type(ansatz)(ansatz.circuit, ansatz.algorithm, ansatz.reps, scale or 1.0, ansatz.description)
 
 
+def warm_start_for(config: ExperimentConfig, problem, encoding: QuboEncoding) -> np.ndarray | None:
+    """The warm-start probabilities when ``solver.warm_start`` is on, else None."""
+    if not config.solver.warm_start:
+        return None
+    from qportfolio.warmstart import warm_start_probabilities
+
+    return warm_start_probabilities(problem, encoding, config.solver.warm_start_epsilon)
+
+
+def prepare_ansatz(config: ExperimentConfig, problem, encoding: QuboEncoding):
+    """The circuit a run of ``config`` executes at its final depth (dry runs and exports use this too)."""
+    return build_ansatz(config, encoding, config.solver.reps, problem, warm_start_for(config, problem, encoding))
+
+
 def planned_evaluations(config: ExperimentConfig) -> int:
-    """Objective evaluations the optimizer may make (each one circuit): SPSA uses two per step plus
-    ten to calibrate its gain; the others are capped at ``maxiter`` evaluations."""
+    """An upper estimate of the objective evaluations (one circuit each), following
+    :func:`runner.variational_search`: the depth-1 grid, then per depth and start a budget of at least
+    5 — and COBYLA never makes fewer than ``2p + 2``; SPSA uses two per step plus ten to calibrate."""
     s = config.solver
-    return 2 * s.maxiter + 10 if s.optimizer == "spsa" else s.maxiter
+    depths = list(range(1, s.reps + 1)) if s.layerwise and s.algorithm == "qaoa" else [s.reps]
+    per_depth = max(s.maxiter // len(depths), 5)
+    total = 0
+    for depth in depths:
+        spent = s.grid**2 if s.grid and s.algorithm == "qaoa" and depth == 1 else 0
+        starts = s.multistart if depth == depths[-1] else 1
+        budget = max((per_depth - spent) // starts, 5)
+        parameters = 2 * depth if s.algorithm == "qaoa" else 2 * depth + 2
+        each = 2 * budget + 10 if s.optimizer == "spsa" else max(budget, parameters + 2)
+        total += spent + starts * each
+    return total
 
 
 def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding, energies, progress: bool):
@@ -375,11 +406,8 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
             f"{encoding.num_qubits} qubits are more than this simulator path handles "
             f"({MAX_ENUMERATED_QUBITS}): use fewer assets or smaller max_shares, or `qportfolio baseline`"
         )
-    warm_start = None
-    if s.warm_start:
-        from qportfolio.warmstart import warm_start_probabilities
-
-        warm_start = warm_start_probabilities(problem, encoding, s.warm_start_epsilon)
+    warm_start = warm_start_for(config, problem, encoding)
+    if warm_start is not None:
         run.result.setdefault("quantum", {})["warm_start"] = warm_start.tolist()
     # ibm:least_busy resolves to a device once; a resumed run stays on that device
     name = run.result.get("backend_resolved") or config.backend.name
@@ -390,6 +418,10 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
         run.save()
     if hasattr(backend, "on_job"):
         backend.on_job(lambda record: _record_job(run.folder, backend.name, record))
+    if hasattr(backend, "hardware_report"):  # what the device runs at the final depth: layout, depth, errors
+        run.result["hardware"] = backend.hardware_report(prepare_ansatz(config, problem, encoding).circuit, 1, s.shots,
+                                                         planned_evaluations(config) + 1)
+        run.save()
     history_path = run.folder / "history.jsonl"
     history = load_history(history_path)
     replay = Replay(history)
@@ -412,6 +444,9 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
     run.result["resumed_evaluations"] = replay.used
     run.result["stages"] = stages
     table = decode_samples(outcome.final, encoding, problem)
+    raw = getattr(backend, "last_raw", None)
+    if raw and config.backend.mitigation != "none":  # the final samples before readout mitigation
+        run.raw_table = decode_samples(raw[0], encoding, problem)
     return ansatz, outcome, table
 
 
@@ -423,6 +458,8 @@ def _write_outputs(run, config, problem, exact: ClassicalSolution, encoding, qua
         return
     if table is not None:
         write_atomic(folder / "samples.csv", samples_csv(problem, table))
+    if run.raw_table is not None:
+        write_atomic(folder / "samples_raw.csv", samples_csv(problem, run.raw_table))
     if quantum is not None:
         ansatz, _ = quantum
         write_circuit(ansatz.measured(), folder / "circuit")
@@ -466,7 +503,7 @@ def dry_run(config: ExperimentConfig) -> dict:
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
         return plan
     encoding, _ = encode_problem(config, problem)
-    ansatz = build_ansatz(config, encoding)
+    ansatz = prepare_ansatz(config, problem, encoding)
     logical = ansatz.circuit.decompose()
     evaluations = planned_evaluations(config)
     plan.update({
@@ -479,10 +516,13 @@ def dry_run(config: ExperimentConfig) -> dict:
         return plan
     backend = make_backend(config.backend.name, s.shots, config.seed, **config.backend_options())
     if hasattr(backend, "hardware_report"):
-        # one job per objective evaluation, one for the final sampling, one for readout calibration
-        jobs = evaluations + 1 + (config.backend.mitigation != "none")
-        plan["hardware"] = backend.hardware_report(ansatz.circuit, 1, s.shots, jobs)
-        plan["estimated_qpu_seconds"] = plan["hardware"]["estimated_qpu_seconds"]
+        # one job per objective evaluation and one for the final sampling; readout calibration adds a job
+        # of two circuits (all zeros, all ones) at the calibration shots
+        plan["hardware"] = backend.hardware_report(ansatz.circuit, 1, s.shots, evaluations + 1)
+        estimate = plan["hardware"]["estimated_qpu_seconds"]
+        if config.backend.mitigation != "none":
+            estimate += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
+        plan["estimated_qpu_seconds"] = estimate
     return plan
 
 
@@ -490,9 +530,10 @@ def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", t
     """The config's logical ansatz (and, with ``target``, its ISA form) as OpenQASM 3 and QPY."""
     problem = build_problem_from_config(config)
     if isinstance(problem, MarkowitzProblem):
-        raise ConfigError(f"{config.name} is a markowitz config: it has no circuit to export")
+        raise ConfigError(f"config {config.name!r} is a markowitz problem (continuous weights, solved classically): "
+                          "it has no circuit to export")
     encoding, _ = encode_problem(config, problem)
-    ansatz = build_ansatz(config, encoding)
+    ansatz = prepare_ansatz(config, problem, encoding)
     stem = Path(folder) / config.name
     write_circuit(ansatz.measured(), stem)
     written = [Path(f"{stem}.qpy"), Path(f"{stem}.qasm")]
@@ -568,7 +609,7 @@ def check_spending(config: ExperimentConfig, approved: bool) -> float | None:
     estimate = plan.get("estimated_qpu_seconds")
     if estimate is not None and estimate > limit and not approved:
         raise ResourceError(
-            f"estimated QPU time {estimate:,.0f} s exceeds backend.max_qpu_seconds {limit:,.0f} s: "
+            f"estimated QPU time {estimate:,.4g} s exceeds backend.max_qpu_seconds {limit:g} s: "
             "lower solver.maxiter or solver.shots, raise the limit, or pass --yes"
         )
     return estimate

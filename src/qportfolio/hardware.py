@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from abc import ABC, abstractmethod
 import re
 import threading
 import uuid
@@ -402,7 +403,7 @@ class _Job:
     extra: dict = field(default_factory=dict)
 
 
-class HardwareBackend:
+class HardwareBackend(ABC):
     """Shared logic: ISA cache, job records and callbacks, reports, readout mitigation.
 
     Subclasses provide the device (``self.device``: a ``BackendV2`` whose ``target`` the circuits are
@@ -565,14 +566,17 @@ class HardwareBackend:
             callback(dict(record))
         return job_id
 
+    @abstractmethod
     def _submit(self, pubs: list, shots: int, seed: int) -> tuple[str, Any]:
-        raise NotImplementedError
+        """Send ``pubs`` as one job; return its id and a handle to fetch it."""
 
+    @abstractmethod
     def _counts(self, job: _Job) -> list[dict[int, int]]:
-        raise NotImplementedError
+        """Counts per PUB of a finished job (logical bit order)."""
 
+    @abstractmethod
     def _status(self, job: _Job) -> dict:
-        raise NotImplementedError
+        """The job's state and QPU usage."""
 
     def _fetch(self, job_id: str) -> _Job:
         raise BackendError(f"job {job_id} is not known to this process: {self.name} keeps its jobs in memory "
@@ -788,7 +792,7 @@ class AerNoisyBackend(HardwareBackend):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 noise = NoiseModel.from_backend(device)
-            from qportfolio.builder import require_memory
+            from qportfolio.memory import require_memory
 
             method = self.options.aer_method
             if method == "auto":

@@ -49,6 +49,18 @@ def write_report(result: dict) -> str:
         lines += ["## Quantum quality", "", f"- p_optimal: {_number(m['p_optimal'], 4)}",
                   f"- feasible_fraction: {_number(m['feasible_fraction'], 4)}",
                   f"- approximation_ratio: {_number(m['approximation_ratio'], 4)}", ""]
+        if result.get("metrics_raw"):
+            r = result["metrics_raw"]
+            lines += [f"Before readout mitigation: p_optimal {_number(r['p_optimal'], 4)}, feasible_fraction "
+                      f"{_number(r['feasible_fraction'], 4)}, approximation_ratio {_number(r['approximation_ratio'], 4)} "
+                      "(samples_raw.csv).", ""]
+    hardware = result.get("hardware")
+    if hardware:
+        lines += ["## Hardware", "", f"- device: {hardware.get('device')} ({hardware.get('device_qubits')} qubits), "
+                  f"layout {hardware.get('layout')}",
+                  f"- ISA depth {hardware.get('depth')}, two-qubit gates {hardware.get('two_qubit_gate_count')}, "
+                  f"estimated success probability {_number(hardware.get('estimated_success_probability'), 3)}",
+                  f"- estimated QPU seconds (whole run): {_number(hardware.get('estimated_qpu_seconds'), 4)}", ""]
     encoding = result.get("encoding")
     if encoding:
         lines += ["## Encoding", "", f"- qubits: {encoding['qubits']} ({encoding['decision_qubits']} decision, "

@@ -48,10 +48,9 @@ from math import comb
 
 import numba
 import numpy as np
-import psutil
 from numba import njit, prange
 
-from qportfolio.errors import ResourceError
+from qportfolio.memory import require_memory
 
 _GIB = float(1 << 30)
 _DTYPES = (np.complex128, np.complex64)
@@ -60,15 +59,13 @@ _DTYPES = (np.complex128, np.complex64)
 # --------------------------------------------------------------------------- memory guard
 
 
+SIMULATOR_ADVICE = ("use backend.precision: complex64 (half the state memory), an XY mixer for selection "
+                    "(the K-of-N feasible subspace), or fewer qubits")
+
+
 def check_memory(nbytes: float, what: str) -> None:
-    """Raise :class:`ResourceError` if ``nbytes`` exceeds the memory available right now."""
-    available = psutil.virtual_memory().available
-    if nbytes > available:
-        raise ResourceError(
-            f"{what} needs {nbytes / _GIB:.2f} GiB but only {available / _GIB:.2f} GiB of memory is "
-            "available: use dtype=complex64 (half the state memory), the K-of-N feasible-subspace "
-            "simulator (SubspaceQAOASimulator), or fewer qubits"
-        )
+    """The memory guard (:func:`qportfolio.memory.require_memory`) with the simulator's advice."""
+    require_memory(nbytes, what, SIMULATOR_ADVICE)
 
 
 _THREADS_MIN = 1 << 20  # amplitudes below which an evaluation runs on one thread

@@ -1,0 +1,34 @@
+OPENQASM 3.0;
+include "stdgates.inc";
+input float[64] _beta_0_;
+input float[64] _gamma_0_;
+gate rzz(p0) _gate_q_0, _gate_q_1 {
+  cx _gate_q_0, _gate_q_1;
+  rz(p0) _gate_q_1;
+  cx _gate_q_0, _gate_q_1;
+}
+bit[4] meas;
+qubit[4] q;
+h q[0];
+h q[1];
+h q[2];
+h q[3];
+rzz(0.8063750901305867*_gamma_0_) q[0], q[1];
+rzz(0.7908775605215971*_gamma_0_) q[0], q[2];
+rzz(0.7988519064668831*_gamma_0_) q[0], q[3];
+rzz(0.8319507975255939*_gamma_0_) q[1], q[2];
+rzz(0.8085732315547591*_gamma_0_) q[1], q[3];
+rzz(0.8005786392553103*_gamma_0_) q[2], q[3];
+rz((-0.0679434773121785)*_gamma_0_) q[0];
+rz((-0.2117615413466781)*_gamma_0_) q[1];
+rz((-0.18895480427862127)*_gamma_0_) q[2];
+rz((-0.11868187447751757)*_gamma_0_) q[3];
+rx(2*_beta_0_) q[0];
+rx(2*_beta_0_) q[1];
+rx(2*_beta_0_) q[2];
+rx(2*_beta_0_) q[3];
+barrier q[0], q[1], q[2], q[3];
+meas[0] = measure q[0];
+meas[1] = measure q[1];
+meas[2] = measure q[2];
+meas[3] = measure q[3];

@@ -1,0 +1,26 @@
+"""The memory guard: check a large allocation against the memory available before making it.
+
+A statevector of n qubits takes 16·2ⁿ bytes (complex128), an energy table 8·2ⁿ. A request above
+``HEADROOM`` of what is available now stops with a :class:`ResourceError` that names both numbers and
+what to do instead.
+"""
+
+from __future__ import annotations
+
+import psutil
+
+from qportfolio.errors import ResourceError
+
+#: Fraction of the available memory one request may take (the rest is for everything else running).
+HEADROOM = 0.8
+GIB = float(1 << 30)
+
+FEWER_QUBITS = "use fewer assets or a smaller problem.max_shares / max_qubits, or `qportfolio baseline` for classical answers only"
+
+
+def require_memory(num_bytes: float, what: str, advice: str = FEWER_QUBITS) -> None:
+    """Raise :class:`ResourceError` if ``num_bytes`` exceed ``HEADROOM`` of the memory available now."""
+    available = psutil.virtual_memory().available
+    if num_bytes > HEADROOM * available:
+        raise ResourceError(f"{what} needs {num_bytes / GIB:.2f} GiB but only {available / GIB:.2f} GiB of memory is "
+                            f"available: {advice}")
