@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from qiskit import QuantumCircuit, transpile
 
-from qportfolio.memory import require_memory
 from qportfolio.errors import ConfigError
+from qportfolio.memory import require_memory
 
 BACKENDS = ("aer_statevector", "aer_shots")
 SIMULATORS = BACKENDS + ("exact",)

@@ -44,7 +44,14 @@ from collections.abc import Callable
 import numpy as np
 
 from qportfolio.builder import QuboEncoding
-from qportfolio.classical import ClassicalSolution, covariance_factor, objective_parts, scip_solve, solve_scip
+from qportfolio.classical import (
+    ClassicalSolution,
+    covariance_factor,
+    objective_parts,
+    scip_solve,
+    solve_convex,
+    solve_scip,
+)
 from qportfolio.errors import ProblemError
 from qportfolio.problem import DiscreteProblem, IntegerSharesProblem, SelectionProblem
 
@@ -113,13 +120,7 @@ def continuous_relaxation(problem: DiscreteProblem) -> tuple[np.ndarray, float]:
         constraints.append(cp.sum(x) == problem.num_selected)
     goal = cp.Minimize(cp.sum_squares(covariance_factor(scale * quadratic) @ x) + (scale * linear) @ x)
     program = cp.Problem(goal, constraints)
-    try:
-        program.solve(solver=cp.CLARABEL)
-    except cp.error.SolverError as error:
-        raise ProblemError(f"the continuous relaxation failed ({error})") from None
-    if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or x.value is None:
-        raise ProblemError(f"the continuous relaxation ended with status {program.status}")
-    value = np.clip(np.asarray(x.value, dtype=float), 0.0, problem.upper_bounds.astype(float))
+    value = np.clip(solve_convex(program, x, "the continuous relaxation"), 0.0, problem.upper_bounds.astype(float))
     return value, float(value @ quadratic @ value + linear @ value)
 
 

@@ -101,6 +101,24 @@ def _candidates(problem: DiscreteProblem):
         yield (flat[:, None] // strides) % sizes
 
 
+
+def solve_convex(program, variable, what: str, advice: str = "check the problem parameters") -> np.ndarray:
+    """Solve a cvxpy program with Clarabel; its solution, or a one-line :class:`ProblemError` naming
+    ``what`` failed and how (solver error, unbounded, infeasible, other status)."""
+    import cvxpy as cp
+
+    try:
+        program.solve(solver=cp.CLARABEL)
+    except cp.error.SolverError as error:
+        raise ProblemError(f"{what} failed ({error}): {advice}") from None
+    if program.status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+        raise ProblemError(f"{what} is unbounded: {advice}")
+    if program.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        raise ProblemError(f"{what} is infeasible: {advice}")
+    if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or variable.value is None:
+        raise ProblemError(f"{what} ended with status {program.status}: {advice}")
+    return np.asarray(variable.value, dtype=float)
+
 def solve_exact(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> ClassicalSolution:
     """The optimum by enumerating every candidate (ties kept in ``optimal_allocations``)."""
     size = enumeration_size(problem)
@@ -347,21 +365,9 @@ def _convex_markowitz(problem: MarkowitzProblem) -> tuple[np.ndarray, bool]:
             goal = cp.Maximize(mu_s @ w - problem.risk_aversion * np.sqrt(sigma_unit) / mu_unit
                                * cp.norm(factor @ w, 2))
         program = cp.Problem(goal, constraints)
-    try:
-        program.solve(solver=cp.CLARABEL)
-    except cp.error.SolverError as error:
-        raise ProblemError(f"the Markowitz {objective} convex program failed ({error}): check the problem "
-                           "parameters and the covariance") from None
-    if program.status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
-        raise ProblemError(f"the Markowitz {objective} problem is unbounded with these parameters: raise "
-                           "problem.risk_aversion or set allow_short: false")
-    if program.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-        raise ProblemError(f"the Markowitz {objective} problem is infeasible: check target_return / max_volatility")
-    if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or variable.value is None:
-        raise ProblemError(f"the Markowitz {objective} convex program ended with status {program.status}: check "
-                           "the problem parameters")
+    value = solve_convex(program, variable, f"the Markowitz {objective} problem",
+                         "check target_return / max_volatility / risk_aversion, or set allow_short: false")
     proven = program.status == cp.OPTIMAL
-    value = np.asarray(variable.value, dtype=float)
     if objective == "max_sharpe":
         total = value.sum()
         if total <= 0:
@@ -417,13 +423,7 @@ def _long_only_frontier_weights(problem: MarkowitzProblem, targets: np.ndarray, 
             weights.append(solve_markowitz(MarkowitzProblem(problem.tickers, mu, problem.sigma, float(t))).allocation)
             continue
         target.value = float(t) / mu_unit
-        try:
-            program.solve(solver=cp.CLARABEL)
-        except cp.error.SolverError as error:
-            raise ProblemError(f"a frontier point (target return {t:.6g}) failed ({error})") from None
-        if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or w.value is None:
-            raise ProblemError(f"a frontier point (target return {t:.6g}) ended with status {program.status}")
-        value = np.clip(np.asarray(w.value), 0.0, None)
+        value = np.clip(solve_convex(program, w, f"the frontier point at target return {t:.6g}"), 0.0, None)
         weights.append(value / value.sum())
     return weights
 

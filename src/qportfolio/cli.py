@@ -160,8 +160,8 @@ def _submit(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        from qportfolio.config import load_config
         from qportfolio import experiment
+        from qportfolio.config import load_config
 
         if args.command in ("run", "baseline"):
             config = load_config(args.config, {"seed": args.seed})

@@ -25,11 +25,25 @@ import yaml
 
 from qportfolio.ansatz import qaoa_ansatz, vqe_ansatz
 from qportfolio.backends import make_backend
-from qportfolio.builder import (MAX_ENUMERATED_QUBITS, SLACK_RESOLUTION_DIVISOR, QuboEncoding, build_quadratic_program,
-                                calibrate_penalties, faithful_slack_divisor, to_qubo, verify_ground_state)
 from qportfolio.baselines import run_baselines
-from qportfolio.classical import (MAX_ENUMERATED, ClassicalSolution, enumeration_size, solve_exact, solve_markowitz,
-                                  solve_scip)
+from qportfolio.builder import (
+    MAX_ENUMERATED_QUBITS,
+    SLACK_RESOLUTION_DIVISOR,
+    QuboEncoding,
+    build_quadratic_program,
+    calibrate_penalties,
+    faithful_slack_divisor,
+    to_qubo,
+    verify_ground_state,
+)
+from qportfolio.classical import (
+    MAX_ENUMERATED,
+    ClassicalSolution,
+    enumeration_size,
+    solve_exact,
+    solve_markowitz,
+    solve_scip,
+)
 from qportfolio.config import ExperimentConfig
 from qportfolio.data import MarketData, load_market
 from qportfolio.errors import ConfigError, QPortfolioError, ResourceError
@@ -38,8 +52,16 @@ from qportfolio.narrowing import fit_encoding, windowed_program
 from qportfolio.postprocess import postprocess
 from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, PortfolioProblem, SelectionProblem
 from qportfolio.results import json_safe, load_result, new_run_folder, write_atomic, write_json
-from qportfolio.runner import (EnergyTable, Evaluation, Replay, VariationalRunner, load_history, objective_value,
-                               parameter_key, variational_search)
+from qportfolio.runner import (
+    EnergyTable,
+    Evaluation,
+    Replay,
+    VariationalRunner,
+    load_history,
+    objective_value,
+    parameter_key,
+    variational_search,
+)
 from qportfolio.strategies import given
 
 #: Instances up to this many allocations are enumerated to choose a faithful encoding (dry runs, exports).

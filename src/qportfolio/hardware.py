@@ -41,11 +41,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from abc import ABC, abstractmethod
 import re
 import threading
 import uuid
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

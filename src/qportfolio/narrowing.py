@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qportfolio.baselines import continuous_relaxation
 from qportfolio.builder import QuboEncoding, build_quadratic_program
 from qportfolio.errors import ProblemError
 from qportfolio.problem import IntegerSharesProblem
-from qportfolio.baselines import continuous_relaxation
 
 
 @dataclass(frozen=True)
