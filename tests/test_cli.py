@@ -108,3 +108,15 @@ def test_failed_run_keeps_what_it_finished(tmp_path):
     result = json.loads((run_folder(tmp_path / "out") / "result.json").read_text())
     assert result["status"] == "failed" and "whole shares" in result["error"]
     assert result["data"]["tickers"] == ["AAPL", "JPM", "XOM"]
+
+
+def test_baseline_on_an_instance_too_large_to_simulate(tmp_path):
+    """62 qubits: no simulator limit applies to a classical run; SCIP proves the optimum, every baseline reports."""
+    assert main(["baseline", str(CONFIGS / "eight_assets.yaml"), "--out", str(tmp_path), "--quiet"]) == 0
+    result = json.loads((run_folder(tmp_path) / "result.json").read_text())
+    assert result["qubits"] > 26 and result["encoding"]["window"] == {"applied": False}
+    exact = result["solutions"]["classical_exact"]
+    assert exact["proven_optimal"] and exact["method"] == "scip"
+    for method in ("scip", "relax_round", "greedy", "simulated_annealing", "tabu"):
+        entry = result["solutions"][method]
+        assert entry["status"] == "ok" and entry["feasible"] and entry["gap_to_optimum"] >= -1e-9

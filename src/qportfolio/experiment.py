@@ -248,7 +248,7 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
         return
 
     clock = time.perf_counter()
-    encoding, notes = encode_problem(config, problem, exact.allocation if exact.proven_optimal else None)
+    encoding, notes = encode_problem(config, problem, exact.allocation if exact.proven_optimal else None, quantum)
     result["qubits"] = encoding.num_qubits
     result["encoding"] = encoding.describe()
     if "slack" in notes:
@@ -323,7 +323,7 @@ def qubit_limit(config: ExperimentConfig) -> int | None:
     return None if config.backend.name.startswith("ibm") else MAX_ENUMERATED_QUBITS
 
 
-def encode_problem(config: ExperimentConfig, problem, optimum=None):
+def encode_problem(config: ExperimentConfig, problem, optimum=None, for_circuit: bool = True):
     """The configured QUBO encoding, with a record of how it was made: the slack resolution, penalty
     calibration (``problem.penalty: calibrated``) and share windows (when the full encoding does not fit).
 
@@ -351,7 +351,8 @@ def encode_problem(config: ExperimentConfig, problem, optimum=None):
         return to_qubo(problem, p.constraint_encoding, penalty, p.slack_resolution, p.integer_encoding, program,
                        divisor)
 
-    encoding, window = fit_encoding(problem, qubit_limit(config), p.narrowing, encode)
+    # a classical run's QUBO only feeds annealing and tabu: no qubit limit, no window
+    encoding, window = fit_encoding(problem, qubit_limit(config) if for_circuit else None, p.narrowing, encode)
     if window is not None:
         notes["window"] = window
     if p.penalty == "calibrated" and penalty == "auto":
