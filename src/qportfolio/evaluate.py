@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qportfolio.backends import Distribution
-from qportfolio.builder import QuboEncoding
+from qportfolio.builder import QuboEncoding, bits_of
 from qportfolio.problem import DiscreteProblem, Evaluation
 
 
@@ -59,7 +59,7 @@ class SampleTable:
 
 
 def decode_samples(distribution: Distribution, encoding: QuboEncoding, problem: DiscreteProblem) -> SampleTable:
-    bits = (distribution.indices[:, None] >> np.arange(encoding.num_qubits)) & 1
+    bits = bits_of(distribution.indices, encoding.num_qubits)
     allocations = encoding.decode(bits)
     order = np.argsort(-distribution.probabilities, kind="stable")
     return SampleTable(

@@ -30,6 +30,7 @@ from qportfolio.builder import (
     MAX_ENUMERATED_QUBITS,
     SLACK_RESOLUTION_DIVISOR,
     QuboEncoding,
+    bits_of,
     build_quadratic_program,
     calibrate_penalties,
     faithful_slack_divisor,
@@ -381,7 +382,7 @@ def build_ansatz(config: ExperimentConfig, encoding: QuboEncoding, reps: int | N
             from qportfolio.simulate import weight_k_states
 
             states = weight_k_states(encoding.num_qubits, num_selected)
-            scale = float(np.std(encoding.qubo.energies((states[:, None] >> np.arange(encoding.num_qubits)) & 1)))
+            scale = float(np.std(encoding.qubo.energies(bits_of(states, encoding.num_qubits))))
         return qaoa_ansatz(operator, reps, s.mixer, num_selected, warm_start, scale)
     if s.mixer != "x" or s.warm_start or s.layerwise:
         raise ConfigError("solver.mixer, warm_start and layerwise are QAOA options: remove them for VQE")

@@ -30,6 +30,7 @@ from scipy.optimize import minimize
 
 from qportfolio.ansatz import Ansatz
 from qportfolio.backends import Distribution
+from qportfolio.builder import bits_of
 from qportfolio.errors import ConfigError
 
 OPTIMIZERS = ("cobyla", "nelder_mead", "spsa", "powell", "l_bfgs_b")
@@ -67,8 +68,7 @@ class EnergyTable:
     def __call__(self, indices: np.ndarray) -> np.ndarray:
         if self.table is not None:
             return self.table[indices]
-        bits = (indices[:, None] >> np.arange(self.num_qubits)) & 1
-        return self.energy_of_bits(bits)
+        return self.energy_of_bits(bits_of(indices, self.num_qubits))
 
 
 @dataclass
