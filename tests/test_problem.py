@@ -35,6 +35,7 @@ def test_over_budget_and_fractional_allocations_are_infeasible(shares_problem):
     ({"budget": -5.0}, "positive"),
     ({"budget": 300.0, "min_return": 10.0}, "above the most any allocation"),
     ({"budget": 300.0, "max_shares": -1}, "max_shares"),
+    ({"budget": 300.0, "max_shares": [1, 2]}, "max_shares"),
 ])
 def test_integer_shares_rejects_bad_parameters(shares_problem, kwargs, message):
     with pytest.raises(ProblemError, match=message):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from qiskit.quantum_info import SparsePauliOp
@@ -124,7 +125,11 @@ class Qubo:
         return program
 
     def to_ising(self) -> tuple[SparsePauliOp, float]:
-        """``(H, offset)`` with ``E(b) = ⟨b|H|b⟩ + offset`` (qubit ``i`` ↔ bit ``i``)."""
+        """``(H, offset)`` with ``E(b) = ⟨b|H|b⟩ + offset`` (qubit ``i`` ↔ bit ``i``); computed once."""
+        return self._ising
+
+    @cached_property
+    def _ising(self) -> tuple[SparsePauliOp, float]:
         return self.to_quadratic_program().to_ising()
 
 

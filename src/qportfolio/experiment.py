@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -63,7 +64,6 @@ from qportfolio.runner import (
     parameter_key,
     variational_search,
 )
-from qportfolio.strategies import given
 
 #: Instances up to this many allocations are enumerated to choose a faithful encoding (dry runs, exports).
 ENUMERATE_FOR_ENCODING = 10_000_000
@@ -305,8 +305,10 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool) 
                     problem, improved[method], evaluation.row(0), time_s=seconds,
                     gap_to_optimum=float(evaluation.objective[0] - exact.objective),
                     note="classical post-processing of the quantum samples")
-    result["quantum"] = {**result.get("quantum", {}), 
-        "algorithm": config.solver.algorithm, "reps": config.solver.reps, "backend": config.backend.name,
+    result["quantum"] = {
+        **result.get("quantum", {}),
+        "algorithm": config.solver.algorithm, "reps": config.solver.reps,
+        "backend": result.get("backend_resolved") or config.backend.name,
         "optimizer": config.solver.optimizer, "evaluations": len(runner_result.history),
         "optimizer_message": runner_result.optimizer_message, "final_objective_value": runner_result.value,
         "optimal_parameters": runner_result.parameters.tolist(), "shots": config.solver.shots,
@@ -388,7 +390,7 @@ def build_ansatz(config: ExperimentConfig, encoding: QuboEncoding, reps: int | N
         raise ConfigError("solver.mixer, warm_start and layerwise are QAOA options: remove them for VQE")
     ansatz = vqe_ansatz(encoding.num_qubits, reps, s.ansatz, s.entanglement)
     scale = max(float(np.max(np.abs(encoding.qubo.quadratic), initial=0.0)), float(np.max(np.abs(encoding.qubo.linear))))
-    return type(ansatz)(ansatz.circuit, ansatz.algorithm, ansatz.reps, scale or 1.0, ansatz.description)
+    return dataclasses.replace(ansatz, cost_scale=scale or 1.0)
 
 
 def warm_start_for(config: ExperimentConfig, problem, encoding: QuboEncoding) -> np.ndarray | None:
@@ -425,10 +427,12 @@ def planned_evaluations(config: ExperimentConfig) -> int:
 
 def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding, energies, progress: bool):
     s = config.solver
-    if energies is None:
+    if energies is None and config.backend.name in ("exact", "aer_statevector"):
+        # exact probabilities need every state's energy; sampled backends score their samples directly
         raise ResourceError(
-            f"{encoding.num_qubits} qubits are more than this simulator path handles "
-            f"({MAX_ENUMERATED_QUBITS}): use fewer assets or smaller max_shares, or `qportfolio baseline`"
+            f"{encoding.num_qubits} qubits are more than the exact-probability paths hold ({MAX_ENUMERATED_QUBITS}): "
+            "use fewer assets or a smaller max_shares / max_qubits, a sampling backend (aer_shots, ibm:*), "
+            "or `qportfolio baseline`"
         )
     warm_start = warm_start_for(config, problem, encoding)
     if warm_start is not None:
@@ -458,13 +462,9 @@ def _quantum(config: ExperimentConfig, run: Run, problem, encoding: QuboEncoding
                                  s.maxiter, s.shots, config.seed, history_path, progress, replay)
 
     rng = np.random.default_rng(config.seed)
-    initial = None
-    if s.initial_parameters is not None:
-        initial = given(s.initial_parameters, build_ansatz(config, encoding, problem=problem,
-                                                           warm_start=warm_start).num_parameters)
     ansatz, outcome, stages = variational_search(
         lambda reps: build_ansatz(config, encoding, reps, problem, warm_start), s.reps, make_runner, s.maxiter, rng,
-        s.layerwise, s.multistart, initial, lambda theta: finals.get(parameter_key(theta)), s.grid)
+        s.layerwise, s.multistart, s.initial_parameters, lambda theta: finals.get(parameter_key(theta)), s.grid)
     run.result["resumed_evaluations"] = replay.used
     run.result["stages"] = stages
     table = decode_samples(outcome.final, encoding, problem)

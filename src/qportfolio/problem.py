@@ -129,7 +129,9 @@ class IntegerSharesProblem:
             )
         upper = np.floor(budget / prices * (1 + FEASIBILITY_TOLERANCE)).astype(np.int64)
         if self.max_shares is not None:
-            caps = np.broadcast_to(np.asarray(self.max_shares), upper.shape)
+            caps = np.asarray(self.max_shares)
+            if caps.ndim == 0:
+                caps = np.full(upper.shape, caps)
             if caps.shape != upper.shape or np.any(caps < 0) or np.any(caps != np.round(caps)):
                 raise ProblemError(
                     "problem.max_shares must be a whole number ≥ 0 or one per asset: "

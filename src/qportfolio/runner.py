@@ -260,7 +260,7 @@ def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: C
     ``grid > 0`` (QAOA): the first depth-1 start is the best point of a ``grid × grid`` scan of (β, γ),
     evaluated in one batch and counted in the budget.
     """
-    from qportfolio.strategies import angle_grid, interp, linear_ramp, starting_points
+    from qportfolio.strategies import angle_grid, given, interp, linear_ramp, starting_points
 
     started = time.perf_counter()
     depths = list(range(1, reps + 1)) if layerwise else [reps]
@@ -274,7 +274,7 @@ def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: C
         if best is not None:
             start = interp(best[0])
         elif initial is not None and depth == reps:
-            start = np.asarray(initial, dtype=float)
+            start = given(initial, ansatz.num_parameters)
         elif ansatz.algorithm == "qaoa" and grid and depth == 1:
             points = angle_grid(grid)
             values = runner._evaluate(points)
