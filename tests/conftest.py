@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qportfolio.problem import IntegerSharesProblem, SelectionProblem
+from qportfolio.problems import IntegerSharesProblem, SelectionProblem
 
 
 def random_covariance(n: int, rng: np.random.Generator, scale: float = 1e-4) -> np.ndarray:

@@ -8,10 +8,10 @@ from conftest import random_covariance
 
 from qportfolio import baselines
 from qportfolio.baselines import METHODS, run_baselines
-from qportfolio.builder import to_qubo, verify_ground_state
 from qportfolio.classical import solve_exact
+from qportfolio.encoding import to_qubo, verify_ground_state
 from qportfolio.errors import ProblemError
-from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
+from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 
 CONTRACT = {"allocation", "objective", "variance", "expected_return", "cost", "feasible", "time_s", "status",
             "gap_to_optimum"}

@@ -2,13 +2,12 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import all_bits
 from qiskit_optimization.converters import QuadraticProgramToQubo
 
-from qportfolio.builder import (build_quadratic_program, integer_coefficients, to_qubo, verify_ground_state)
 from qportfolio.classical import solve_exact
+from qportfolio.encoding import build_quadratic_program, integer_coefficients, to_qubo, verify_ground_state
 from qportfolio.errors import ProblemError
-
-from conftest import all_bits
 
 
 def box(problem):
@@ -112,7 +111,7 @@ def test_bad_penalty_is_a_clear_error(shares_problem):
 
 
 def test_faithful_slack_resolution_recovers_an_optimum_that_coarse_rounding_loses(shares_problem):
-    from qportfolio.builder import faithful_slack_divisor
+    from qportfolio.encoding import faithful_slack_divisor
 
     exact = solve_exact(shares_problem)
     coarse = to_qubo(shares_problem)  # a quarter of the smallest coefficient: excludes this optimum

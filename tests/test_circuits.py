@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from qiskit.quantum_info import Statevector
 
-from qportfolio.ansatz import qaoa_ansatz, vqe_ansatz
-from qportfolio.strategies import linear_ramp
 from qportfolio.backends import AerShotsBackend, AerStatevectorBackend
-from qportfolio.builder import to_qubo
+from qportfolio.circuits import qaoa_ansatz, vqe_ansatz
+from qportfolio.encoding import to_qubo
+from qportfolio.optimize.strategies import linear_ramp
 
 
 def qaoa_by_formula(energies, scale, theta, n):

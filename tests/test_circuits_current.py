@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from qiskit import qpy
 
-from qportfolio.cli import main
+from qportfolio.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CIRCUITS = ROOT / "circuits"
@@ -113,7 +113,7 @@ def test_committed_circuits_are_current(regenerated, config, target, stem):
                           if line.startswith("input "))
     assert inputs == fresh_inputs, f"circuits/{stem}.qasm is stale: run `{command}`"
     if target is not None:  # the ISA circuit only uses the device's gates, and measures every logical qubit
-        from qportfolio.hardware import fake_device
+        from qportfolio.backends.ibm import fake_device
 
         device = fake_device(target.split(":")[1])
         assert set(committed.count_ops()) <= set(device.target.operation_names) | {"barrier"}

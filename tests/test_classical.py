@@ -3,16 +3,18 @@ import itertools
 import cvxpy as cp
 import numpy as np
 import pytest
+from conftest import random_covariance
 from scipy.optimize import minimize
 
-from qportfolio.classical import (
-    efficient_frontier, frontier_constants, markowitz_closed_form, markowitz_solution_closed_form, solve_exact,
-    solve_markowitz, solve_scip, tangency_portfolio,
+from qportfolio.classical import efficient_frontier, enumerate_optimum, solve_exact, solve_markowitz, solve_scip
+from qportfolio.classical.markowitz import (
+    frontier_constants,
+    markowitz_closed_form,
+    markowitz_solution_closed_form,
+    tangency_portfolio,
 )
 from qportfolio.errors import ProblemError, ResourceError
-from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
-
-from conftest import random_covariance
+from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 
 
 def brute_force(problem):
@@ -36,7 +38,7 @@ def test_exact_enumeration_matches_a_plain_loop(which, shares_problem, selection
 
 def test_exact_enumeration_refuses_huge_instances(shares_problem):
     with pytest.raises(ResourceError, match="above the limit"):
-        solve_exact(shares_problem, limit=10)
+        enumerate_optimum(shares_problem, limit=10)
 
 
 def test_infeasible_instance_is_a_clear_error(rng):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qportfolio.cli import main
+from qportfolio.app.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -8,11 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qportfolio.baselines import run_baselines
-from qportfolio.builder import to_qubo
-from qportfolio.classical import efficient_frontier, solve_exact, solve_markowitz
-from qportfolio.cli import main
-from qportfolio.compare import (
+from qportfolio.app.cli import main
+from qportfolio.app.compare import (
     COLUMNS,
     RunFolderError,
     allocation_weights,
@@ -23,12 +20,15 @@ from qportfolio.compare import (
     frontier_table,
     instance_estimates,
 )
-from qportfolio.config import load_config
+from qportfolio.app.config import load_config
+from qportfolio.app.instance import build_problem
+from qportfolio.app.plots import frontier_figure
+from qportfolio.baselines import run_baselines
+from qportfolio.classical import efficient_frontier, solve_exact, solve_markowitz
 from qportfolio.data import load_market
+from qportfolio.encoding import to_qubo
 from qportfolio.errors import QPortfolioError
-from qportfolio.experiment import build_problem
-from qportfolio.plots import frontier_figure
-from qportfolio.problem import MarkowitzProblem
+from qportfolio.problems import MarkowitzProblem
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from qportfolio.backends import Distribution
-from qportfolio.builder import to_qubo
 from qportfolio.classical import solve_exact
-from qportfolio.evaluate import decode_samples, quality_metrics
+from qportfolio.encoding import to_qubo
+from qportfolio.evaluation import decode_samples, quality_metrics
 
 
 def test_metrics_by_hand(selection_problem):
@@ -13,7 +13,7 @@ def test_metrics_by_hand(selection_problem):
     optimum_bits = encoding.encode(exact.allocation)
     index_optimal = int(np.dot(optimum_bits, 2 ** np.arange(encoding.num_qubits)))
     infeasible = 0  # no asset selected
-    from qportfolio.classical import _candidates
+    from qportfolio.classical.enumeration import _candidates
 
     feasible = next(_candidates(selection_problem))
     objectives = selection_problem.evaluate(feasible).objective

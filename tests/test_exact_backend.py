@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-from qportfolio.ansatz import qaoa_ansatz, vqe_ansatz
+from qportfolio.app.config import parse_config
+from qportfolio.app.experiment import execute
 from qportfolio.backends import AerStatevectorBackend, make_backend
-from qportfolio.builder import to_qubo
-from qportfolio.config import parse_config
-from qportfolio.experiment import execute
-from qportfolio.runner import cvar
+from qportfolio.circuits import qaoa_ansatz, vqe_ansatz
+from qportfolio.cvar import cvar
+from qportfolio.encoding import to_qubo
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -43,8 +43,8 @@ def test_exact_objective_equals_aer_objective(kind, selection_problem, rng):
 def test_every_value_a_run_records_is_reproduced_by_the_other_backend(solver, tmp_path):
     """Whole runs on each backend; each recorded (θ, value) is re-evaluated on the other one.
     (Trajectories themselves may part: COBYLA's discrete choices can flip on 1e-16 differences.)"""
-    from qportfolio.experiment import build_ansatz, build_problem_from_config, encode_problem
-    from qportfolio.runner import load_history
+    from qportfolio.app.instance import build_problem_from_config
+    from qportfolio.app.results import load_history
 
     raw = yaml.safe_load((CONFIGS / "selection.yaml").read_text())
     raw["solver"].update(solver, maxiter=20)
@@ -55,9 +55,10 @@ def test_every_value_a_run_records_is_reproduced_by_the_other_backend(solver, tm
         config = parse_config(raw)
         run = execute(config, tmp_path / name, artifacts=False)
         problem = build_problem_from_config(config)
-        encoding, _ = encode_problem(config, problem)
+        quantum = config.quantum_solver()
+        encoding = quantum.encode(problem).encoding
         energies = encoding.qubo.all_energies()
-        ansatz = build_ansatz(config, encoding, problem=problem, warm_start=np.array(
+        ansatz = quantum.build_ansatz(problem, encoding, warm_start=np.array(
             run.result["quantum"]["warm_start"]) if solver.get("warm_start") else None)
         backends[name] = (load_history(run.folder / "history.jsonl"), ansatz, energies)
     alpha = 0.25  # selection.yaml's CVaR α
@@ -80,8 +81,8 @@ def test_exact_backend_refuses_options_it_does_not_have():
 
 
 def test_l_bfgs_b_with_the_adjoint_gradient(selection_problem, tmp_path):
-    from qportfolio.runner import EnergyTable, VariationalRunner
-    from qportfolio.strategies import linear_ramp
+    from qportfolio.optimize import EnergyTable, VariationalRunner
+    from qportfolio.optimize.strategies import linear_ramp
 
     encoding = to_qubo(selection_problem)
     energies = encoding.qubo.all_energies()
@@ -93,16 +94,17 @@ def test_l_bfgs_b_with_the_adjoint_gradient(selection_problem, tmp_path):
     numeric = [(backend.objective_values(ansatz.circuit, theta + step * e, 1.0)[0]
                 - backend.objective_values(ansatz.circuit, theta - step * e, 1.0)[0]) / (2 * step) for e in np.eye(4)]
     np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-9 * abs(value))
+    reported = []
     runner = VariationalRunner(ansatz, backend, EnergyTable(encoding.qubo.energies, 5, energies), "expectation",
-                               optimizer="l_bfgs_b", maxiter=40, shots=256, seed=0, history_path=tmp_path / "h.jsonl")
+                               optimizer="l_bfgs_b", maxiter=40, shots=256, seed=0, on_evaluation=reported.append)
     result = runner.run(linear_ramp(2))
     assert result.value < result.history[0].value
-    assert len((tmp_path / "h.jsonl").read_text().splitlines()) == len(result.history) <= 40 + 5
+    assert len(reported) == len(result.history) <= 40 + 5
 
 
 def test_l_bfgs_b_is_refused_where_there_is_no_gradient(selection_problem):
     from qportfolio.errors import ConfigError
-    from qportfolio.runner import EnergyTable, VariationalRunner
+    from qportfolio.optimize import EnergyTable, VariationalRunner
 
     encoding = to_qubo(selection_problem)
     ansatz = qaoa_ansatz(encoding.qubo.to_ising()[0], 1)

@@ -13,21 +13,15 @@ from conftest import random_covariance
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Statevector
 
-from qportfolio.ansatz import qaoa_ansatz
 from qportfolio.backends import AerShotsBackend, Distribution, make_backend
-from qportfolio.builder import to_qubo
+from qportfolio.backends.ibm import AerNoisyBackend, HardwareOptions, RuntimeSamplerBackend
+from qportfolio.backends.ibm.compilation import compact_circuit, restrict_target
+from qportfolio.backends.ibm.credentials import _one_line, redact
+from qportfolio.backends.ibm.report import estimate_qpu_seconds
+from qportfolio.circuits import qaoa_ansatz
+from qportfolio.encoding import to_qubo
 from qportfolio.errors import BackendError, ConfigError
-from qportfolio.hardware import (
-    AerNoisyBackend,
-    HardwareOptions,
-    RuntimeSamplerBackend,
-    _one_line,
-    compact_circuit,
-    estimate_qpu_seconds,
-    redact,
-    restrict_target,
-)
-from qportfolio.problem import SelectionProblem
+from qportfolio.problems import SelectionProblem
 
 SENTINEL = "SENTINEL-qportfolio-token-7f3a9c"
 THETAS = np.array([[0.4, 0.6], [0.2, 1.0]])
@@ -189,7 +183,7 @@ def test_restricted_noise_model_is_exact():
     from qiskit_aer.noise import NoiseModel
     from qiskit_aer.primitives import SamplerV2
 
-    from qportfolio.hardware import _RestrictedDevice
+    from qportfolio.backends.ibm.compilation import _RestrictedDevice
 
     circuit = QuantumCircuit(2)
     circuit.h(0)

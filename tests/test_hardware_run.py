@@ -1,4 +1,4 @@
-"""The hardware path end to end, offline, through the `qportfolio` command and `qportfolio.experiment`:
+"""The hardware path end to end, offline, through the `qportfolio` command and `qportfolio.app.experiment`:
 dry run, spending guard, a run in qiskit-ibm-runtime's local testing mode (ibm_fake:*), a run interrupted
 midway and resumed with no evaluation repeated, `status`, and no credential in anything a run produces.
 
@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import yaml
 
-from qportfolio import experiment
-from qportfolio.cli import main
-from qportfolio.config import load_config
-from qportfolio.experiment import check_spending
+from qportfolio.app import experiment
+from qportfolio.app.cli import main
+from qportfolio.app.config import load_config
+from qportfolio.app.planning import check_spending
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "configs" / "hardware_fake_fez.yaml"
@@ -166,19 +166,11 @@ class Faulty:
         return self.backend.collect(job_id)
 
 
-def install(monkeypatch, fail_after=None, when="before", reuse=None) -> list[Faulty]:
-    """Every backend the experiment makes is a Faulty around a real one (``reuse``'s real backend if given)."""
-    made = []
-    real = experiment.make_backend
-
-    def make(*args, **kwargs):
-        if reuse is not None:
-            reuse.active = False
-        made.append(Faulty(reuse.backend if reuse is not None else real(*args, **kwargs), fail_after, when))
-        return made[-1]
-
-    monkeypatch.setattr(experiment, "make_backend", make)
-    return made
+def faulty(config, fail_after=None, when="before", reuse=None) -> Faulty:
+    """A Faulty around the config's real backend (``reuse``'s real backend if given), to pass to the run."""
+    if reuse is not None:
+        reuse.active = False
+    return Faulty(reuse.backend if reuse is not None else config.quantum_solver().make_backend(), fail_after, when)
 
 
 @pytest.fixture(scope="module")
@@ -192,15 +184,11 @@ def resume_config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def total_evaluations(resume_config, tmp_path_factory):
     """Evaluations of the uninterrupted run (COBYLA stops at maxiter function evaluations)."""
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        made = install(monkeypatch)
-        run = experiment.execute(resume_config, tmp_path_factory.mktemp("reference"))
-    finally:
-        monkeypatch.undo()
+    backend = faulty(resume_config)
+    run = experiment.execute(resume_config, tmp_path_factory.mktemp("reference"), backend=backend)
     assert run.result["status"] == "complete"
-    assert made[0].evaluated == run.result["quantum"]["evaluations"] == 8
-    return made[0].evaluated
+    assert backend.evaluated == run.result["quantum"]["evaluations"] == 8
+    return backend.evaluated
 
 
 @pytest.mark.parametrize("when, service_keeps_jobs", [
@@ -211,9 +199,9 @@ def total_evaluations(resume_config, tmp_path_factory):
 def test_interrupted_run_resumes_without_repeating_an_evaluation(tmp_path, monkeypatch, resume_config,
                                                                  total_evaluations, when, service_keeps_jobs):
     total, k = total_evaluations, 3
-    made = install(monkeypatch, fail_after=k, when=when)
+    first = faulty(resume_config, fail_after=k, when=when)
     with pytest.raises(KeyboardInterrupt):
-        experiment.execute(resume_config, tmp_path)
+        experiment.execute(resume_config, tmp_path, backend=first)
     folder = only_run_folder(tmp_path)
     interrupted = json.loads((folder / "result.json").read_text())
     assert interrupted["status"] == "interrupted"
@@ -222,10 +210,10 @@ def test_interrupted_run_resumes_without_repeating_an_evaluation(tmp_path, monke
     in_flight = 1 if when == "in_flight" else 0
     assert [j["kind"] for j in first_jobs] == ["evaluation"] * (k + in_flight)
 
-    made = install(monkeypatch, reuse=made[0] if service_keeps_jobs else None)
-    resumed = experiment.resume(folder)
+    backend = faulty(resume_config, reuse=first if service_keeps_jobs else None)
+    resumed = experiment.resume(folder, backend=backend)
     collected = in_flight if service_keeps_jobs else 0
-    assert made[0].evaluated == total - k - collected  # nothing recorded (or collectable) is evaluated again
+    assert backend.evaluated == total - k - collected  # nothing recorded (or collectable) is evaluated again
     assert resumed.result["status"] == "complete"
     assert resumed.result["resumed_evaluations"] == k + collected
     assert resumed.result["quantum"]["evaluations"] == total

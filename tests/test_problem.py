@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
+from conftest import random_covariance
 
 from qportfolio.errors import ProblemError
-from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
-
-from conftest import random_covariance
+from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 
 
 def test_integer_shares_metrics_match_hand_computation(shares_problem):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qportfolio import experiment
-from qportfolio.cli import main
-from qportfolio.config import load_config
+from qportfolio.app import experiment
+from qportfolio.app.cli import main
+from qportfolio.app.config import load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "selection.yaml"
 
@@ -30,16 +30,9 @@ class Counting:
         return self.backend.sample(circuit, parameters, shots)
 
 
-def with_backend(monkeypatch, fail_after=None):
-    made = []
-    real = experiment.make_backend
-
-    def make(*args, **kwargs):
-        made.append(Counting(real(*args, **kwargs), fail_after))
-        return made[-1]
-
-    monkeypatch.setattr(experiment, "make_backend", make)
-    return made
+def counting(config, fail_after=None) -> Counting:
+    """The config's real backend in a Counting wrapper, to pass to the run."""
+    return Counting(config.quantum_solver().make_backend(), fail_after)
 
 
 @pytest.mark.parametrize("optimizer, backend", [("cobyla", "aer_statevector"), ("spsa", "aer_shots")])
@@ -49,22 +42,21 @@ def test_interrupted_run_resumes_without_repeating_an_evaluation(tmp_path, monke
     (tmp_path / "c.yaml").write_text(text)
     config = load_config(tmp_path / "c.yaml")
 
-    made = with_backend(monkeypatch)
-    reference = experiment.execute(config, tmp_path / "reference")
-    total = made[0].calls
+    backend = counting(config)
+    reference = experiment.execute(config, tmp_path / "reference", backend=backend)
+    total = backend.calls
 
-    made = with_backend(monkeypatch, fail_after=total // 2)
     with pytest.raises(KeyboardInterrupt):
-        experiment.execute(config, tmp_path / "interrupted")
+        experiment.execute(config, tmp_path / "interrupted", backend=counting(config, fail_after=total // 2))
     (folder,) = (tmp_path / "interrupted").iterdir()
     partial = json.loads((folder / "result.json").read_text())
     assert partial["status"] == "interrupted"
     assert partial["solutions"]["classical_exact"]["proven_optimal"]  # what finished is kept
     assert len((folder / "history.jsonl").read_text().splitlines()) == total // 2
 
-    made = with_backend(monkeypatch)
-    resumed = experiment.resume(folder)
-    assert made[0].calls == total - total // 2  # only the evaluations never made
+    backend = counting(config)
+    resumed = experiment.resume(folder, backend=backend)
+    assert backend.calls == total - total // 2  # only the evaluations never made
     assert resumed.result["status"] == "complete"
     assert resumed.result["resumed_evaluations"] == total // 2
     assert resumed.result["quantum"]["optimal_parameters"] == reference.result["quantum"]["optimal_parameters"]
@@ -74,12 +66,13 @@ def test_interrupted_run_resumes_without_repeating_an_evaluation(tmp_path, monke
     assert len(history) == total
 
 
-def test_resume_of_a_complete_run_does_nothing(tmp_path, monkeypatch, capsys):
-    made = with_backend(monkeypatch)
-    run = experiment.execute(load_config(CONFIG), tmp_path)
-    made.clear()
+def test_resume_of_a_complete_run_does_nothing(tmp_path, capsys):
+    config = load_config(CONFIG)
+    run = experiment.execute(config, tmp_path, backend=counting(config))
+    backend = counting(config)
+    assert experiment.resume(run.folder, backend=backend).result["status"] == "complete"
+    assert backend.calls == 0  # nothing was evaluated
     assert main(["resume", str(run.folder), "--quiet"]) == 0
-    assert made == []  # no backend was even built
     assert "quantum = exact" in capsys.readouterr().out
 
 

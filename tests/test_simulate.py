@@ -9,18 +9,17 @@ from qiskit import QuantumCircuit
 from qiskit.circuit.library import StatePreparation, XXPlusYYGate, efficient_su2, real_amplitudes
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from qportfolio.errors import ResourceError
-from qportfolio.simulate import (
+from qportfolio.backends.exact import (
     CircuitSimulator,
     QAOASimulator,
     SubspaceQAOASimulator,
     XYQAOASimulator,
     dicke_state,
-    qubo_diagonal,
-    qubo_energies,
     weight_k_states,
-    xy_pairs,
 )
+from qportfolio.circuits import xy_pairs
+from qportfolio.encoding import qubo_diagonal, qubo_energies
+from qportfolio.errors import ResourceError
 
 TOL = 1e-9
 

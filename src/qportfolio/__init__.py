@@ -1,16 +1,39 @@
-"""qportfolio: portfolio optimization with QAOA and VQE, held against the best classical answer."""
+"""qportfolio: portfolio optimization with QAOA and VQE, held against the best classical answer.
 
-from qportfolio.builder import Qubo, QuboEncoding, build_quadratic_program, to_qubo, verify_ground_state
-from qportfolio.classical import solve_exact, solve_markowitz
-from qportfolio.config import ExperimentConfig, load_config
-from qportfolio.data import MarketData, load_market
+The library in five calls::
+
+    import qportfolio as qp
+    market = qp.estimate_market(prices)                       # a DataFrame of prices, one column per ticker
+    problem = qp.SelectionProblem.from_market(market, num_assets=4)
+    result = qp.QuantumSolver(backend="exact").solve(problem)  # QAOA, judged against the exact optimum
+    result.allocation, result.p_optimal, result.samples
+    exact = qp.solve_exact(problem)
+"""
+
+from qportfolio.baselines import run_baselines, solve_classical
+from qportfolio.choices import (
+    Algorithm,
+    ClassicalMethod,
+    ConstraintEncoding,
+    IntegerEncoding,
+    MarkowitzObjective,
+    Mixer,
+    Optimizer,
+    TrainingObjective,
+)
+from qportfolio.classical import ClassicalSolution, efficient_frontier, solve_exact, solve_markowitz
+from qportfolio.data import MarketData, estimate_market, load_market, load_prices
+from qportfolio.encoding import QuboEncoding, build_quadratic_program, to_qubo
 from qportfolio.errors import QPortfolioError
-from qportfolio.problem import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
+from qportfolio.optimize import QuantumResult, QuantumSolver, SolveHooks
+from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ExperimentConfig", "IntegerSharesProblem", "MarketData", "MarkowitzProblem", "QPortfolioError", "Qubo",
-    "QuboEncoding", "SelectionProblem", "build_quadratic_program", "load_config", "load_market", "solve_exact",
-    "solve_markowitz", "to_qubo", "verify_ground_state",
+    "Algorithm", "ClassicalMethod", "ClassicalSolution", "ConstraintEncoding", "IntegerEncoding",
+    "IntegerSharesProblem", "MarketData", "MarkowitzObjective", "MarkowitzProblem", "Mixer", "Optimizer",
+    "QPortfolioError", "QuantumResult", "QuantumSolver", "QuboEncoding", "SelectionProblem", "SolveHooks",
+    "TrainingObjective", "build_quadratic_program", "efficient_frontier", "estimate_market", "load_market",
+    "load_prices", "run_baselines", "solve_classical", "solve_exact", "solve_markowitz", "to_qubo",
 ]

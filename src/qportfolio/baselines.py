@@ -33,7 +33,7 @@ Methods (lower objective is better everywhere):
   ``encoding.decode`` and judged on the original problem; the answer is the best *feasible* decoded
   read, as for the quantum answer. Extras: ``num_reads``, ``best_qubo_energy`` (lowest energy over the
   reads), ``feasible_fraction`` of the reads and, when the exact answer is known, ``p_optimal`` and
-  ``approximation_ratio`` computed by :func:`qportfolio.evaluate.quality_metrics` (the quantum metrics).
+  ``approximation_ratio`` computed by :func:`qportfolio.evaluation.quality_metrics` (the quantum metrics).
 """
 
 from __future__ import annotations
@@ -43,202 +43,32 @@ from collections.abc import Callable
 
 import numpy as np
 
-from qportfolio.builder import QuboEncoding
+from qportfolio.choices import ClassicalMethod, check_choice
 from qportfolio.classical import (
     ClassicalSolution,
-    covariance_factor,
-    objective_parts,
+    greedy,
+    optimum_tolerance,
+    relax_and_round,
     scip_solve,
-    solve_convex,
-    solve_scip,
 )
-from qportfolio.errors import ProblemError
-from qportfolio.problem import DiscreteProblem, IntegerSharesProblem, SelectionProblem
-
-__all__ = [
-    "METHODS",
-    "greedy",
-    "optimum_tolerance",
-    "relax_and_round",
-    "run_baselines",
-    "simulated_annealing",
-    "solve_scip",
-    "tabu",
-]
+from qportfolio.classical.solution import method_entry
+from qportfolio.encoding import QuboEncoding
+from qportfolio.errors import (
+    ProblemError,
+)
+from qportfolio.evaluation import SampleTable, quality_metrics
+from qportfolio.optimize import QuantumSolver
+from qportfolio.problems import (
+    DiscreteProblem,
+    IntegerSharesProblem,
+    SelectionProblem,
+)
 
 #: Every baseline, in the order :func:`run_baselines` runs them.
 METHODS = ("scip", "relax_round", "greedy", "simulated_annealing", "tabu")
 #: Default reads per sampler (tabu restarts are the costly part, so it gets fewer).
 SA_READS, SA_SWEEPS = 100, 1000
 TABU_READS, TABU_RESTARTS = 50, 0
-
-
-def optimum_tolerance(optimum: float) -> float:
-    """Objective difference below which two answers count as the same optimum."""
-    return 1e-9 * max(1.0, abs(optimum))
-
-
-def _allocation(problem: DiscreteProblem, values) -> dict:
-    return {t: int(v) for t, v in zip(problem.tickers, np.asarray(values))}
-
-
-def _entry(problem: DiscreteProblem, allocation, seconds: float, status: str = "ok", message: str | None = None,
-           **extra) -> dict:
-    """A result entry: the contract keys from ``problem.evaluate`` (or None without an allocation)."""
-    if allocation is None:
-        entry = {"allocation": None, "objective": None, "variance": None, "expected_return": None, "cost": None,
-                 "feasible": False}
-    else:
-        allocation = np.asarray(allocation, dtype=np.int64)
-        entry = {"allocation": _allocation(problem, allocation), **problem.evaluate(allocation[None, :]).row(0)}
-    entry.update(time_s=float(seconds), status=status)
-    if message:
-        entry["message"] = message
-    entry.update(extra)
-    return entry
-
-
-# --------------------------------------------------------------------------- relax and round
-
-
-def continuous_relaxation(problem: DiscreteProblem) -> tuple[np.ndarray, float]:
-    """The continuous relaxation's optimum ``(x, objective)`` (cvxpy + Clarabel, rescaled units)."""
-    import cvxpy as cp
-
-    quadratic, linear = objective_parts(problem)
-    lower, upper = problem.objective_bounds()
-    scale = 1000.0 / max(upper - lower, 1e-300)
-    n = problem.num_assets
-    x = cp.Variable(n)
-    constraints = [x >= 0, x <= problem.upper_bounds.astype(float)]
-    if isinstance(problem, IntegerSharesProblem):
-        constraints.append((problem.prices / problem.budget) @ x <= 1)
-        if problem.min_return is not None:
-            unit = max(abs(problem.min_return), 1e-12)
-            constraints.append((problem.return_coefficients / unit) @ x >= problem.min_return / unit)
-    else:
-        constraints.append(cp.sum(x) == problem.num_selected)
-    goal = cp.Minimize(cp.sum_squares(covariance_factor(scale * quadratic) @ x) + (scale * linear) @ x)
-    program = cp.Problem(goal, constraints)
-    value = np.clip(solve_convex(program, x, "the continuous relaxation"), 0.0, problem.upper_bounds.astype(float))
-    return value, float(value @ quadratic @ value + linear @ value)
-
-
-def _objective(quadratic: np.ndarray, linear: np.ndarray, x: np.ndarray) -> float:
-    return float(x @ quadratic @ x + linear @ x)
-
-
-def _reachable_return(problem: IntegerSharesProblem, x: np.ndarray) -> float:
-    """The most expected return ``x`` can reach by adding (fractional) shares within the budget left."""
-    remaining, best = problem.budget - float(problem.prices @ x), float(problem.return_coefficients @ x)
-    for i in np.argsort(-problem.mu):
-        if problem.mu[i] <= 0 or remaining <= 0:
-            break
-        dollars = min(remaining, problem.prices[i] * (problem.upper_bounds[i] - x[i]))
-        best += problem.mu[i] * dollars
-        remaining -= dollars
-    return best
-
-
-def _repair_return(problem: IntegerSharesProblem, x: np.ndarray, quadratic, linear, allow_swaps: bool) -> bool:
-    """Raise ``x`` (in place) to the return floor by the cheapest moves; True when the floor is met.
-
-    A move is one more share (or, with ``allow_swaps``, one share of an asset traded for one of another)
-    that raises the expected return, fits the budget and keeps the floor reachable with the budget left
-    (a fractional-knapsack look-ahead); the move with the least objective increase per dollar of return
-    raised is taken.
-    """
-    if problem.min_return is None:
-        return True
-    gains, prices, upper = problem.return_coefficients, problem.prices, problem.upper_bounds
-    floor = problem.min_return - 1e-9 * max(abs(problem.min_return), 1.0)
-    tolerance = 1e-9 * max(problem.budget, 1.0)
-    n = problem.num_assets
-    for _ in range(int(upper.sum()) + n * n + 10):
-        if gains @ x >= floor:
-            return True
-        base = _objective(quadratic, linear, x)
-        best, best_score = None, np.inf
-        moves = [(None, i) for i in range(n)]
-        if allow_swaps:
-            moves += [(j, i) for j in range(n) for i in range(n) if i != j and x[j] > 0]
-        for out, into in moves:
-            trial = x.copy()
-            trial[into] += 1
-            if out is not None:
-                trial[out] -= 1
-            if trial[into] > upper[into] or prices @ trial > problem.budget + tolerance:
-                continue
-            raised = gains @ trial - gains @ x
-            if raised <= 0 or _reachable_return(problem, trial) < floor:
-                continue
-            score = (_objective(quadratic, linear, trial) - base) / raised
-            if score < best_score:
-                best, best_score = trial, score
-        if best is None:
-            return False
-        x[:] = best
-    return gains @ x >= floor
-
-
-def _fill(problem: IntegerSharesProblem, x: np.ndarray, quadratic, linear) -> None:
-    """Add one share at a time (in place) while one is affordable and lowers the objective."""
-    tolerance = 1e-9 * max(problem.budget, 1.0)
-    while True:
-        step = 2 * (quadratic @ x) + np.diag(quadratic) + linear  # objective change of one more share
-        affordable = (x < problem.upper_bounds) & (problem.prices @ x + problem.prices <= problem.budget + tolerance)
-        step = np.where(affordable, step, np.inf)
-        i = int(np.argmin(step))
-        if not step[i] < -1e-15 * max(1.0, abs(_objective(quadratic, linear, x))):
-            return
-        x[i] += 1
-
-
-def relax_and_round(problem: DiscreteProblem) -> dict:
-    """The ``relax_round`` entry (see the module docstring)."""
-    started = time.perf_counter()
-    relaxed, bound = continuous_relaxation(problem)
-    if isinstance(problem, SelectionProblem):
-        chosen = np.argsort(-relaxed, kind="stable")[: problem.num_selected]
-        x = np.zeros(problem.num_assets, dtype=np.int64)
-        x[chosen] = 1
-        return _entry(problem, x, time.perf_counter() - started, relaxation_bound=bound,
-                      rounding="top_k of the relaxed weights")
-    quadratic, linear = objective_parts(problem)
-    x = np.minimum(np.floor(relaxed + 1e-9).astype(np.int64), problem.upper_bounds)
-    rounded = x.copy()
-    met = _repair_return(problem, x, quadratic, linear, allow_swaps=True)
-    if not met:
-        return _entry(problem, None, time.perf_counter() - started, "infeasible",
-                      "rounding and repair could not reach the return floor within the budget", relaxation_bound=bound,
-                      rounding="floor, repair, fill", rounded_allocation=_allocation(problem, rounded))
-    _fill(problem, x, quadratic, linear)
-    return _entry(problem, x, time.perf_counter() - started, relaxation_bound=bound, rounding="floor, repair, fill",
-                  rounded_allocation=_allocation(problem, rounded))
-
-
-# --------------------------------------------------------------------------- greedy
-
-
-def greedy(problem: DiscreteProblem) -> dict:
-    """The ``greedy`` entry (see the module docstring)."""
-    started = time.perf_counter()
-    quadratic, linear = objective_parts(problem)
-    x = np.zeros(problem.num_assets, dtype=np.int64)
-    if isinstance(problem, SelectionProblem):
-        for _ in range(problem.num_selected):
-            step = 2 * (quadratic @ x) + np.diag(quadratic) + linear
-            step = np.where(x == 0, step, np.inf)
-            x[int(np.argmin(step))] = 1
-        return _entry(problem, x, time.perf_counter() - started, rule="add the asset that raises the objective least")
-    if not (_repair_return(problem, x, quadratic, linear, allow_swaps=False)
-            or _repair_return(problem, x, quadratic, linear, allow_swaps=True)):
-        return _entry(problem, None, time.perf_counter() - started, "infeasible",
-                      "greedy share-by-share buying could not reach the return floor within the budget")
-    _fill(problem, x, quadratic, linear)
-    return _entry(problem, x, time.perf_counter() - started,
-                  rule="add the share with the least objective increase per dollar of return up to the floor, "
-                       "then shares that lower the objective")
 
 
 # --------------------------------------------------------------------------- QUBO samplers
@@ -265,18 +95,16 @@ def _judge_reads(problem: DiscreteProblem, encoding: QuboEncoding, sampleset, ex
     extra.update(num_reads=int(num_reads), best_qubo_energy=float(energies.min()),
                  feasible_fraction=min(1.0, float(weights[evaluation.feasible].sum())))
     if exact is not None and exact.worst_feasible_objective is not None:
-        from qportfolio.evaluate import SampleTable, quality_metrics
-
         table = SampleTable(np.arange(len(bits)), weights, allocations, evaluation, energies, int(counts.sum()),
                             encoding.num_qubits)
         metrics = quality_metrics(table, exact.objective, exact.worst_feasible_objective).describe()
         extra.update({k: min(1.0, v) for k, v in metrics.items() if k != "feasible_fraction"})
     if not np.any(evaluation.feasible):
-        return _entry(problem, None, seconds, "infeasible",
+        return method_entry(problem, None, seconds, "infeasible",
                       f"none of the {int(counts.sum())} reads decodes to a feasible allocation: the penalty may be too "
                       "weak for this sampler", **extra)
     best = int(np.argmin(np.where(evaluation.feasible, evaluation.objective, np.inf)))
-    return _entry(problem, allocations[best], seconds, qubo_energy=float(energies[best]), **extra)
+    return method_entry(problem, allocations[best], seconds, qubo_energy=float(energies[best]), **extra)
 
 
 def simulated_annealing(problem: DiscreteProblem, encoding: QuboEncoding, seed: int,
@@ -326,7 +154,7 @@ def _scip_entry(problem: DiscreteProblem, exact: ClassicalSolution | None, seed:
     outcome = scip_solve(problem, time_limit, seed)
     extra = {"proven_optimal": outcome.proven_optimal, "gap": outcome.gap, "bound": outcome.dual,
              "scip_status": outcome.scip_status, "nodes": outcome.nodes}
-    entry = _entry(problem, outcome.allocation, outcome.seconds, outcome.status, outcome.message, **extra)
+    entry = method_entry(problem, outcome.allocation, outcome.seconds, outcome.status, outcome.message, **extra)
     if exact is not None and outcome.allocation is not None:
         agree = abs(entry["objective"] - exact.objective) <= 1e-7 * max(1.0, abs(exact.objective))
         entry["matches_enumeration"] = bool(agree) if outcome.proven_optimal else None
@@ -363,7 +191,7 @@ def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact
     for name in methods:
         started = time.perf_counter()
         if name in ("simulated_annealing", "tabu") and encoding is None:
-            results[name] = _entry(problem, None, 0.0, "failed", "no QUBO encoding was given")
+            results[name] = method_entry(problem, None, 0.0, "failed", "no QUBO encoding was given")
             continue
         try:
             results[name] = runners[name]()
@@ -371,7 +199,7 @@ def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact
             raise
         except Exception as error:  # noqa: BLE001 — one method's failure is recorded, never fatal to the others
             text = str(error) if isinstance(error, ProblemError) else f"{type(error).__name__}: {error}"
-            results[name] = _entry(problem, None, time.perf_counter() - started, "failed", text)
+            results[name] = method_entry(problem, None, time.perf_counter() - started, "failed", text)
     optimum = None
     if exact is not None and exact.proven_optimal:
         optimum = exact.objective
@@ -384,3 +212,23 @@ def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact
         else:
             entry["gap_to_optimum"] = None
     return results
+
+
+def solve_classical(problem: DiscreteProblem, method: str = "scip", encoding: QuboEncoding | None = None,
+                    seed: int = 0, time_limit: float = 60.0) -> ClassicalSolution:
+    """One classical method on ``problem`` (``scip``, ``relax_round``, ``greedy``, ``simulated_annealing``,
+    ``tabu``), as a :class:`ClassicalSolution` (``allocation`` None when it found no feasible answer).
+
+    The QUBO samplers run on ``encoding``, by default the QUBO a default :class:`QuantumSolver` would see.
+    """
+    method = check_choice(method, ClassicalMethod, "method", ProblemError)
+    if method in ("simulated_annealing", "tabu") and encoding is None:
+        encoding = QuantumSolver().encode(problem, for_circuit=False).encoding
+    entry = run_baselines(problem, encoding, None, seed, time_limit, methods=(method,))[method]
+    if entry.get("status") == "failed":
+        raise ProblemError(f"{method} failed: {entry.get('message')}")
+    allocation = None if entry["allocation"] is None else np.array(list(entry["allocation"].values()), dtype=np.int64)
+    evaluation = problem.evaluate(allocation[None, :]) if allocation is not None else None
+    return ClassicalSolution(method, allocation, evaluation, bool(entry.get("proven_optimal", False)), entry["time_s"],
+                             status=entry.get("status", "ok"), gap=entry.get("gap"), bound=entry.get("bound"),
+                             message=entry.get("message"))

@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qportfolio.choices import Covariance, DataSource, Frequency
 from qportfolio.errors import DataError
 
-SOURCES = ("sp500", "csv", "yfinance")
-FREQUENCIES = ("daily", "weekly", "monthly", "as_is")
-COVARIANCES = ("sample", "ledoit_wolf")
+SOURCES = DataSource.values()
+FREQUENCIES = Frequency.values()
+COVARIANCES = Covariance.values()
 
 #: Fewest price rows accepted by :func:`load_prices` (two returns need three prices).
 MIN_PRICE_ROWS = 3

@@ -15,6 +15,8 @@ from qportfolio.errors import ResourceError
 HEADROOM = 0.8
 GIB = float(1 << 30)
 
+SIMULATOR_ADVICE = ("use backend.precision: complex64 (half the state memory), an XY mixer for selection "
+                    "(the K-of-N feasible subspace), or fewer qubits")
 FEWER_QUBITS = "use fewer assets or a smaller problem.max_shares / max_qubits, or `qportfolio baseline` for classical answers only"
 
 

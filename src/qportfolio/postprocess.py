@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qportfolio.problem import DiscreteProblem, SelectionProblem
+from qportfolio.problems import DiscreteProblem, SelectionProblem
 
 
 def violation(problem: DiscreteProblem, x: np.ndarray) -> np.ndarray:

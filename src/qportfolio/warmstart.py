@@ -1,6 +1,6 @@
 """Warm-start QAOA (Egger, Mareček & Woerner 2021): start from the continuous relaxation.
 
-The continuous relaxation of the problem (:func:`qportfolio.baselines.continuous_relaxation`, a convex
+The continuous relaxation of the problem (:func:`qportfolio.classical.continuous_relaxation`, a convex
 QP) gives, per qubit, a probability ``c_q`` of reading 1, regularised to ``[ε, 1 − ε]`` so that the mixer
 can still move every qubit:
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from qportfolio.baselines import continuous_relaxation
-from qportfolio.builder import QuboEncoding
-from qportfolio.problem import DiscreteProblem, SelectionProblem
+from qportfolio.classical import continuous_relaxation
+from qportfolio.encoding import QuboEncoding
+from qportfolio.problems import DiscreteProblem, SelectionProblem
 
 
 def warm_start_probabilities(problem: DiscreteProblem, encoding: QuboEncoding, epsilon: float = 0.25) -> np.ndarray:

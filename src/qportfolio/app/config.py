@@ -1,0 +1,196 @@
+"""The experiment config: a YAML file validated against this schema; unknown keys are errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qportfolio.choices import (
+    AerMethod,
+    Algorithm,
+    ConstraintEncoding,
+    Covariance,
+    DataSource,
+    DDSequence,
+    Entanglement,
+    ExecutionMode,
+    Frequency,
+    IntegerEncoding,
+    MarkowitzObjective,
+    Mitigation,
+    Mixer,
+    Narrowing,
+    Optimizer,
+    Precision,
+    ProblemKind,
+    TrainingObjective,
+    VQEForm,
+)
+from qportfolio.errors import ConfigError
+from qportfolio.optimize import QuantumSolver
+
+#: One source for every default a config and the Python API share.
+DEFAULT = QuantumSolver()
+
+DateLike = Union[dt.date, str, None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+
+class DataConfig(_Strict):
+    source: DataSource = DataSource.SP500
+    path: Optional[str] = None
+    assets: Optional[list[str]] = None
+    start: DateLike = None
+    end: DateLike = None
+    frequency: Frequency = Frequency.DAILY
+    covariance: Covariance = Covariance.SAMPLE
+
+
+PenaltyLike = Union[Literal["auto"], float, dict[str, Union[float, Literal["auto"]]]]
+PenaltyChoice = Union[Literal["auto", "calibrated"], float, dict[str, Union[float, Literal["auto"]]]]
+
+
+class ProblemConfig(_Strict):
+    kind: ProblemKind = ProblemKind.INTEGER_SHARES
+    budget: Optional[float] = Field(None, description="dollars (integer_shares)")
+    min_return: Optional[float] = Field(None, description="expected dollar return per period (integer_shares)")
+    constraint_encoding: ConstraintEncoding = DEFAULT.constraint_encoding
+    penalty: PenaltyChoice = DEFAULT.penalty
+    slack_resolution: PenaltyLike = DEFAULT.slack_resolution
+    integer_encoding: IntegerEncoding = DEFAULT.integer_encoding
+    max_shares: Union[int, list[int], None] = None
+    num_assets: Optional[int] = Field(None, description="K, assets to select (selection)")
+    risk_aversion: float = 1.0
+    target_return: Optional[float] = Field(None, description="per-period return (markowitz)")
+    allow_short: bool = False
+    objective: MarkowitzObjective = Field(MarkowitzObjective.MIN_VARIANCE, description="markowitz objective")
+    max_volatility: Optional[float] = Field(None, gt=0, description="σ₀ per period (markowitz max_return)")
+    risk_free: float = Field(0.0, description="per-period risk-free return (markowitz max_sharpe)")
+    baselines: bool = Field(True, description="run the classical baselines beside the exact answer")
+    time_limit: float = Field(DEFAULT.time_limit, gt=0, description="seconds per classical solver (SCIP, tabu)")
+    max_qubits: Optional[int] = Field(DEFAULT.max_qubits, ge=1, description="narrow share windows to fit (default: the simulator's limit)")
+    narrowing: Narrowing = DEFAULT.narrowing
+
+
+class SolverConfig(_Strict):
+    algorithm: Algorithm = DEFAULT.algorithm
+    reps: int = Field(DEFAULT.reps, ge=1)
+    optimizer: Optimizer = DEFAULT.optimizer
+    maxiter: int = Field(DEFAULT.maxiter, ge=1)
+    objective: TrainingObjective = DEFAULT.objective
+    cvar_alpha: float = Field(DEFAULT.cvar_alpha, gt=0, le=1)
+    shots: int = Field(DEFAULT.shots, ge=1)
+    ansatz: VQEForm = DEFAULT.ansatz
+    entanglement: Entanglement = DEFAULT.entanglement
+    mixer: Mixer = DEFAULT.mixer
+    warm_start: bool = DEFAULT.warm_start
+    warm_start_epsilon: float = Field(DEFAULT.warm_start_epsilon, gt=0, lt=0.5)
+    layerwise: bool = Field(DEFAULT.layerwise, description="grow the depth one layer at a time (INTERP)")
+    multistart: int = Field(DEFAULT.multistart, ge=1, description="starts sharing the final depth's evaluation budget")
+    initial_parameters: Optional[list[float]] = None
+    grid: int = Field(DEFAULT.grid, ge=0, description="QAOA: scan a grid×grid of depth-1 angles first (0: off)")
+    postprocess: bool = DEFAULT.postprocess
+
+
+class BackendConfig(_Strict):
+    name: str = Field(DEFAULT.backend, pattern=r"^(aer_statevector|aer_shots|exact|(aer_noisy|ibm_fake|ibm):[A-Za-z0-9_]+)$")
+    min_qubits: Optional[int] = Field(None, ge=1, description="ibm:least_busy: smallest device")
+    account: Optional[str] = Field(None, description="name of a saved Qiskit account")
+    channel: Optional[str] = None
+    instance: Optional[str] = None
+    connect_timeout: Optional[float] = Field(None, gt=0, description="seconds to reach the service")
+    calibration_shots: Optional[int] = Field(None, ge=1, description="mthree calibration shots per circuit")
+    aer_method: Optional[AerMethod] = None
+    execution_mode: ExecutionMode = DEFAULT.execution_mode
+    dynamical_decoupling: bool = DEFAULT.dynamical_decoupling
+    dd_sequence: DDSequence = DEFAULT.dd_sequence
+    twirling: bool = DEFAULT.twirling
+    max_execution_time: Optional[int] = Field(None, ge=1, description="seconds per job")
+    optimization_level: int = Field(DEFAULT.optimization_level, ge=0, le=3)
+    seed_transpiler: Optional[int] = None
+    initial_layout: Optional[list[int]] = None
+    mitigation: Mitigation = DEFAULT.mitigation
+    max_qpu_seconds: Optional[float] = Field(None, gt=0, description="spending guard")
+    precision: Precision = Field(DEFAULT.precision, description="exact backend's state")
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = DEFAULT.seed
+    data: DataConfig = DataConfig()
+    problem: ProblemConfig = ProblemConfig()
+    solver: SolverConfig = SolverConfig()
+    backend: BackendConfig = BackendConfig()
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be ≥ 0")
+        return value
+
+    def quantum_solver(self) -> QuantumSolver:
+        """The solver this config describes: every ``solver.*`` and ``backend.*`` key, and the encoding keys
+        of ``problem.*``."""
+        p = self.problem
+        encoding = {"constraint_encoding": p.constraint_encoding, "integer_encoding": p.integer_encoding,
+                    "penalty": p.penalty, "slack_resolution": p.slack_resolution, "max_qubits": p.max_qubits,
+                    "narrowing": p.narrowing, "time_limit": p.time_limit}
+        backend = self.backend.model_dump()
+        backend["backend"] = backend.pop("name")
+        return QuantumSolver(**self.solver.model_dump(), **encoding, **backend, seed=self.seed)
+
+    def backend_options(self) -> dict:
+        """The backend options that differ from their defaults, as keywords for ``backends.make_backend``."""
+        return self.quantum_solver().backend_options()
+
+    def resolved(self) -> dict:
+        """The config with every default filled in, JSON/YAML-ready."""
+        return json.loads(self.model_dump_json())
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("literal[", "function-")))
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{where}': remove it or check its spelling (see the README's config reference)"
+    message = first["msg"].replace("Input should be", "should be").replace("Value error, ", "")
+    return f"{source}: {where}: {message} (got {first.get('input')!r})"
+
+
+def parse_config(raw: dict, source: str = "config") -> ExperimentConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (name, data, problem, solver, backend)")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    """Read and validate a YAML config; ``overrides`` (e.g. ``{"seed": 3}``) replace top-level keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: pass the path of a YAML file such as configs/quickstart.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: fix the syntax") from None
+    raw = raw or {}
+    if overrides and isinstance(raw, dict):
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_config(raw, str(path))

@@ -1,0 +1,91 @@
+"""The exact backend: qportfolio's own statevector simulator behind the backend interface."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+from qiskit import QuantumCircuit
+
+from qportfolio.backends.base import Distribution
+from qportfolio.backends.exact.circuit import CircuitSimulator
+from qportfolio.backends.exact.x_mixer import QAOASimulator
+from qportfolio.backends.exact.xy_mixer import SubspaceQAOASimulator, weight_k_states
+from qportfolio.cvar import cvar_sorted
+from qportfolio.errors import (
+    ConfigError,
+)
+
+
+class ExactBackend:
+    """Exact probabilities from the engines of :mod:`qportfolio.backends.exact`, chosen by the circuit's ansatz metadata.
+
+    ``energies`` is the QUBO's full energy table (index ``z`` ↔ bitstring, problem units); the QAOA
+    phase is ``e^{−iγE/cost_scale}``, exactly as in the circuit. With an XY mixer the state lives on the
+    weight-K states only (``num_selected``), so the distribution's indices are those states.
+    """
+
+    name = "exact"
+    exact = True
+
+    def __init__(self, energies: np.ndarray, seed: int | None = None, precision: str = "complex128"):
+        self.energies = energies
+        self.dtype = {"complex128": np.complex128, "complex64": np.complex64}[precision]
+        self._rng = np.random.default_rng(seed)
+        self._prepared: dict[int, tuple] = {}
+
+    @cached_property
+    def _order(self) -> np.ndarray:
+        """Basis states by ascending energy: only the circuit path's CVaR needs it."""
+        return np.argsort(self.energies, kind="stable")
+
+    def _prepare(self, circuit: QuantumCircuit):
+        key = id(circuit)
+        if key not in self._prepared:
+            meta = circuit.metadata or {}
+            n = circuit.num_qubits
+            if meta.get("algorithm") == "qaoa" and meta.get("mixer") == "x" and meta.get("initial_state") == "uniform":
+                simulator = QAOASimulator(self.energies, phase_scale=1 / meta["cost_scale"], dtype=self.dtype)
+                indices = None
+            elif meta.get("algorithm") == "qaoa" and str(meta.get("mixer", "")).startswith("xy_"):
+                k = int(meta["num_selected"])
+                indices = weight_k_states(n, k)
+                simulator = SubspaceQAOASimulator(self.energies[indices], n, k, [tuple(p) for p in meta["pairs"]],
+                                                      phase_scale=1 / meta["cost_scale"], dtype=self.dtype)
+            else:
+                simulator, indices = CircuitSimulator(circuit, dtype=self.dtype), None
+            self._prepared = {key: (simulator, indices)}
+        return self._prepared[key]
+
+    def _probabilities(self, circuit: QuantumCircuit, theta) -> tuple[np.ndarray, np.ndarray]:
+        simulator, indices = self._prepare(circuit)
+        probabilities = simulator.probabilities(theta)
+        return (np.arange(len(probabilities)) if indices is None else indices), probabilities
+
+    def distributions(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[Distribution]:
+        return [Distribution(*self._probabilities(circuit, theta)) for theta in np.atleast_2d(parameter_sets)]
+
+    def objective_values(self, circuit: QuantumCircuit, parameter_sets: np.ndarray, alpha: float) -> np.ndarray:
+        """CVaR_α (α = 1: the expectation) of each parameter set, without building distributions."""
+        simulator, indices = self._prepare(circuit)
+        thetas = np.atleast_2d(parameter_sets)
+        if isinstance(simulator, CircuitSimulator):
+            return np.array([cvar_sorted(self.energies[self._order], simulator.probabilities(t)[self._order], alpha)
+                             for t in thetas])
+        return simulator.expectations(thetas) if alpha >= 1 else simulator.cvars(thetas, alpha)
+
+    def value_and_gradient(self, circuit: QuantumCircuit, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """⟨E⟩ and its exact gradient (adjoint method) for QAOA with the X mixer from ``|+⟩ⁿ``."""
+        simulator, _ = self._prepare(circuit)
+        if not hasattr(simulator, "expectation_and_gradient"):
+            raise ConfigError("solver.optimizer l_bfgs_b needs an exact gradient, which exists for QAOA with the X "
+                              "mixer from the uniform state: use cobyla for XY mixers, warm starts and VQE")
+        value, gradient = simulator.expectation_and_gradient(np.asarray(theta, dtype=float))
+        return float(value), np.asarray(gradient, dtype=float)
+
+    def sample(self, circuit: QuantumCircuit, parameters: np.ndarray, shots: int) -> Distribution:
+        indices, probabilities = self._probabilities(circuit, parameters)
+        counts = self._rng.multinomial(shots, probabilities / probabilities.sum())
+        hit = np.flatnonzero(counts)
+        return Distribution(indices[hit], counts[hit] / shots, shots)
+

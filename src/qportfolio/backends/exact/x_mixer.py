@@ -1,0 +1,350 @@
+"""QAOA with the X mixer: Walsh–Hadamard tiles fused with the cost phases, and the adjoint gradient."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from qportfolio.backends.exact.kernels import (
+    _cost_array,
+    _DiagonalObjective,
+    _phase,
+    _sincos,
+    _split_theta,
+    _threads,
+    _weighted_dot,
+    check_memory,
+)
+
+# --------------------------------------------------------------------------- X-mixer kernels
+
+
+@njit(cache=True)
+def _wht_radix4(x, q):
+    h = 1 << q
+    for start in range(0, x.size, 4 * h):
+        a0 = x[start:start + h]
+        a1 = x[start + h:start + 2 * h]
+        a2 = x[start + 2 * h:start + 3 * h]
+        a3 = x[start + 3 * h:start + 4 * h]
+        for j in range(h):
+            s01 = a0[j] + a1[j]
+            d01 = a0[j] - a1[j]
+            s23 = a2[j] + a3[j]
+            d23 = a2[j] - a3[j]
+            a0[j] = s01 + s23
+            a1[j] = d01 + d23
+            a2[j] = s01 - s23
+            a3[j] = d01 - d23
+
+
+@njit(cache=True)
+def _wht_radix2(x, q):
+    h = 1 << q
+    for start in range(0, x.size, 2 * h):
+        a = x[start:start + h]
+        b = x[start + h:start + 2 * h]
+        for j in range(h):
+            t = a[j]
+            u = b[j]
+            a[j] = t + u
+            b[j] = t - u
+
+
+@njit(cache=True)
+def _wht_low3(xf):
+    """Walsh–Hadamard transform on complex bits 0, 1, 2 (float strides 2, 4, 8), unrolled."""
+    for g in range(0, xf.size, 16):
+        v = xf[g:g + 16]
+        for r in range(2):
+            a0 = v[r] + v[r + 2]
+            a1 = v[r] - v[r + 2]
+            a2 = v[r + 4] + v[r + 6]
+            a3 = v[r + 4] - v[r + 6]
+            a4 = v[r + 8] + v[r + 10]
+            a5 = v[r + 8] - v[r + 10]
+            a6 = v[r + 12] + v[r + 14]
+            a7 = v[r + 12] - v[r + 14]
+            b0 = a0 + a2
+            b1 = a1 + a3
+            b2 = a0 - a2
+            b3 = a1 - a3
+            b4 = a4 + a6
+            b5 = a5 + a7
+            b6 = a4 - a6
+            b7 = a5 - a7
+            v[r] = b0 + b4
+            v[r + 2] = b1 + b5
+            v[r + 4] = b2 + b6
+            v[r + 6] = b3 + b7
+            v[r + 8] = b0 - b4
+            v[r + 10] = b1 - b5
+            v[r + 12] = b2 - b6
+            v[r + 14] = b3 - b7
+
+
+@njit(cache=True)
+def _wht(xf, b0, k):
+    """Unnormalised Walsh–Hadamard transform on complex bits b0 … b0+k-1 of a tile given as its
+    interleaved float view xf (complex bit q = float bit q+1; real coefficients, so the float
+    loops vectorise)."""
+    q = b0 + 1
+    end = b0 + k + 1
+    if b0 == 0 and k >= 3:
+        _wht_low3(xf)
+        q = 4
+    while q + 1 < end:
+        _wht_radix4(xf, q)
+        q += 2
+    if q < end:
+        _wht_radix2(xf, q)
+
+
+_SUB_BITS = 10  # 2^10 amplitudes (16 KiB in complex128) stay in L1 for the low part of a mixer
+
+
+@njit(cache=True)
+def _mixer_table(k, beta, out):
+    """out[j] = exp(-iβ(k - 2·popcount(j))) / 2^k for j < 2^k: D_T of the module docstring."""
+    out[0] = complex(math.cos(beta * k), -math.sin(beta * k)) / (1 << k)
+    up = complex(math.cos(2.0 * beta), math.sin(2.0 * beta))
+    for t in range(k):
+        for j in range(1 << t):
+            out[j | (1 << t)] = out[j] * up
+
+
+@njit(cache=True)
+def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub):
+    """Apply the ops to a tile whose bits b0…b0+k-1 are the mixed qubits (others: independent).
+
+    With b0 = 0 a mixer is split into its part on bits 0…sub-1, done W·D·W inside L1-sized
+    sub-blocks, and its part on bits sub…k-1, done W·D·W over the whole tile (sub = 0 otherwise).
+    """
+    xf = x.view(x.real.dtype)
+    bs = 1 << sub
+    top_bits = k - sub
+    top_shift = b0 + sub
+    top_mask = (1 << top_bits) - 1
+    for o in range(kinds.size):
+        if kinds[o] == 0:
+            g = values[o]
+            for j in range(x.size):
+                s, c = _sincos(g * e[j])
+                x[j] = x[j] * complex(c, -s)
+            continue
+        if sub > 0:
+            ts = tab_sub[o]
+            for start in range(0, x.size, bs):
+                v = x[start:start + bs]
+                vf = xf[2 * start:2 * start + 2 * bs]
+                _wht(vf, 0, sub)
+                for j in range(bs):
+                    v[j] = v[j] * ts[j]
+                _wht(vf, 0, sub)
+        if top_bits > 0:
+            tt = tab_top[o]
+            _wht(xf, top_shift, top_bits)
+            for j in range(x.size):
+                x[j] = x[j] * tt[(j >> top_shift) & top_mask]
+            _wht(xf, top_shift, top_bits)
+
+
+@njit(cache=True)
+def _tables(kinds, values, k, sub, dtype_array):
+    tab_sub = np.empty((kinds.size, 1 << sub), dtype=dtype_array.dtype)
+    tab_top = np.empty((kinds.size, 1 << (k - sub)), dtype=dtype_array.dtype)
+    for o in range(kinds.size):
+        if kinds[o] == 1:
+            # D over k qubits factorises into D over the sub qubits times D over the top qubits
+            _mixer_table(sub, values[o], tab_sub[o])
+            _mixer_table(k - sub, values[o], tab_top[o])
+    return tab_sub, tab_top
+
+
+@njit(cache=True, parallel=True)
+def _pass_low(psi, energy, bits, kinds, values, init, expect):
+    """Apply ops to each contiguous tile of 2^bits amplitudes (mixers act on bits 0…bits-1).
+
+    ops: kind 0 = phase exp(-i·value·E), kind 1 = mixer on the tile's bits with β = value.
+    init ≠ 0: the tiles start as the constant ``init`` instead of being read. expect: return
+    Σ|ψ|²E of the result without writing the state back.
+    """
+    size = 1 << bits
+    ntiles = psi.size >> bits
+    sub = min(bits, _SUB_BITS)
+    tab_sub, tab_top = _tables(kinds, values, bits, sub, psi)
+    acc = np.zeros(ntiles)
+    for t in prange(ntiles):
+        off = t * size
+        if expect:
+            x = psi[off:off + size].copy()
+        else:
+            x = psi[off:off + size]
+        if init != 0:
+            x[:] = init
+        e = energy[off:off + size]
+        _tile_ops(x, e, kinds, values, tab_sub, tab_top, 0, bits, sub)
+        if expect:
+            s = 0.0
+            for j in range(size):
+                a = x[j]
+                s += (a.real * a.real + a.imag * a.imag) * e[j]
+            acc[t] = s
+    return acc.sum()
+
+
+@njit(cache=True, parallel=True)
+def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect):
+    """Like :func:`_pass_low` for the high bits: a tile gathers 2^(n-low_bits) runs of 2^run_bits
+    amplitudes; the high qubits are the tile's bits run_bits….""" 
+    nh = psi.size >> low_bits
+    kh = 0
+    while (1 << kh) < nh:
+        kh += 1
+    run = 1 << run_bits
+    size = nh * run
+    tab_sub, tab_top = _tables(kinds, values, kh, 0, psi)
+    need_e = expect
+    for o in range(kinds.size):
+        if kinds[o] == 0:
+            need_e = True
+    ntiles = 1 << (low_bits - run_bits)
+    acc = np.zeros(ntiles)
+    for t in prange(ntiles):
+        x = np.empty(size, dtype=psi.dtype)
+        e = np.empty(size if need_e else 0)
+        for h in range(nh):
+            src = (h << low_bits) | (t << run_bits)
+            x[h * run:(h + 1) * run] = psi[src:src + run]
+            if need_e:
+                e[h * run:(h + 1) * run] = energy[src:src + run]
+        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0)
+        if expect:
+            s = 0.0
+            for j in range(size):
+                a = x[j]
+                s += (a.real * a.real + a.imag * a.imag) * e[j]
+            acc[t] = s
+        else:
+            for h in range(nh):
+                src = (h << low_bits) | (t << run_bits)
+                psi[src:src + run] = x[h * run:(h + 1) * run]
+    return acc.sum()
+
+
+@njit(cache=True, parallel=True)
+def _mixer_overlap(lam, phi):
+    """⟨λ| Σ_i X_i |φ⟩."""
+    n = 0
+    while (1 << n) < phi.size:
+        n += 1
+    acc = 0.0j
+    for z in prange(phi.size):
+        s = 0.0j
+        for i in range(n):
+            s += phi[z ^ (1 << i)]
+        acc += np.conj(lam[z]) * s
+    return acc
+
+
+
+class QAOASimulator(_DiagonalObjective):
+    """Exact QAOA with the X mixer on ``n = log2(len(cost_diagonal))`` qubits.
+
+    ``cost_diagonal`` E[z] is in original units (objectives are reported in them); the cost layer
+    is ``exp(-i γ · phase_scale · E)``. ``tile_bits``: log2 of amplitudes per cache tile.
+    """
+
+    def __init__(self, cost_diagonal, *, phase_scale: float = 1.0, dtype=np.complex128,
+                 tile_bits: int | None = None):
+        super().__init__(None, phase_scale, dtype)
+        size = len(cost_diagonal)
+        copies = not (isinstance(cost_diagonal, np.ndarray) and cost_diagonal.dtype == np.float64)
+        check_memory((self.dtype.itemsize + 8.0 * copies) * size,
+                     f"the {max(size, 1).bit_length() - 1}-qubit QAOA state")
+        self.cost = _cost_array(cost_diagonal)
+        self.n = self.cost.size.bit_length() - 1
+        if tile_bits is None:
+            tile_bits = 16
+        self.low_bits = min(self.n, max(tile_bits, (self.n + 3) // 2))
+        self.run_bits = max(0, min(self.low_bits, tile_bits - (self.n - self.low_bits)))
+        self._psi = np.empty(self.cost.size, dtype=self.dtype)
+
+    @classmethod
+    def required_bytes(cls, n: int, dtype=np.complex128) -> float:
+        """Memory of the state and the float64 diagonal for ``n`` qubits."""
+        return (np.dtype(dtype).itemsize + 8.0) * 2.0**n
+
+    def _passes(self, beta, gamma):
+        """[(kind 'low'|'high', kinds, values)] implementing P₁L₁ | H₁P₂H₂ | L₂P₃L₃ | … ."""
+        g = gamma * self.phase_scale
+        p = beta.size
+        if self.low_bits == self.n:
+            kinds = np.array([0, 1] * p, dtype=np.int64)
+            values = np.ravel(np.column_stack([g, beta]))
+            return [("low", kinds, values)]
+        passes = [("low", np.array([0, 1]), np.array([g[0], beta[0]]))]
+        for j in range(1, p):
+            passes.append(("high" if j % 2 else "low", np.array([1, 0, 1]),
+                           np.array([beta[j - 1], g[j], beta[j]])))
+        passes.append(("high" if p % 2 else "low", np.array([1]), np.array([beta[p - 1]])))
+        return passes
+
+    def _run(self, theta, expect: bool):
+        beta, gamma = _split_theta(theta)
+        psi = self._psi
+        init = 1.0 / math.sqrt(psi.size)
+        passes = self._passes(beta, gamma)
+        value = 0.0
+        for i, (where, kinds, values) in enumerate(passes):
+            last = expect and i == len(passes) - 1
+            kinds = kinds.astype(np.int64)
+            values = values.astype(np.float64)
+            if where == "low":
+                value = _pass_low(psi, self.cost, self.low_bits, kinds, values, init if i == 0 else 0.0, last)
+            else:
+                value = _pass_high(psi, self.cost, self.low_bits, self.run_bits, kinds, values, last)
+        return value
+
+    def _evolve(self, theta):
+        self._run(theta, expect=False)
+        return self._psi
+
+    def expectation(self, theta) -> float:
+        with _threads(self.cost.size):
+            return float(self._run(theta, expect=True))
+
+    def _mixer(self, psi, beta):
+        one = np.array([1], dtype=np.int64)
+        b = np.array([beta], dtype=np.float64)
+        _pass_low(psi, self.cost, self.low_bits, one, b, 0.0, False)
+        if self.low_bits < self.n:
+            _pass_high(psi, self.cost, self.low_bits, self.run_bits, one, b, False)
+
+    def expectation_and_gradient(self, theta) -> tuple[float, np.ndarray]:
+        """⟨E⟩ and its exact gradient w.r.t. θ = (β…, γ…) by the adjoint method (two states)."""
+        beta, gamma = _split_theta(theta)
+        check_memory(2.0 * self.dtype.itemsize * self.cost.size, "the adjoint gradient's two states")
+        with _threads(self.cost.size):
+            return self._adjoint(beta, gamma)
+
+    def _adjoint(self, beta, gamma):
+        p = beta.size
+        self._run(np.concatenate([beta, gamma]), expect=False)
+        phi = self._psi.copy()
+        lam = phi * self.cost.astype(self.dtype)
+        value = float(np.vdot(phi, lam).real)
+        grad = np.empty(2 * p)
+        s = self.phase_scale
+        for layer in range(p - 1, -1, -1):
+            grad[layer] = 2.0 * _mixer_overlap(lam, phi).imag
+            self._mixer(phi, -beta[layer])
+            self._mixer(lam, -beta[layer])
+            grad[p + layer] = 2.0 * s * _weighted_dot(lam, phi, self.cost).imag
+            _phase(phi, self.cost, -gamma[layer] * s)
+            _phase(lam, self.cost, -gamma[layer] * s)
+        return value, grad
+
+

@@ -1,0 +1,131 @@
+"""The IBM Runtime Sampler: real devices, and the same Sampler in local testing mode on fake devices."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+
+from qportfolio.backends.ibm.base import HardwareBackend, _Job
+from qportfolio.backends.ibm.credentials import _one_line, redact
+from qportfolio.backends.ibm.mitigation import _bit_array_counts
+from qportfolio.backends.ibm.options import (
+    HardwareOptions,
+)
+from qportfolio.errors import (
+    BackendError,
+)
+
+
+class RuntimeSamplerBackend(HardwareBackend):
+    """``ibm:*`` and ``ibm_fake:*``: qiskit-ibm-runtime's client-side Sampler (``executor_sampler``).
+
+    ``ibm_fake`` gives the fake device itself as the ``mode`` (local testing mode): everything but the
+    service and device construction is the code path of a real account. Batch and session modes are
+    accepted in local testing mode and ignored by it. Note that local testing mode rebuilds the whole
+    device's Aer noise model for every job (4–6 s on a 156-qubit device before any simulation).
+    """
+
+    def __init__(self, name: str, device, shots: int, seed: int | None, options: HardwareOptions,
+                 service=None, local: bool = False):
+        super().__init__(name, device, shots, seed, options)
+        self._service = service
+        self._local = local
+        self._mode = None
+        self._mode_lock = threading.Lock()
+
+    def _execution_mode(self):
+        if self.options.execution_mode == "job":
+            return self.device
+        with self._mode_lock:
+            if self._mode is None:
+                from qiskit_ibm_runtime import Batch, Session
+
+                try:
+                    factory = Batch if self.options.execution_mode == "batch" else Session
+                    self._mode = factory(backend=self.device)
+                except Exception as exc:  # noqa: BLE001
+                    hint = (" (open-plan accounts cannot open sessions: use execution_mode: batch)"
+                            if self.options.execution_mode == "session" else "")
+                    raise BackendError(f"cannot open a {self.options.execution_mode} on {self.device_name}: "
+                                       f"{_one_line(exc)}{hint}") from None
+            return self._mode
+
+    def _sampler(self, seed: int):
+        from qiskit_ibm_runtime.executor_sampler import Sampler
+
+        sampler = Sampler(mode=self._execution_mode())
+        o = self.options
+        sampler.options.dynamical_decoupling.enable = o.dynamical_decoupling
+        sampler.options.dynamical_decoupling.sequence_type = o.dd_sequence
+        sampler.options.twirling.enable_gates = o.twirling_gates
+        sampler.options.twirling.enable_measure = o.twirling_measure
+        if o.max_execution_time is not None:
+            sampler.options.max_execution_time = int(o.max_execution_time)
+        if self._local:
+            sampler.options.simulator.seed_simulator = seed
+        return sampler
+
+    def _submit(self, pubs, shots, seed):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # local mode: "options have no effect"
+                job = self._sampler(seed).run(pubs, shots=shots)
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(f"{self.name}: the job was not submitted ({_one_line(exc)})") from None
+        return str(job.job_id()), job
+
+    def _counts(self, job: _Job):
+        try:
+            result = job.handle.result()
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(f"{self.name}: job {job.record['job_id']} failed ({_one_line(exc)})") from None
+        out = []
+        for pub_result in result:
+            out.extend(_bit_array_counts(pub_result.data))
+        return out
+
+    def _status(self, job: _Job) -> dict:
+        handle = job.handle
+        state = handle.status()
+        state = str(getattr(state, "name", state))
+        seconds = None
+        usage: dict = {}
+        with contextlib.suppress(Exception):  # metrics are best effort
+            usage = dict(handle.metrics().get("usage", {}) or {})
+            seconds = usage.get("quantum_seconds", usage.get("qpu_charge_time_seconds"))
+        if seconds is None:
+            try:
+                seconds = float(handle.usage())
+            except Exception:  # noqa: BLE001
+                seconds = None
+        out = {"state": state, "quantum_seconds": seconds, "usage": usage, "local": self._local}
+        if state in ("ERROR", "CANCELLED"):
+            with contextlib.suppress(Exception):
+                out["error"] = redact(str(handle.error_message()))
+        return out
+
+    def _fetch(self, job_id: str) -> _Job:
+        if self._local or self._service is None:
+            raise BackendError(f"job {job_id} is not known to this process: local testing mode ({self.name}) "
+                               f"keeps jobs in memory only; a real account resumes with "
+                               f"QiskitRuntimeService.job(job_id)")
+        try:
+            handle = self._service.job(job_id)
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(f"cannot fetch job {job_id} from IBM Quantum ({_one_line(exc)})") from None
+        record = {"job_id": job_id, "kind": "evaluation", "backend": self.name}
+        job = _Job(record, handle)
+        self._jobs[job_id] = job
+        return job
+
+    def close(self) -> None:
+        with self._mode_lock:
+            if self._mode is not None:
+                with contextlib.suppress(Exception):  # closing is best effort
+                    self._mode.close()
+                self._mode = None
+
+

@@ -1,0 +1,151 @@
+"""Every allowed value of a choice, once: the core validates with these, the config schema imports them.
+
+Members are strings (``Mixer.XY_RING == "xy_ring"``), so a plain string works wherever a choice is taken.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A string-valued choice that prints as its value."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(member.value for member in cls)
+
+
+class DataSource(Choice):
+    SP500 = "sp500"
+    CSV = "csv"
+    YFINANCE = "yfinance"
+
+
+class Frequency(Choice):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    AS_IS = "as_is"
+
+
+class Covariance(Choice):
+    SAMPLE = "sample"
+    LEDOIT_WOLF = "ledoit_wolf"
+
+
+class ProblemKind(Choice):
+    INTEGER_SHARES = "integer_shares"
+    SELECTION = "selection"
+    MARKOWITZ = "markowitz"
+
+
+class MarkowitzObjective(Choice):
+    MIN_VARIANCE = "min_variance"
+    MAX_RETURN = "max_return"
+    MAX_SHARPE = "max_sharpe"
+    UTILITY_VARIANCE = "utility_variance"
+    UTILITY_VOLATILITY = "utility_volatility"
+
+
+class ConstraintEncoding(Choice):
+    SLACK = "slack"
+    SQUARED = "squared"
+
+
+class IntegerEncoding(Choice):
+    BOUNDED = "bounded"
+    BINARY = "binary"
+
+
+class Narrowing(Choice):
+    AUTO = "auto"
+    OFF = "off"
+
+
+class Algorithm(Choice):
+    QAOA = "qaoa"
+    VQE = "vqe"
+
+
+class Mixer(Choice):
+    X = "x"
+    XY_RING = "xy_ring"
+    XY_COMPLETE = "xy_complete"
+
+
+class VQEForm(Choice):
+    REAL_AMPLITUDES = "real_amplitudes"
+    EFFICIENT_SU2 = "efficient_su2"
+
+
+class Entanglement(Choice):
+    LINEAR = "linear"
+    REVERSE_LINEAR = "reverse_linear"
+    CIRCULAR = "circular"
+    FULL = "full"
+    PAIRWISE = "pairwise"
+    SCA = "sca"
+
+
+class Optimizer(Choice):
+    COBYLA = "cobyla"
+    NELDER_MEAD = "nelder_mead"
+    SPSA = "spsa"
+    POWELL = "powell"
+    L_BFGS_B = "l_bfgs_b"
+
+
+class TrainingObjective(Choice):
+    EXPECTATION = "expectation"
+    CVAR = "cvar"
+
+
+class Precision(Choice):
+    COMPLEX128 = "complex128"
+    COMPLEX64 = "complex64"
+
+
+class ExecutionMode(Choice):
+    JOB = "job"
+    BATCH = "batch"
+    SESSION = "session"
+
+
+class DDSequence(Choice):
+    XX = "XX"
+    XPXM = "XpXm"
+    XY4 = "XY4"
+
+
+class Mitigation(Choice):
+    NONE = "none"
+    MTHREE = "mthree"
+
+
+class AerMethod(Choice):
+    AUTO = "auto"
+    DENSITY_MATRIX = "density_matrix"
+    STATEVECTOR = "statevector"
+
+
+class ClassicalMethod(Choice):
+    SCIP = "scip"
+    RELAX_ROUND = "relax_round"
+    GREEDY = "greedy"
+    SIMULATED_ANNEALING = "simulated_annealing"
+    TABU = "tabu"
+
+
+def check_choice(value, choice: type[Choice], name: str, error=ValueError) -> str:
+    """``value`` as the plain string of a member of ``choice``, or ``error`` naming ``name`` and the allowed values."""
+    try:
+        return choice(value).value
+    except ValueError:
+        raise error(f"{name} must be one of {', '.join(choice.values())}, got {value!r}") from None

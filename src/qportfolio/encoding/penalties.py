@@ -1,0 +1,304 @@
+"""Problem → QuadraticProgram → QUBO → Ising.
+
+:func:`build_quadratic_program` states a discrete problem faithfully as a
+``qiskit_optimization.QuadraticProgram`` (integer or binary variables, linear constraints).
+:func:`to_qubo` turns that program into an unconstrained binary problem:
+
+* **Integers to qubits.** ``x = Σ_k c_k b_k``. ``bounded`` (default): ``c = (1, 2, …, 2^{m−2}, U − 2^{m−1} + 1)``
+  with ``m = ⌈log₂(U+1)⌉``, so every bit pattern is a value in ``[0, U]`` and the largest is exactly ``U``.
+  ``binary``: plain powers of two ``(1, 2, …, 2^{m−1})``; patterns above ``U`` decode to values that the
+  evaluation marks infeasible.
+* **Constraints to penalties.** ``slack`` (default, exact): an inequality ``gᵀx ≤ h`` is discretised at a
+  resolution δ to integers, ``Σ ⌈g_i/δ⌉ x_i + k = ⌊h/δ⌋`` with an integer slack ``k ≥ 0`` on its own qubits,
+  and penalised by ``λ·(δ·residual)²``. The rounding is conservative: an allocation that meets the encoded
+  equality meets the original inequality; one that does not pays at least ``λδ²``. ``≥`` is ``−g ≤ −h``.
+  Constraints whose data are whole numbers (``1ᵀx = K``) use δ = 1 and lose nothing.
+  ``squared`` (the seed's form): ``λ·(gᵀx − h)²`` with no slack, so an inequality acts as an equality.
+* **Penalties.** ``auto`` sets ``λ = (f_upper − f_lower)/δ²`` from the problem's objective bounds
+  (:meth:`objective_bounds`): any encoded-infeasible state then costs more than the feasible optimum,
+  so the QUBO's ground state is feasible. The bound is loose, not tuned; :func:`verify_ground_state`
+  checks the claim by enumeration where the instance allows it.
+
+Ising: ``x_i = (1 − z_i)/2`` with qubit ``i`` ↔ QUBO variable ``i`` (Qiskit's little-endian order),
+via ``QuadraticProgram.to_ising``; ``H = Σ h_i Z_i + Σ J_ij Z_i Z_j`` plus a constant offset.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from qiskit_optimization import QuadraticProgram
+from qiskit_optimization.problems import Constraint, VarType
+
+from qportfolio.encoding.integers import EncodedVariable, _expand, integer_coefficients
+from qportfolio.encoding.program import build_quadratic_program
+from qportfolio.encoding.qubo import Qubo
+from qportfolio.errors import (
+    ProblemError,
+)
+from qportfolio.problems import (
+    DiscreteProblem,
+    MarkowitzProblem,
+)
+
+CONSTRAINT_ENCODINGS = ("slack", "squared")
+INTEGER_ENCODINGS = ("bounded", "binary")
+#: Auto slack resolution: the smallest nonzero constraint coefficient divided by this.
+SLACK_RESOLUTION_DIVISOR = 4
+#: Divisors tried, coarsest first, when the auto resolution is checked against a known optimum.
+SLACK_DIVISORS = (1, 2, 4, 8, 16, 32, 64)
+#: Margin added to the auto penalty so that ties never favour an infeasible state.
+PENALTY_MARGIN = 1e-3
+#: Largest number of qubits the QUBO is enumerated for (2ⁿ energies, 8·2ⁿ bytes).
+
+
+
+@dataclass(frozen=True)
+class EncodedConstraint:
+    """How one linear constraint became a penalty."""
+
+    name: str
+    sense: str
+    encoding: str
+    penalty: float
+    resolution: float | None
+    slack: EncodedVariable | None
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "sense": self.sense,
+            "encoding": self.encoding,
+            "penalty": self.penalty,
+            "resolution": self.resolution,
+            "slack_qubits": len(self.slack.qubits) if self.slack else 0,
+        }
+
+
+@dataclass(frozen=True)
+class QuboEncoding:
+    """A QUBO together with the map between its bits and the original variables."""
+
+    qubo: Qubo
+    variables: tuple[EncodedVariable, ...]
+    constraints: tuple[EncodedConstraint, ...]
+    constraint_encoding: str
+    integer_encoding: str
+    _expansion: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def num_qubits(self) -> int:
+        return self.qubo.num_variables
+
+    @property
+    def num_decision_qubits(self) -> int:
+        return sum(len(v.qubits) for v in self.variables)
+
+    def decode(self, bits) -> np.ndarray:
+        """Original variable values ``(m, n)`` of bit rows ``(m, N)``; slack bits are ignored."""
+        b = np.atleast_2d(np.asarray(bits, dtype=np.int64))
+        offsets = np.array([v.offset for v in self.variables], dtype=np.int64)
+        return b @ self._expansion + offsets
+
+    def encode(self, values) -> np.ndarray:
+        """Bits ``(N,)`` for original integer values ``(n,)``, with every slack at its best setting."""
+        bits = np.zeros(self.num_qubits, dtype=np.int64)
+        for variable, value in zip(self.variables, np.asarray(values, dtype=np.int64)):
+            bits[list(variable.qubits)] = _expand(int(value) - variable.offset, variable.coefficients)
+        for constraint in self.constraints:
+            if constraint.slack is None:
+                continue
+            slack = constraint.slack
+            best, best_energy = None, np.inf
+            # The slack register is small (a few qubits); trying its values is exact and cheap.
+            for k in range(slack.max_value + 1):
+                trial = bits.copy()
+                trial[list(slack.qubits)] = _expand(k, slack.coefficients)
+                energy = self.qubo.energies(trial)[0]
+                if energy < best_energy:
+                    best, best_energy = trial, energy
+            bits = best
+        return bits
+
+    def describe(self) -> dict:
+        return {
+            "qubits": self.num_qubits,
+            "decision_qubits": self.num_decision_qubits,
+            "slack_qubits": self.num_qubits - self.num_decision_qubits,
+            "constraint_encoding": self.constraint_encoding,
+            "integer_encoding": self.integer_encoding,
+            "constraints": [c.describe() for c in self.constraints],
+        }
+
+
+
+def _is_whole(values) -> bool:
+    values = np.asarray(values, dtype=float)
+    return bool(np.all(np.abs(values - np.round(values)) <= 1e-9 * np.maximum(1.0, np.abs(values))))
+
+
+def to_qubo(
+    problem: DiscreteProblem,
+    constraint_encoding: str = "slack",
+    penalty: float | dict[str, float] | str = "auto",
+    slack_resolution: float | dict[str, float] | str = "auto",
+    integer_encoding: str = "bounded",
+    program: QuadraticProgram | None = None,
+    slack_divisor: int = SLACK_RESOLUTION_DIVISOR,
+) -> QuboEncoding:
+    """Encode ``problem`` (via its QuadraticProgram) as a QUBO.
+
+    ``penalty`` and ``slack_resolution`` take one number for every constraint or a mapping by
+    constraint name (``budget``, ``return``, ``cardinality``); ``penalty`` is in objective units per
+    squared constraint unit (λ₁, λ₂ of the seed), ``slack_resolution`` in constraint units (dollars).
+    """
+    if isinstance(problem, MarkowitzProblem):
+        raise ProblemError("markowitz has continuous weights and no QUBO: use problem.kind selection or integer_shares")
+    if constraint_encoding not in CONSTRAINT_ENCODINGS:
+        raise ProblemError(f"constraint_encoding must be one of {CONSTRAINT_ENCODINGS}, got {constraint_encoding!r}")
+    if integer_encoding not in INTEGER_ENCODINGS:
+        raise ProblemError(f"integer_encoding must be one of {INTEGER_ENCODINGS}, got {integer_encoding!r}")
+    program = program or build_quadratic_program(problem)
+    lower, upper = problem.objective_bounds()
+    objective_range = max(upper - lower, 1e-12) * (1 + PENALTY_MARGIN)
+
+    variables, columns = [], []
+    for var in program.variables:
+        if var.vartype == VarType.CONTINUOUS:
+            raise ProblemError(f"variable {var.name} is continuous and cannot be put on qubits")
+        lb, ub = int(round(var.lowerbound)), int(round(var.upperbound))
+        coefficients = integer_coefficients(ub - lb, "bounded" if var.vartype == VarType.BINARY else integer_encoding)
+        qubits = tuple(range(len(columns), len(columns) + len(coefficients)))
+        columns.extend(qubits)
+        variables.append(EncodedVariable(var.name, qubits, coefficients, lb))
+    num_decision = len(columns)
+    # x = offsets + expansion.T-style map: x_j = lb_j + Σ_k C[q, j] b_q
+    expansion = np.zeros((num_decision, len(variables)), dtype=np.int64)
+    for j, v in enumerate(variables):
+        for q, c in zip(v.qubits, v.coefficients):
+            expansion[q, j] = c
+    offsets = np.array([v.offset for v in variables], dtype=float)
+
+    a = program.objective.quadratic.to_array(symmetric=True)
+    c = program.objective.linear.to_array()
+    sign = 1.0 if program.objective.sense.value == 1 else -1.0  # maximise → minimise −f
+    a, c, const = sign * a, sign * c, sign * program.objective.constant
+
+    terms = []  # (row over decision bits, rhs, λ, slack, δ): λ·(row·b + δ·slack − rhs)²
+    constraints = []
+    for constraint in program.linear_constraints:
+        name = constraint.name
+        g = constraint.linear.to_array()
+        h = constraint.rhs - g @ offsets
+        if constraint.sense == Constraint.Sense.GE:
+            g, h = -g, -h
+        is_equality = constraint.sense == Constraint.Sense.EQ
+        sense = {Constraint.Sense.LE: "<=", Constraint.Sense.GE: ">=", Constraint.Sense.EQ: "=="}[constraint.sense]
+        nonzero = np.abs(g[np.abs(g) > 0])
+        if nonzero.size == 0:
+            raise ProblemError(f"constraint {name} has no nonzero coefficient")
+        row_real = expansion @ g
+        if constraint_encoding == "squared" or (is_equality and not (_is_whole(g) and _is_whole(h))):
+            delta = float(nonzero.min())
+            lam = _choose(penalty, name, objective_range / delta**2, "penalty")
+            terms.append((row_real, h, lam, None, None))
+            constraints.append(EncodedConstraint(name, sense, "squared", lam, None, None))
+            continue
+        if _is_whole(g) and _is_whole(h):
+            delta = 1.0
+            g_int, h_int = np.round(g), float(np.round(h))
+        else:
+            delta = _choose(slack_resolution, name, float(nonzero.min()) / slack_divisor, "slack_resolution")
+            if delta <= 0:
+                raise ProblemError(f"slack_resolution for {name} must be positive, got {delta}")
+            g_int, h_int = np.ceil(g / delta - 1e-12), float(np.floor(h / delta + 1e-12))
+        lam = _choose(penalty, name, objective_range / delta**2, "penalty")
+        row = expansion @ g_int
+        slack = None
+        if not is_equality:
+            least = _relaxed_minimum(program, g_int, offsets)
+            slack_range = int(np.floor(h_int - least + 1e-9))
+            if slack_range < 0:
+                raise ProblemError(
+                    f"constraint {name} cannot be met by any allocation at slack resolution {delta:g}: "
+                    "loosen it or use a finer problem.slack_resolution"
+                )
+            coefficients = integer_coefficients(slack_range, "bounded")
+            qubits = tuple(range(len(columns), len(columns) + len(coefficients)))
+            columns.extend(qubits)
+            slack = EncodedVariable(f"slack_{name}", qubits, coefficients)
+        # Penalty λ(δ·residual)² so that λ means the same thing (objective per squared unit) in both encodings.
+        terms.append((row * delta, h_int * delta, lam, slack, delta))
+        constraints.append(EncodedConstraint(name, sense, "slack" if slack else "exact", lam, delta, slack))
+
+    n = len(columns)
+    quadratic_full = np.zeros((n, n))
+    linear = np.zeros(n)
+    # Objective in bits: (o + Eb)ᵀA(o + Eb) + cᵀ(o + Eb)
+    e = expansion.astype(float)
+    quadratic_full[:num_decision, :num_decision] += e @ a @ e.T
+    linear[:num_decision] += 2 * e @ (a @ offsets) + e @ c
+    const += offsets @ a @ offsets + c @ offsets
+    for row, rhs, lam, slack, delta in terms:
+        full_row = np.zeros(n)
+        full_row[:num_decision] = row
+        if slack is not None:
+            full_row[list(slack.qubits)] = np.array(slack.coefficients, dtype=float) * delta
+        # λ(rowᵀb − rhs)² = λ(bᵀ row rowᵀ b − 2 rhs rowᵀb + rhs²)
+        quadratic_full += lam * np.outer(full_row, full_row)
+        linear -= 2 * lam * rhs * full_row
+        const += lam * rhs**2
+    # b_i² = b_i: fold the diagonal into the linear part, keep the strict upper triangle.
+    linear += np.diag(quadratic_full)
+    quadratic = np.triu(quadratic_full + quadratic_full.T, k=1)
+    qubo = Qubo(quadratic, linear, float(const))
+    return QuboEncoding(qubo, tuple(variables), tuple(constraints), constraint_encoding, integer_encoding,
+                        np.vstack([expansion, np.zeros((n - num_decision, len(variables)), dtype=np.int64)]))
+
+
+def _relaxed_minimum(program: QuadraticProgram, row: np.ndarray, offsets: np.ndarray) -> float:
+    """A lower bound on ``row·(x − offsets)`` over the LP relaxation of the program's feasible set.
+
+    A slack only has to reach the values that allocations meeting *every* constraint can give it, so
+    this bound (instead of the bare box) keeps slack registers to the few qubits they need.
+    """
+    from scipy.optimize import linprog
+
+    upper_rows, upper_rhs, eq_rows, eq_rhs = [], [], [], []
+    for constraint in program.linear_constraints:
+        g = constraint.linear.to_array()
+        if constraint.sense == Constraint.Sense.EQ:
+            eq_rows.append(g), eq_rhs.append(constraint.rhs)
+        elif constraint.sense == Constraint.Sense.LE:
+            upper_rows.append(g), upper_rhs.append(constraint.rhs)
+        else:
+            upper_rows.append(-g), upper_rhs.append(-constraint.rhs)
+    bounds = [(v.lowerbound, v.upperbound) for v in program.variables]
+    result = linprog(
+        row, A_ub=np.array(upper_rows) if upper_rows else None, b_ub=upper_rhs or None,
+        A_eq=np.array(eq_rows) if eq_rows else None, b_eq=eq_rhs or None, bounds=bounds, method="highs",
+    )
+    if result.status == 2:
+        raise ProblemError("no allocation meets every constraint even with fractional shares: loosen the budget or return floor")
+    if result.status != 0:
+        box = np.array([b[1] - b[0] for b in bounds])
+        return float(np.sum(np.minimum(row, 0.0) * box))
+    return float(result.fun - row @ offsets)
+
+
+def _choose(value, name: str, default: float, what: str) -> float:
+    if isinstance(value, dict):
+        value = value.get(name, "auto")
+    if value is None or value == "auto":
+        return float(default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ProblemError(f"problem.{what} must be 'auto', a number or a mapping by constraint, got {value!r}")
+    if not math.isfinite(number) or number < 0 or (number == 0 and what != "penalty"):
+        raise ProblemError(f"problem.{what} for {name} must be a positive number, got {value!r}")
+    return number
+
+

@@ -1,0 +1,113 @@
+"""From sampled basis states to allocations, judged on the original constrained problem.
+
+For a distribution ``P`` over decoded allocations with objectives ``f`` (lower is better), the exact
+optimum ``f*`` and the worst feasible objective ``f_worst``:
+
+* ``p_optimal = Σ P(x)`` over the optimal allocations (``f(x) = f*``, feasible);
+* ``feasible_fraction = Σ P(x)`` over feasible allocations;
+* ``approximation_ratio = Σ P(x)·r(x)`` with ``r(x) = (f_worst − f(x)) / (f_worst − f*)`` for feasible ``x``
+  and ``r = 0`` for infeasible ones: 1.0 means all mass on optima, 0 the worst feasible answer or worse.
+
+The quantum answer is the best feasible sampled allocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from qportfolio.backends.base import Distribution
+from qportfolio.classical import optimum_tolerance
+from qportfolio.encoding import QuboEncoding, bits_of
+from qportfolio.problems import DiscreteProblem, Evaluation
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """Distinct sampled states with their probability, decoded allocation and metrics."""
+
+    indices: np.ndarray
+    probabilities: np.ndarray
+    allocations: np.ndarray
+    evaluation: Evaluation
+    qubo_energies: np.ndarray
+    shots: int | None
+    num_qubits: int
+
+    def bitstrings(self) -> list[str]:
+        """Qiskit-order labels: qubit 0 is the rightmost character."""
+        return [format(int(i), f"0{self.num_qubits}b") for i in self.indices]
+
+    def to_frame(self, tickers) -> pd.DataFrame:
+        """One row per distinct sampled bitstring: probability, count, the decoded allocation by ticker, its
+        metrics on the original problem and its QUBO energy (the columns of ``samples.csv``)."""
+        e = self.evaluation
+        counts = None if self.shots is None else np.rint(self.probabilities * self.shots).astype(np.int64)
+        frame = pd.DataFrame({"bitstring": self.bitstrings(), "probability": self.probabilities, "count": counts})
+        for column, ticker in enumerate(tickers):
+            frame[ticker] = self.allocations[:, column]
+        for name in ("objective", "variance", "expected_return", "cost", "feasible"):
+            frame[name] = getattr(e, name)
+        frame["qubo_energy"] = self.qubo_energies
+        return frame
+
+    def by_allocation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct allocations (bitstrings differing only in slack bits merged), most likely first:
+        ``(allocations, probabilities, objectives, feasible)``."""
+        unique, inverse = np.unique(self.allocations, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        probabilities = np.bincount(inverse, weights=self.probabilities, minlength=len(unique))
+        first = np.full(len(unique), -1)
+        first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+        order = np.argsort(-probabilities, kind="stable")
+        return (unique[order], probabilities[order], self.evaluation.objective[first][order],
+                self.evaluation.feasible[first][order])
+
+    def best_feasible(self) -> int | None:
+        """Row of the feasible sample with the lowest objective, or None."""
+        if not np.any(self.evaluation.feasible):
+            return None
+        objective = np.where(self.evaluation.feasible, self.evaluation.objective, np.inf)
+        return int(np.argmin(objective))
+
+
+def decode_samples(distribution: Distribution, encoding: QuboEncoding, problem: DiscreteProblem) -> SampleTable:
+    bits = bits_of(distribution.indices, encoding.num_qubits)
+    allocations = encoding.decode(bits)
+    order = np.argsort(-distribution.probabilities, kind="stable")
+    return SampleTable(
+        distribution.indices[order], distribution.probabilities[order], allocations[order],
+        problem.evaluate(allocations[order]), encoding.qubo.energies(bits[order]), distribution.shots,
+        encoding.num_qubits,
+    )
+
+
+@dataclass(frozen=True)
+class QualityMetrics:
+    p_optimal: float
+    feasible_fraction: float
+    approximation_ratio: float | None
+
+    def describe(self) -> dict:
+        return {"p_optimal": self.p_optimal, "feasible_fraction": self.feasible_fraction,
+                "approximation_ratio": self.approximation_ratio}
+
+
+def quality_metrics(table: SampleTable, optimum: float, worst_feasible: float | None) -> QualityMetrics:
+    """The three metrics; the approximation ratio is None when the worst feasible objective is unknown
+    (an instance too large to enumerate, whose optimum came from SCIP)."""
+    feasible = table.evaluation.feasible
+    objective = table.evaluation.objective
+    tolerance = optimum_tolerance(optimum)
+    optimal = feasible & (objective <= optimum + tolerance)
+    p = table.probabilities / table.probabilities.sum()
+    if worst_feasible is None:
+        return QualityMetrics(float(p[optimal].sum()), float(p[feasible].sum()), None)
+    span = worst_feasible - optimum
+    if span > tolerance:
+        ratio = np.where(feasible, (worst_feasible - objective) / span, 0.0)
+    else:
+        ratio = np.where(feasible, 1.0, 0.0)
+    return QualityMetrics(float(p[optimal].sum()), float(p[feasible].sum()), float(np.clip(ratio, 0, 1) @ p))

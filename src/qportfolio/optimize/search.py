@@ -1,0 +1,83 @@
+"""The parameter search: depths, starts and budget shared across stages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from qportfolio.backends.base import Distribution
+from qportfolio.circuits import Ansatz
+from qportfolio.optimize.runner import VariationalResult, VariationalRunner
+from qportfolio.optimize.strategies import angle_grid, given, interp, linear_ramp, starting_points
+
+
+def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: Callable[[Ansatz], VariationalRunner],
+                       maxiter: int, rng: np.random.Generator, layerwise: bool = False, multistart: int = 1,
+                       initial: np.ndarray | None = None,
+                       recorded_final: Callable[[np.ndarray], Distribution | None] | None = None,
+                       grid: int = 0) -> tuple[Ansatz, VariationalResult, list[dict]]:
+    """The configured parameter strategy, sharing one evaluation budget of ``maxiter`` per optimizer run
+    unit: layer-by-layer growth (INTERP) splits it over the depths, multistart over the final starts.
+
+    Returns the final ansatz, its result (history of every stage, final samples) and one record per stage.
+    ``recorded_final(θ)`` may return the final samples of an earlier, interrupted attempt (no new job).
+    ``grid > 0`` (QAOA): the first depth-1 start is the best point of a ``grid × grid`` scan of (β, γ),
+    evaluated in one batch and counted in the budget.
+    """
+    started = time.perf_counter()
+    depths = list(range(1, reps + 1)) if layerwise else [reps]
+    per_depth = max(maxiter // len(depths), 5)
+    history, stages, best = [], [], None
+    for depth in depths:
+        ansatz = build(depth)
+        runner = make_runner(ansatz)
+        runner.history = history
+        spent = 0
+        if best is not None:
+            start = interp(best[0])
+        elif initial is not None and depth == reps:
+            start = given(initial, ansatz.num_parameters)
+        elif ansatz.algorithm == "qaoa" and grid and depth == 1:
+            points = angle_grid(grid)
+            values = runner._evaluate(points)
+            start = points[int(np.argmin(values))]
+            spent = len(points)
+            stages.append({"reps": 1, "grid": grid, "evaluations": len(points), "value": float(values.min())})
+        elif ansatz.algorithm == "qaoa":
+            start = linear_ramp(depth)
+        else:
+            start = rng.uniform(-np.pi / 8, np.pi / 8, ansatz.num_parameters)
+        starts = starting_points(start, multistart, rng) if depth == reps else [start]
+        budget = max((per_depth - spent) // len(starts), 5)
+        best = None
+        for point in starts:
+            theta, value, message = runner.optimize(point, budget)
+            stages.append({"reps": depth, "start": [float(t) for t in point], "value": value,
+                           "evaluations": budget, "message": message})
+            if best is None or value < best[1]:
+                best = (theta, value, message)
+    final = recorded_final(best[0]) if recorded_final is not None else None
+    if final is None:
+        final = runner.backend.sample(ansatz.circuit, best[0], runner.shots)
+    return ansatz, VariationalResult(best[0], best[1], list(history), best[2], final, time.perf_counter() - started), stages
+
+
+
+def planned_evaluations(algorithm: str, reps: int, maxiter: int, optimizer: str = "cobyla", layerwise: bool = False,
+                        multistart: int = 1, grid: int = 0) -> int:
+    """The evaluations :func:`variational_search` makes at most with these settings: the depth-1 grid, then per
+    depth and start a budget of at least 5 (COBYLA never makes fewer than ``2p + 2``; SPSA two per step
+    plus ten to calibrate its gain)."""
+    depths = list(range(1, reps + 1)) if layerwise and algorithm == "qaoa" else [reps]
+    per_depth = max(maxiter // len(depths), 5)
+    total = 0
+    for depth in depths:
+        spent = grid**2 if grid and algorithm == "qaoa" and depth == 1 else 0
+        starts = multistart if depth == depths[-1] else 1
+        budget = max((per_depth - spent) // starts, 5)
+        parameters = 2 * depth if algorithm == "qaoa" else 2 * depth + 2
+        each = 2 * budget + 10 if optimizer == "spsa" else max(budget, parameters + 2)
+        total += spent + starts * each
+    return total

@@ -1,0 +1,505 @@
+"""The quantum solver: a discrete problem in, the sampled answer judged against the exact one out.
+
+``QuantumSolver(...).solve(problem)`` runs the whole pipeline a config run runs:
+
+1. the exact answer (:func:`qportfolio.classical.solve_exact`) unless one is given;
+2. the encoding (:meth:`QuantumSolver.encode`): QUBO with the faithful slack resolution, calibrated
+   penalties when asked, share windows when the full encoding exceeds the qubit limit, and the
+   ground-state check;
+3. the ansatz (QAOA with the X or an XY mixer, optionally warm-started, or VQE) and the backend;
+4. the parameter search (:func:`qportfolio.optimize.search.variational_search`) and the final samples;
+5. decoding, the quality metrics and the classical post-processing of the samples, reported apart.
+
+Every keyword is a ``solver.*``, ``backend.*`` or encoding (``problem.*``) key of a config, with the
+same default. The solver writes no file: what a caller wants to keep as it happens (evaluations, job
+records, the hardware report) reaches it through :class:`SolveHooks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, Backend, Distribution, JobBackend, make_backend
+from qportfolio.backends.exact import weight_k_states
+from qportfolio.choices import Algorithm, Mixer, check_choice
+from qportfolio.circuits import Ansatz, qaoa_ansatz, vqe_ansatz
+from qportfolio.classical import ClassicalSolution, enumeration_size, solution_entry, solve_exact
+from qportfolio.encoding import (
+    MAX_ENUMERATED_QUBITS,
+    SLACK_RESOLUTION_DIVISOR,
+    Calibration,
+    GroundStateCheck,
+    QuboEncoding,
+    Window,
+    bits_of,
+    build_quadratic_program,
+    calibrate_penalties,
+    faithful_slack_divisor,
+    fit_encoding,
+    to_qubo,
+    verify_ground_state,
+    windowed_program,
+)
+from qportfolio.errors import ConfigError, QPortfolioError, ResourceError
+from qportfolio.evaluation import QualityMetrics, SampleTable, decode_samples, quality_metrics
+from qportfolio.optimize.history import Evaluation, Replay, parameter_key
+from qportfolio.optimize.objectives import EnergyTable, objective_value
+from qportfolio.optimize.runner import VariationalResult, VariationalRunner
+from qportfolio.optimize.search import planned_evaluations, variational_search
+from qportfolio.postprocess import postprocess
+from qportfolio.problems import DiscreteProblem, MarkowitzProblem, SelectionProblem
+from qportfolio.warmstart import warm_start_probabilities
+
+#: Instances up to this many allocations are enumerated to choose a faithful encoding (dry runs, exports).
+ENUMERATE_FOR_ENCODING = 10_000_000
+
+#: The ``backend.*`` keys other than the name, with their defaults (hardware options; ``precision`` for exact).
+BACKEND_OPTION_DEFAULTS = {
+    "min_qubits": None, "account": None, "channel": None, "instance": None, "connect_timeout": None,
+    "calibration_shots": None, "aer_method": None, "execution_mode": "batch", "dynamical_decoupling": False,
+    "dd_sequence": "XY4", "twirling": False, "max_execution_time": None, "optimization_level": 2,
+    "seed_transpiler": None, "initial_layout": None, "mitigation": "none", "precision": "complex128",
+}
+HARDWARE_FAMILIES = ("ibm", "ibm_fake", "aer_noisy")
+
+
+@dataclass
+class SolveHooks:
+    """What a caller (a run folder, a study) learns while :meth:`QuantumSolver.solve` runs.
+
+    ``recorded`` evaluations of an earlier attempt are replayed to the optimizer instead of being run
+    again; ``previous_jobs`` are that attempt's job records, whose results are collected by id.
+    """
+
+    recorded: list[Evaluation] = field(default_factory=list)
+    previous_jobs: list[dict] = field(default_factory=list)
+    on_evaluation: Callable[[Evaluation], None] | None = None
+    on_job: Callable[[dict], None] | None = None
+    #: called once before the search with what is known then: ``backend`` (resolved name), ``hardware``
+    #: (the device report), ``warm_start`` (per-qubit probabilities)
+    on_start: Callable[[dict], None] | None = None
+
+
+@dataclass
+class Encoded:
+    """A problem's QUBO encoding with the record of how it was chosen and checked."""
+
+    encoding: QuboEncoding
+    slack: dict | None = None
+    calibration: Calibration | None = None
+    window: Window | None = None
+    energies: np.ndarray | None = None
+    verification: GroundStateCheck | None = None
+
+    @property
+    def num_qubits(self) -> int:
+        return self.encoding.num_qubits
+
+    def describe(self, problem: DiscreteProblem, optimum_allocation=None) -> dict:
+        described = self.encoding.describe()
+        if self.slack is not None:
+            described["slack_resolution"] = self.slack
+        if self.calibration is not None:
+            described["calibration"] = self.calibration.describe()
+        described["window"] = self.window.describe(problem.tickers, optimum_allocation) if self.window \
+            else {"applied": False}
+        if self.verification is not None:
+            described["verification"] = self.verification.describe()
+        return described
+
+
+@dataclass
+class QuantumResult:
+    """The quantum answer on one instance, beside the exact one.
+
+    ``allocation`` is the best feasible sampled allocation (None when no sample is feasible); the metrics
+    are those of :mod:`qportfolio.evaluation` on the final samples.
+    """
+
+    problem: DiscreteProblem
+    exact: ClassicalSolution
+    encoded: Encoded
+    ansatz: Ansatz
+    search: VariationalResult
+    stages: list[dict]
+    table: SampleTable
+    metrics: QualityMetrics
+    backend: str
+    seconds: float
+    settings: dict
+    raw_table: SampleTable | None = None
+    metrics_raw: QualityMetrics | None = None
+    postprocessed: dict = field(default_factory=dict)
+    postprocess_seconds: float = 0.0
+    resumed_evaluations: int = 0
+    warm_start: np.ndarray | None = None
+
+    @property
+    def best(self) -> int | None:
+        return self.table.best_feasible()
+
+    @property
+    def allocation(self) -> dict | None:
+        best = self.best
+        return None if best is None else self.entry()["allocation"]
+
+    @property
+    def objective(self) -> float | None:
+        best = self.best
+        return None if best is None else float(self.table.evaluation.objective[best])
+
+    @property
+    def feasible(self) -> bool:
+        return self.best is not None
+
+    @property
+    def p_optimal(self) -> float:
+        return self.metrics.p_optimal
+
+    @property
+    def feasible_fraction(self) -> float:
+        return self.metrics.feasible_fraction
+
+    @property
+    def approximation_ratio(self) -> float | None:
+        return self.metrics.approximation_ratio
+
+    @property
+    def history(self) -> list[Evaluation]:
+        return self.search.history
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """Every distinct sampled bitstring: the columns of ``samples.csv``."""
+        return self.table.to_frame(self.problem.tickers)
+
+    def entry(self) -> dict:
+        """``solutions.quantum`` of ``result.json``."""
+        best = self.best
+        if best is None:
+            return solution_entry(self.problem, None)
+        return solution_entry(self.problem, self.table.allocations[best],
+                              probability=float(self.table.probabilities[best]),
+                              gap_to_optimum=float(self.table.evaluation.objective[best] - self.exact.objective),
+                              time_s=self.seconds)
+
+    def to_dict(self) -> dict:
+        """The fields ``result.json`` holds for the quantum run."""
+        solutions = {"quantum": self.entry()}
+        for method in ("repaired", "local_search"):
+            allocation = self.postprocessed.get(method)
+            if allocation is not None:
+                objective = float(self.problem.evaluate(np.asarray(allocation)[None, :]).objective[0])
+                solutions[f"quantum_{method}"] = solution_entry(
+                    self.problem, allocation, time_s=self.postprocess_seconds,
+                    gap_to_optimum=objective - self.exact.objective,
+                    note="classical post-processing of the quantum samples")
+        described = {
+            "qubits": self.encoded.num_qubits,
+            "solutions": solutions,
+            "metrics": self.metrics.describe(),
+            "quantum": {
+                **({"warm_start": self.warm_start.tolist()} if self.warm_start is not None else {}),
+                "algorithm": self.settings["algorithm"], "reps": self.settings["reps"], "backend": self.backend,
+                "optimizer": self.settings["optimizer"], "evaluations": len(self.search.history),
+                "optimizer_message": self.search.optimizer_message, "final_objective_value": self.search.value,
+                "optimal_parameters": self.search.parameters.tolist(), "shots": self.settings["shots"],
+                "ansatz": self.ansatz.description, "parameters": [p.name for p in self.ansatz.circuit.parameters],
+                "circuit_depth": self.ansatz.circuit.decompose().depth(),
+            },
+            "stages": self.stages,
+            "resumed_evaluations": self.resumed_evaluations,
+        }
+        if self.metrics_raw is not None:
+            described["metrics_raw"] = self.metrics_raw.describe()
+        return described
+
+
+@dataclass
+class QuantumSolver:
+    """QAOA or VQE on a discrete portfolio problem; every keyword is the config key of the same name."""
+
+    # solver.*
+    algorithm: str = "qaoa"
+    reps: int = 2
+    optimizer: str = "cobyla"
+    maxiter: int = 100
+    objective: str = "expectation"
+    cvar_alpha: float = 1.0
+    shots: int = 4096
+    ansatz: str = "real_amplitudes"
+    entanglement: str = "linear"
+    mixer: str = "x"
+    warm_start: bool = False
+    warm_start_epsilon: float = 0.25
+    layerwise: bool = False
+    multistart: int = 1
+    initial_parameters: list[float] | None = None
+    grid: int = 0
+    postprocess: bool = True
+    # problem.* keys about the encoding
+    constraint_encoding: str = "slack"
+    integer_encoding: str = "bounded"
+    penalty: float | dict | str = "auto"
+    slack_resolution: float | dict | str = "auto"
+    max_qubits: int | None = None
+    narrowing: str = "auto"
+    time_limit: float = 60.0
+    # backend.*: the name (or a backend object) and its options
+    backend: str | Backend = "aer_statevector"
+    seed: int = 7
+    precision: str = "complex128"
+    min_qubits: int | None = None
+    account: str | None = None
+    channel: str | None = None
+    instance: str | None = None
+    connect_timeout: float | None = None
+    calibration_shots: int | None = None
+    aer_method: str | None = None
+    execution_mode: str = "batch"
+    dynamical_decoupling: bool = False
+    dd_sequence: str = "XY4"
+    twirling: bool = False
+    max_execution_time: int | None = None
+    optimization_level: int = 2
+    seed_transpiler: int | None = None
+    initial_layout: list[int] | None = None
+    mitigation: str = "none"
+    max_qpu_seconds: float | None = None
+
+    def __post_init__(self):
+        self.algorithm = check_choice(self.algorithm, Algorithm, "solver.algorithm", ConfigError)
+        self.mixer = check_choice(self.mixer, Mixer, "solver.mixer", ConfigError)
+        if self.algorithm == Algorithm.VQE and (self.mixer != Mixer.X or self.warm_start or self.layerwise):
+            raise ConfigError("solver.mixer, warm_start and layerwise are QAOA options: remove them for VQE")
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend if isinstance(self.backend, str) else getattr(self.backend, "name", type(self.backend).__name__)
+
+    def settings(self) -> dict:
+        """Every setting as plain values (the backend by name)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["backend"] = self.backend_name
+        return values
+
+    def backend_options(self) -> dict:
+        """The backend options that differ from their defaults (a simulator is never handed hardware options
+        it would reject); hardware transpiles with the run's seed unless ``seed_transpiler`` is given."""
+        options = {key: getattr(self, key) for key, default in BACKEND_OPTION_DEFAULTS.items()
+                   if getattr(self, key) != default}
+        if self.backend_name.split(":")[0] in HARDWARE_FAMILIES:
+            options.setdefault("seed_transpiler", self.seed)
+        return options
+
+    def qubit_limit(self) -> int | None:
+        """``max_qubits``, or what the exact-probability simulators hold (their 2ⁿ energy table); None on hardware."""
+        if self.max_qubits is not None:
+            return self.max_qubits
+        return None if self.backend_name.startswith("ibm") else MAX_ENUMERATED_QUBITS
+
+    def planned_evaluations(self) -> int:
+        """The objective evaluations (one circuit each) the search will make at most."""
+        return planned_evaluations(self.algorithm, self.reps, self.maxiter, self.optimizer, self.layerwise,
+                                   self.multistart, self.grid)
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(self, problem: DiscreteProblem, optimum=None, for_circuit: bool = True,
+               optimal_objective: float | None = None) -> Encoded:
+        """The QUBO encoding of ``problem`` with the record of how it was made: the slack resolution,
+        penalty calibration (``penalty: calibrated``) and share windows (when the full encoding does not fit);
+        and, up to :data:`MAX_ENUMERATED_QUBITS`, the energy table and the ground-state check.
+
+        With ``slack_resolution: auto`` and a known optimum (given, or found by enumeration when the instance
+        is small), the resolution is the coarsest that keeps the optimum feasible in the encoding.
+        ``for_circuit=False`` (the QUBO only feeds classical samplers): no qubit limit, no window.
+        """
+        if isinstance(problem, MarkowitzProblem):
+            raise ConfigError("markowitz has continuous weights: it has no QUBO; solve it with solve_exact")
+        penalty = "auto" if self.penalty == "calibrated" else self.penalty
+        if self.mixer != Mixer.X and isinstance(problem, SelectionProblem):
+            # The XY mixer keeps 1ᵀx = K on every state it reaches: the cardinality penalty would only
+            # add a constant there, so the cost operator is the objective alone.
+            penalty = {"cardinality": 0.0}
+        encoded = Encoded(None)
+        divisor = SLACK_RESOLUTION_DIVISOR
+        if self.slack_resolution == "auto" and self.constraint_encoding == "slack":
+            if optimum is None and enumeration_size(problem) <= ENUMERATE_FOR_ENCODING:
+                optimum = solve_exact(problem).allocation
+            if optimum is not None:
+                divisor, kept = faithful_slack_divisor(problem, optimum, lambda d: to_qubo(
+                    problem, self.constraint_encoding, penalty, "auto", self.integer_encoding, slack_divisor=d))
+                encoded.slack = {"divisor": divisor, "keeps_exact_optimum": kept,
+                                 "rule": "coarsest resolution min|coefficient|/divisor whose encoding keeps the "
+                                         "optimum feasible"}
+
+        def encode(program):
+            return to_qubo(problem, self.constraint_encoding, penalty, self.slack_resolution, self.integer_encoding,
+                           program, divisor)
+
+        encoding, encoded.window = fit_encoding(problem, self.qubit_limit() if for_circuit else None,
+                                                self.narrowing, encode)
+        if self.penalty == "calibrated" and penalty == "auto":
+            window = encoded.window
+            program = windowed_program(problem, window.lower, window.upper) if window else build_quadratic_program(problem)
+            encoding, encoded.calibration = calibrate_penalties(problem, self.constraint_encoding, self.slack_resolution,
+                                                                self.integer_encoding, program, slack_divisor=divisor)
+        encoded.encoding = encoding
+        if encoding.num_qubits <= MAX_ENUMERATED_QUBITS:
+            encoded.energies = encoding.qubo.all_energies()
+        encoded.verification = verify_ground_state(problem, encoding, optimal_objective, encoded.energies)
+        return encoded
+
+    # ------------------------------------------------------------------ circuits
+
+    def warm_start_probabilities(self, problem: DiscreteProblem, encoding: QuboEncoding) -> np.ndarray | None:
+        """The warm-start probabilities when ``warm_start`` is on, else None."""
+        if not self.warm_start:
+            return None
+        return warm_start_probabilities(problem, encoding, self.warm_start_epsilon)
+
+    def build_ansatz(self, problem: DiscreteProblem, encoding: QuboEncoding, reps: int | None = None,
+                     warm_start: np.ndarray | None = None) -> Ansatz:
+        """The configured ansatz for ``encoding`` at depth ``reps`` (VQE's cost scale: the QUBO's largest
+        |coefficient|)."""
+        reps = reps or self.reps
+        if self.algorithm == Algorithm.QAOA:
+            operator, _ = encoding.qubo.to_ising()
+            num_selected = problem.num_selected if isinstance(problem, SelectionProblem) else None
+            if self.mixer != Mixer.X and num_selected is None:
+                raise ConfigError("solver.mixer xy_ring / xy_complete keeps the number of ones fixed: "
+                                  "use it with problem.kind: selection")
+            scale = None
+            if self.mixer != Mixer.X:
+                # The XY mixer never leaves the weight-K states: scale by the energy spread over those states,
+                # not over all bitstrings (where the spread between Hamming weights would dwarf it).
+                states = weight_k_states(encoding.num_qubits, num_selected)
+                scale = float(np.std(encoding.qubo.energies(bits_of(states, encoding.num_qubits))))
+            return qaoa_ansatz(operator, reps, self.mixer, num_selected, warm_start, scale)
+        ansatz = vqe_ansatz(encoding.num_qubits, reps, self.ansatz, self.entanglement)
+        q = encoding.qubo
+        scale = max(float(np.max(np.abs(q.quadratic), initial=0.0)), float(np.max(np.abs(q.linear))))
+        return dataclasses.replace(ansatz, cost_scale=scale or 1.0)
+
+    def prepare_ansatz(self, problem: DiscreteProblem, encoding: QuboEncoding) -> Ansatz:
+        """The circuit a run executes at its final depth (dry runs and exports use it too)."""
+        return self.build_ansatz(problem, encoding, self.reps, self.warm_start_probabilities(problem, encoding))
+
+    def make_backend(self, energies: np.ndarray | None = None, name: str | None = None) -> Backend:
+        """The configured backend (``name`` overrides, e.g. the device ``ibm:least_busy`` resolved to)."""
+        if not isinstance(self.backend, str) and (name is None or name == self.backend_name):
+            return self.backend
+        name = name or self.backend
+        extra = {"energies": energies} if name == "exact" else {}
+        return make_backend(name, self.shots, self.seed, **self.backend_options(), **extra)
+
+    # ------------------------------------------------------------------ solving
+
+    def solve(self, problem: DiscreteProblem, exact: ClassicalSolution | None = None, encoded: Encoded | None = None,
+              hooks: SolveHooks | None = None, backend_name: str | None = None) -> QuantumResult:
+        """Run the variational algorithm on ``problem`` and judge its samples against the exact answer.
+
+        ``exact`` and ``encoded`` may be given when the caller has them (the app runs baselines on the
+        same encoding); ``backend_name`` pins a resolved device (a resumed ``ibm:least_busy`` run).
+        """
+        if isinstance(problem, MarkowitzProblem):
+            raise ConfigError("markowitz has continuous weights: it is solved classically, with solve_exact")
+        hooks = hooks or SolveHooks()
+        started = time.perf_counter()
+        if exact is None:
+            exact = solve_exact(problem, self.time_limit, self.seed)
+        if encoded is None:
+            encoded = self.encode(problem, exact.allocation if exact.proven_optimal else None,
+                                  optimal_objective=exact.objective)
+        encoding, energies = encoded.encoding, encoded.energies
+        name = backend_name or self.backend_name
+        if energies is None and name in EXACT_PROBABILITY_BACKENDS:
+            # exact probabilities need every state's energy; sampled backends score their samples directly
+            raise ResourceError(
+                f"{encoding.num_qubits} qubits are more than the exact-probability paths hold "
+                f"({MAX_ENUMERATED_QUBITS}): use fewer assets or a smaller max_shares / max_qubits, a sampling "
+                "backend (aer_shots, ibm:*), or `qportfolio baseline`")
+        warm_start = self.warm_start_probabilities(problem, encoding)
+        backend = self.make_backend(energies, backend_name)
+        start_info = {"backend": backend.name, "warm_start": warm_start}
+        if isinstance(backend, JobBackend):
+            if hooks.on_job is not None:
+                backend.on_job(hooks.on_job)
+            # what the device runs at the final depth: layout, depth, errors, the QPU-time estimate
+            start_info["hardware"] = backend.hardware_report(self.prepare_ansatz(problem, encoding).circuit, 1,
+                                                             self.shots, self.planned_evaluations() + 1)
+        if hooks.on_start is not None:
+            hooks.on_start(start_info)
+
+        replay = Replay(hooks.recorded)
+        table_of_energies = EnergyTable(encoding.qubo.energies, encoding.num_qubits, energies)
+        alpha = self.cvar_alpha if self.objective == "cvar" else 1.0
+        finals = _collect_unrecorded_jobs(hooks.previous_jobs, backend, hooks.recorded, replay, table_of_energies,
+                                          alpha)
+
+        def make_runner(ansatz):
+            return VariationalRunner(ansatz, backend, table_of_energies, self.objective, self.cvar_alpha,
+                                     self.optimizer, self.maxiter, self.shots, self.seed, hooks.on_evaluation, replay)
+
+        rng = np.random.default_rng(self.seed)
+        ansatz, search, stages = variational_search(
+            lambda reps: self.build_ansatz(problem, encoding, reps, warm_start), self.reps, make_runner, self.maxiter,
+            rng, self.layerwise, self.multistart, self.initial_parameters,
+            lambda theta: finals.get(parameter_key(theta)), self.grid)
+        seconds = time.perf_counter() - started
+        table = decode_samples(search.final, encoding, problem)
+        result = QuantumResult(problem, exact, encoded, ansatz, search, stages, table,
+                               quality_metrics(table, exact.objective, exact.worst_feasible_objective), backend.name,
+                               seconds, self.settings(), resumed_evaluations=replay.used, warm_start=warm_start)
+        raw = getattr(backend, "last_raw", None)
+        if raw and self.mitigation != "none":  # the final samples before readout mitigation
+            result.raw_table = decode_samples(raw[0], encoding, problem)
+            result.metrics_raw = quality_metrics(result.raw_table, exact.objective, exact.worst_feasible_objective)
+        if self.postprocess:
+            clock = time.perf_counter()
+            allocations, probabilities, _, _ = table.by_allocation()
+            result.postprocessed = postprocess(problem, allocations, probabilities)
+            result.postprocess_seconds = time.perf_counter() - clock
+        return result
+
+
+def _collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[Evaluation], replay: Replay,
+                             energies: EnergyTable, alpha: float) -> dict:
+    """Jobs an interrupted attempt submitted but never recorded a result for: fetch their results instead of
+    paying for them again. Evaluations join the replay; final samples are returned by parameter key.
+    A job that cannot be fetched (local testing mode: it lived in the process that died) is run again."""
+    if not isinstance(backend, JobBackend):
+        return {}
+    recorded = {}
+    for evaluation in history:
+        key = parameter_key(evaluation.parameters)
+        recorded[key] = recorded.get(key, 0) + 1
+    finals: dict[tuple, Distribution] = {}
+    for job in jobs:
+        if job.get("kind") not in ("evaluation", "final"):
+            continue
+        thetas = np.atleast_2d(np.asarray(job.get("parameters", []), dtype=float))
+        keys = [parameter_key(theta) for theta in thetas]
+        if job["kind"] == "evaluation" and all(recorded.get(k, 0) > 0 for k in keys):
+            for k in keys:
+                recorded[k] -= 1
+            continue
+        try:
+            distributions = backend.collect(job["job_id"], job.get("measured_qubits"))
+        except QPortfolioError:
+            continue
+        for key, theta, distribution in zip(keys, thetas, distributions):
+            if job["kind"] == "final":
+                finals[key] = distribution
+            else:
+                replay.add(Evaluation(-1, [float(t) for t in theta], objective_value(distribution, energies, alpha), 0.0))
+    return finals
