@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from qportfolio.config import parse_config
-from qportfolio.experiment import execute
+from qportfolio.app.config import parse_config
+from qportfolio.app.experiment import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "benchmarks" / "quality_suite.yaml"
@@ -84,11 +84,10 @@ def config_for(data, problem, method, reps, seed, backend, maxiter):
 
 def qubit_count(data: dict, problem: dict) -> int:
     """Qubits of an instance's encoding as a run would build it (narrowing included)."""
-    from qportfolio.experiment import build_problem_from_config, encode_problem
+    from qportfolio.app.instance import build_problem_from_config
 
     config = parse_config({"name": "count", "data": data, "problem": problem})
-    instance = build_problem_from_config(config)
-    return encode_problem(config, instance)[0].num_qubits
+    return config.quantum_solver().encode(build_problem_from_config(config)).num_qubits
 
 
 def quartiles(values) -> str:

@@ -29,14 +29,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from qportfolio.simulate import (
-    QAOASimulator,
-    SubspaceQAOASimulator,
-    XYQAOASimulator,
-    qubo_diagonal,
-    qubo_energies,
-    weight_k_states,
-)
+from qportfolio.backends.exact import QAOASimulator, SubspaceQAOASimulator, XYQAOASimulator, weight_k_states
+from qportfolio.encoding import qubo_diagonal, qubo_energies
 
 SLOW_LIMIT = 30.0  # skip a peer whose predicted time per evaluation exceeds this (seconds)
 
