@@ -65,7 +65,7 @@ from qportfolio.problems import (
 )
 
 #: Every baseline, in the order :func:`run_baselines` runs them.
-METHODS = ("scip", "relax_round", "greedy", "simulated_annealing", "tabu")
+METHODS = ClassicalMethod.values()
 #: Default reads per sampler (tabu restarts are the costly part, so it gets fewer).
 SA_READS, SA_SWEEPS = 100, 1000
 TABU_READS, TABU_RESTARTS = 50, 0

@@ -23,12 +23,13 @@ from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import XXPlusYYGate, efficient_su2, real_amplitudes
 from qiskit.quantum_info import SparsePauliOp
 
+from qportfolio.choices import Algorithm, Entanglement, Mixer, VQEForm
 from qportfolio.errors import ConfigError
 
-ALGORITHMS = ("qaoa", "vqe")
-MIXERS = ("x", "xy_ring", "xy_complete")
-VQE_FORMS = ("real_amplitudes", "efficient_su2")
-ENTANGLEMENTS = ("linear", "reverse_linear", "circular", "full", "pairwise", "sca")
+ALGORITHMS = Algorithm.values()
+MIXERS = Mixer.values()
+VQE_FORMS = VQEForm.values()
+ENTANGLEMENTS = Entanglement.values()
 
 
 @dataclass(frozen=True)

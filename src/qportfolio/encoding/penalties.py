@@ -32,6 +32,7 @@ import numpy as np
 from qiskit_optimization import QuadraticProgram
 from qiskit_optimization.problems import Constraint, VarType
 
+from qportfolio.choices import ConstraintEncoding, IntegerEncoding
 from qportfolio.encoding.integers import EncodedVariable, _expand, integer_coefficients
 from qportfolio.encoding.program import build_quadratic_program
 from qportfolio.encoding.qubo import Qubo
@@ -43,8 +44,8 @@ from qportfolio.problems import (
     MarkowitzProblem,
 )
 
-CONSTRAINT_ENCODINGS = ("slack", "squared")
-INTEGER_ENCODINGS = ("bounded", "binary")
+CONSTRAINT_ENCODINGS = ConstraintEncoding.values()
+INTEGER_ENCODINGS = IntegerEncoding.values()
 #: Auto slack resolution: the smallest nonzero constraint coefficient divided by this.
 SLACK_RESOLUTION_DIVISOR = 4
 #: Divisors tried, coarsest first, when the auto resolution is checked against a known optimum.

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from qportfolio.choices import AerMethod, DDSequence, ExecutionMode, Mitigation
 from qportfolio.errors import (
     ConfigError,
 )
 
-EXECUTION_MODES = ("job", "batch", "session")
-DD_SEQUENCES = ("XX", "XpXm", "XY4")
-MITIGATIONS = ("none", "mthree")
-AER_METHODS = ("auto", "density_matrix", "statevector")
+EXECUTION_MODES = ExecutionMode.values()
+DD_SEQUENCES = DDSequence.values()
+MITIGATIONS = Mitigation.values()
+AER_METHODS = AerMethod.values()
 JOB_KINDS = ("evaluation", "final", "calibration")
 
 #: Fixed per-job QPU overhead in the usage estimate (seconds): loading, calibration checks, readout.
