@@ -55,8 +55,8 @@ def test_selection_from_a_dataframe(market):
 
 def test_a_backend_object_can_be_passed(market):
     problem = qp.SelectionProblem.from_market(market, num_assets=2)
-    backend = qp.QuantumSolver().make_backend()  # aer_statevector, built by hand
-    result = qp.QuantumSolver(backend=backend, maxiter=10, seed=1).solve(problem)
+    backend = qp.QuantumSolver(backend="aer_statevector").make_backend()  # built by hand
+    result = qp.QuantumSolver(backend=backend, maxiter=10, seed=1, reps=1).solve(problem)
     assert result.backend == "aer_statevector"
     assert len(result.history) >= 10
 
@@ -85,7 +85,8 @@ def test_markowitz_and_classical_methods(market):
 ])
 def test_planned_evaluations_equal_what_the_search_does(market, settings):
     problem = qp.SelectionProblem.from_market(market, num_assets=2)
-    solver = qp.QuantumSolver(backend="exact", seed=2, postprocess=False, **settings)
+    solver = qp.QuantumSolver(**{"backend": "exact", "seed": 2, "postprocess": False, "search": "fixed", "mixer": "x",
+                                 "optimizer": "cobyla", "objective": "expectation", **settings}).resolved(problem)
     result = solver.solve(problem)
     planned = planned_evaluations(solver.algorithm, solver.reps, solver.maxiter, solver.optimizer, solver.layerwise,
                                   solver.multistart, solver.grid)

@@ -31,7 +31,8 @@ def test_quickstart_finds_the_exact_optimum_and_writes_the_contract(tmp_path, ca
     assert quantum["allocation"] == exact["allocation"]
     assert quantum["objective"] == pytest.approx(exact["objective"])
     assert exact["objective"] == pytest.approx(exact["variance"])  # seed formulation: variance of dollar return
-    assert set(result["metrics"]) == {"p_optimal", "feasible_fraction", "approximation_ratio"}
+    assert set(result["metrics"]) == {"p_optimal", "feasible_fraction", "approximation_ratio", "lift",
+                                      "uniform_p_optimal", "reachable_states"}
     assert 0 < result["metrics"]["p_optimal"] <= 1
     assert result["encoding"]["verification"]["ground_state_optimal"] is True
     assert set(result["provenance"]) >= {"seed", "packages", "config_sha256"}

@@ -47,7 +47,8 @@ def test_every_value_a_run_records_is_reproduced_by_the_other_backend(solver, tm
     from qportfolio.app.results import load_history
 
     raw = yaml.safe_load((CONFIGS / "selection.yaml").read_text())
-    raw["solver"].update(solver, maxiter=20)
+    raw["solver"].update({"reps": 2, "mixer": "x", "search": "fixed", "optimizer": "cobyla", "objective": "cvar",
+                          "cvar_alpha": 0.25}, **solver, maxiter=20)
     raw["problem"]["baselines"] = False
     backends = {}
     for name in ("aer_statevector", "exact"):

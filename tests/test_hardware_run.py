@@ -32,6 +32,11 @@ TOKEN = "SENTINEL-TOKEN-1234567890"
 INSTANCE = "SENTINEL-INSTANCE-0987654321"
 
 
+#: Train on the device itself, one job per evaluation (the path the job records and resume logic serve).
+EVERY_EVALUATION_A_JOB = {"pretrain": "none", "search": "fixed", "optimizer": "cobyla", "objective": "cvar",
+                          "cvar_alpha": 0.25}
+
+
 def write_config(tmp_path: Path, filename: str = "config.yaml", **sections) -> Path:
     """configs/hardware_fake_fez.yaml with ``sections`` ({section: {key: value or None to drop}}) applied."""
     data = yaml.safe_load(BASE.read_text())
@@ -47,7 +52,7 @@ def write_config(tmp_path: Path, filename: str = "config.yaml", **sections) -> P
 
 
 def small(tmp_path, backend: str, filename="config.yaml", maxiter=6, **backend_changes) -> Path:
-    return write_config(tmp_path, filename, solver={"maxiter": maxiter, "shots": 256},
+    return write_config(tmp_path, filename, solver={"maxiter": maxiter, "shots": 256, **EVERY_EVALUATION_A_JOB},
                         backend={"name": backend, "mitigation": "none", "max_qpu_seconds": None, **backend_changes})
 
 
@@ -176,7 +181,7 @@ def faulty(config, fail_after=None, when="before", reuse=None) -> Faulty:
 @pytest.fixture(scope="module")
 def resume_config(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
-    path = write_config(tmp, solver={"maxiter": 8, "shots": 256}, problem={"baselines": False},
+    path = write_config(tmp, solver={"maxiter": 8, "shots": 256, **EVERY_EVALUATION_A_JOB}, problem={"baselines": False},
                         backend={"name": "aer_noisy:fake_fez", "mitigation": "none", "max_qpu_seconds": None})
     return load_config(path)
 

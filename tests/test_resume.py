@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from qportfolio.app import experiment
 from qportfolio.app.cli import main
@@ -30,6 +31,17 @@ class Counting:
         return self.backend.sample(circuit, parameters, shots)
 
 
+def fixed_config(tmp_path, optimizer="cobyla", backend="aer_statevector"):
+    """configs/selection.yaml with a fixed search on a gradient-free optimizer, so every evaluation is a call."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["solver"] = {"algorithm": "qaoa", "reps": 2, "mixer": "x", "search": "fixed", "optimizer": optimizer,
+                     "maxiter": 20, "objective": "cvar", "cvar_alpha": 0.25, "shots": 256}
+    raw["problem"]["penalty"] = "auto"
+    raw["backend"] = {"name": backend}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    return load_config(tmp_path / "c.yaml")
+
+
 def counting(config, fail_after=None) -> Counting:
     """The config's real backend in a Counting wrapper, to pass to the run."""
     return Counting(config.quantum_solver().make_backend(), fail_after)
@@ -37,10 +49,7 @@ def counting(config, fail_after=None) -> Counting:
 
 @pytest.mark.parametrize("optimizer, backend", [("cobyla", "aer_statevector"), ("spsa", "aer_shots")])
 def test_interrupted_run_resumes_without_repeating_an_evaluation(tmp_path, monkeypatch, optimizer, backend):
-    text = CONFIG.read_text().replace("optimizer: cobyla", f"optimizer: {optimizer}").replace(
-        "maxiter: 80", "maxiter: 20").replace("name: aer_statevector", f"name: {backend}").replace("shots: 4096", "shots: 256")
-    (tmp_path / "c.yaml").write_text(text)
-    config = load_config(tmp_path / "c.yaml")
+    config = fixed_config(tmp_path, optimizer, backend)
 
     backend = counting(config)
     reference = experiment.execute(config, tmp_path / "reference", backend=backend)
@@ -67,7 +76,7 @@ def test_interrupted_run_resumes_without_repeating_an_evaluation(tmp_path, monke
 
 
 def test_resume_of_a_complete_run_does_nothing(tmp_path, capsys):
-    config = load_config(CONFIG)
+    config = fixed_config(tmp_path)
     run = experiment.execute(config, tmp_path, backend=counting(config))
     backend = counting(config)
     assert experiment.resume(run.folder, backend=backend).result["status"] == "complete"

@@ -105,6 +105,7 @@ class Optimizer(Choice):
 class TrainingObjective(Choice):
     EXPECTATION = "expectation"
     CVAR = "cvar"
+    GIBBS = "gibbs"
 
 
 class Precision(Choice):

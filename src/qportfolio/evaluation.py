@@ -13,6 +13,7 @@ The quantum answer is the best feasible sampled allocation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,3 +112,36 @@ def quality_metrics(table: SampleTable, optimum: float, worst_feasible: float | 
     else:
         ratio = np.where(feasible, 1.0, 0.0)
     return QualityMetrics(float(p[optimal].sum()), float(p[feasible].sum()), float(np.clip(ratio, 0, 1) @ p))
+
+
+def uniform_distribution(num_qubits: int, shots: int, rng: np.random.Generator,
+                         num_selected: int | None = None) -> Distribution:
+    """``shots`` basis states drawn uniformly from those a circuit can reach: all ``2ⁿ`` bitstrings, or with an
+    XY mixer (``num_selected`` = K) the ``C(n, K)`` states of weight K — the honest yardstick for a sampler."""
+    if num_selected is None:
+        drawn = rng.integers(0, 1 << num_qubits, size=shots, dtype=np.int64)
+    else:
+        chosen = np.argsort(rng.random((shots, num_qubits)), axis=1)[:, :num_selected]
+        drawn = np.sum(np.left_shift(np.int64(1), chosen.astype(np.int64)), axis=1)
+    indices, counts = np.unique(drawn, return_counts=True)
+    return Distribution(indices, counts / shots, shots)
+
+
+def uniform_optimum_probability(encoding: QuboEncoding, optimal_allocations: np.ndarray,
+                                num_selected: int | None = None) -> float:
+    """P(optimum) of uniform sampling over the reachable states, exactly: the share of reachable bitstrings that
+    decode to an optimal allocation. A variable's value ``x`` has as many bit patterns as subsets of its
+    coefficients sum to ``x − offset``; slack bits are free; under an XY mixer every optimum is one of ``C(n, K)``."""
+    optimal = np.atleast_2d(np.asarray(optimal_allocations, dtype=np.int64))
+    if num_selected is not None:
+        return len(optimal) / math.comb(encoding.num_qubits, num_selected)
+    patterns = 0
+    for allocation in optimal:
+        ways = 1
+        for variable, value in zip(encoding.variables, allocation):
+            sums = bits_of(np.arange(1 << len(variable.coefficients)), len(variable.coefficients)) @ np.asarray(
+                variable.coefficients, dtype=np.int64)
+            ways *= int(np.count_nonzero(sums == value - variable.offset))
+        patterns += ways
+    free = encoding.num_qubits - encoding.num_decision_qubits
+    return patterns * 2.0**free / 2.0**encoding.num_qubits

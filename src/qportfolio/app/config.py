@@ -83,15 +83,19 @@ class ProblemConfig(_Strict):
 
 class SolverConfig(_Strict):
     algorithm: Algorithm = DEFAULT.algorithm
-    reps: int = Field(DEFAULT.reps, ge=1)
-    optimizer: Optimizer = DEFAULT.optimizer
-    maxiter: int = Field(DEFAULT.maxiter, ge=1)
-    objective: TrainingObjective = DEFAULT.objective
+    reps: Optional[int] = Field(DEFAULT.reps, ge=1, description="QAOA layers p (None: the tool chooses)")
+    optimizer: Union[Optimizer, Literal["auto"]] = DEFAULT.optimizer
+    maxiter: Optional[int] = Field(DEFAULT.maxiter, ge=1, description="evaluation budget (None: the tool chooses)")
+    objective: Union[TrainingObjective, Literal["auto"]] = DEFAULT.objective
+    gibbs_eta: float = Field(DEFAULT.gibbs_eta, gt=0, description="Gibbs objective η, in units of the cost scale")
+    search: Literal["auto", "adaptive", "fixed"] = DEFAULT.search
+    pretrain: Literal["auto", "none", "exact"] = DEFAULT.pretrain
+    refine: int = Field(DEFAULT.refine, ge=0, description="evaluations on the target after pretraining")
     cvar_alpha: float = Field(DEFAULT.cvar_alpha, gt=0, le=1)
     shots: int = Field(DEFAULT.shots, ge=1)
     ansatz: VQEForm = DEFAULT.ansatz
     entanglement: Entanglement = DEFAULT.entanglement
-    mixer: Mixer = DEFAULT.mixer
+    mixer: Union[Mixer, Literal["auto"]] = DEFAULT.mixer
     warm_start: bool = DEFAULT.warm_start
     warm_start_epsilon: float = Field(DEFAULT.warm_start_epsilon, gt=0, lt=0.5)
     layerwise: bool = Field(DEFAULT.layerwise, description="grow the depth one layer at a time (INTERP)")

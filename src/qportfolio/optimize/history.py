@@ -10,10 +10,14 @@ import numpy as np
 
 @dataclass
 class Evaluation:
+    """One objective evaluation: its parameters, value (problem units) and time; with exact gradients, the
+    gradient too, so a resumed gradient-based search replays it instead of computing it again."""
+
     index: int
     parameters: list[float]
     value: float
     seconds: float
+    gradient: list[float] | None = None
 
 
 def parameter_key(theta) -> tuple[str, ...]:

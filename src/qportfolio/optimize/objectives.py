@@ -1,4 +1,4 @@
-"""What the optimizer minimises: the expectation or CVaR_α of a distribution's QUBO energies."""
+"""The QUBO energies the optimizer sees, by basis-state index, and the objective of a sampled distribution."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from qportfolio.backends.base import Distribution
-from qportfolio.cvar import cvar
 from qportfolio.encoding import bits_of
+from qportfolio.objective import Objective
 
 
-def objective_value(distribution: Distribution, energies: "EnergyTable", alpha: float) -> float:
-    """CVaR_α of the distribution's QUBO energies (α = 1: the expectation)."""
-    return cvar(energies(distribution.indices), distribution.probabilities, alpha)
+def objective_value(distribution: Distribution, energies: "EnergyTable", objective: Objective) -> float:
+    """The objective of the distribution's QUBO energies."""
+    return objective.value(energies(distribution.indices), distribution.probabilities)
 
 
 @dataclass

@@ -26,13 +26,14 @@ import numpy as np
 from scipy.optimize import minimize
 
 from qportfolio.backends.base import Distribution, ExactGradient, ExactObjective
-from qportfolio.choices import Optimizer, TrainingObjective, check_choice
+from qportfolio.choices import Optimizer, check_choice
 from qportfolio.circuits import Ansatz
 from qportfolio.errors import (
     ConfigError,
 )
+from qportfolio.objective import Objective
 from qportfolio.optimize.history import Evaluation, Replay
-from qportfolio.optimize.objectives import EnergyTable, cvar, objective_value
+from qportfolio.optimize.objectives import EnergyTable
 
 
 @dataclass
@@ -55,17 +56,17 @@ class VariationalRunner:
     def __init__(self, ansatz: Ansatz, backend, energies: EnergyTable, objective: str = "expectation",
                  cvar_alpha: float = 1.0, optimizer: str = "cobyla", maxiter: int = 100, shots: int = 1024,
                  seed: int | None = None, on_evaluation: Callable[[Evaluation], None] | None = None,
-                 replay: Replay | None = None):
-        objective = check_choice(objective, TrainingObjective, "solver.objective", ConfigError)
+                 replay: Replay | None = None, gibbs_eta: float = 8.0):
         optimizer = check_choice(optimizer, Optimizer, "solver.optimizer", ConfigError)
         if maxiter < 1:
             raise ConfigError(f"solver.maxiter must be ≥ 1, got {maxiter}")
-        if optimizer == "l_bfgs_b" and (not isinstance(backend, ExactGradient) or objective != "expectation"):
-            raise ConfigError("solver.optimizer l_bfgs_b uses exact gradients: it needs backend.name: exact and "
-                              "solver.objective: expectation")
+        self.measure = Objective(objective, cvar_alpha if objective == "cvar" else 1.0, gibbs_eta, ansatz.cost_scale)
+        if optimizer == "l_bfgs_b" and not (isinstance(backend, ExactGradient) and self.measure.has_gradient
+                                            and getattr(backend, "has_gradient", lambda c: True)(ansatz.circuit)):
+            raise ConfigError("solver.optimizer l_bfgs_b uses exact gradients: it needs backend.name: exact, QAOA from "
+                              "the uniform or Dicke state, and solver.objective expectation or gibbs")
         self.ansatz, self.backend, self.energies = ansatz, backend, energies
-        self.objective, self.alpha = objective, (cvar_alpha if objective == "cvar" else 1.0)
-        cvar(np.zeros(1), np.ones(1), self.alpha)  # validates α
+        self.objective, self.alpha = self.measure.kind, self.measure.alpha
         self.optimizer, self.maxiter, self.shots = optimizer, maxiter, shots
         self.rng = np.random.default_rng(seed)
         self.history: list[Evaluation] = []
@@ -73,7 +74,7 @@ class VariationalRunner:
         self.replay = replay or Replay()
 
     def value_of(self, distribution: Distribution) -> float:
-        return objective_value(distribution, self.energies, self.alpha)
+        return self.measure.value(self.energies(distribution.indices), distribution.probabilities)
 
     def _evaluate(self, thetas: np.ndarray) -> np.ndarray:
         thetas = np.atleast_2d(thetas)
@@ -83,7 +84,7 @@ class VariationalRunner:
         if fresh:
             started = time.perf_counter()
             if isinstance(self.backend, ExactObjective):  # exact paths: no 2ⁿ distribution objects
-                values[fresh] = self.backend.objective_values(self.ansatz.circuit, thetas[fresh], self.alpha)
+                values[fresh] = self.backend.objective_values(self.ansatz.circuit, thetas[fresh], self.measure)
             else:
                 distributions = self.backend.distributions(self.ansatz.circuit, thetas[fresh])
                 values[fresh] = [self.value_of(d) for d in distributions]
@@ -126,13 +127,19 @@ class VariationalRunner:
         return np.array(best.parameters), best.value, message
 
     def _value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
-        """⟨E⟩/cost_scale and its adjoint gradient; recorded like any evaluation (never replayed: a resumed
-        gradient run recomputes, which on the exact backend costs milliseconds)."""
-        started = time.perf_counter()
-        value, gradient = self.backend.value_and_gradient(self.ansatz.circuit, theta)
-        record = Evaluation(len(self.history), [float(t) for t in theta], value, time.perf_counter() - started)
+        """The objective over ``cost_scale`` and its exact gradient; recorded like any evaluation, and answered
+        from the replay when an earlier attempt recorded it (with its gradient)."""
+        recorded = self.replay.take(theta)
+        if recorded is not None and recorded.gradient is not None:
+            value, gradient, seconds = recorded.value, np.asarray(recorded.gradient), recorded.seconds
+        else:
+            started = time.perf_counter()
+            value, gradient = self.backend.value_and_gradient(self.ansatz.circuit, theta, self.measure)
+            seconds, recorded = time.perf_counter() - started, None
+        record = Evaluation(len(self.history), [float(t) for t in theta], float(value), seconds,
+                            [float(g) for g in gradient])
         self.history.append(record)
-        if self.on_evaluation is not None:
+        if self.on_evaluation is not None and recorded is None:
             self.on_evaluation(record)
         scale = self.ansatz.cost_scale
         return value / scale, gradient / scale

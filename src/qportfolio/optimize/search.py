@@ -10,7 +10,15 @@ import numpy as np
 from qportfolio.backends.base import Distribution
 from qportfolio.circuits import Ansatz
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
-from qportfolio.optimize.strategies import angle_grid, given, interp, linear_ramp, starting_points
+from qportfolio.optimize.strategies import (
+    angle_grid,
+    append_zero_layer,
+    given,
+    interp,
+    linear_ramp,
+    ramp_scan,
+    starting_points,
+)
 
 
 def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: Callable[[Ansatz], VariationalRunner],
@@ -81,3 +89,68 @@ def planned_evaluations(algorithm: str, reps: int, maxiter: int, optimizer: str 
         each = 2 * budget + 10 if optimizer == "spsa" else max(budget, parameters + 2)
         total += spent + starts * each
     return total
+
+
+def adaptive_search(build: Callable[[int], Ansatz], max_reps: int, make_runner: Callable[[Ansatz], VariationalRunner],
+                    max_evaluations: int, work: Callable[[int], float] | None = None, work_budget: float | None = None,
+                    table: Callable[[int], np.ndarray | None] | None = None, iterations: int = 100,
+                    recorded_final: Callable[[np.ndarray], Distribution | None] | None = None,
+                    ) -> tuple[Ansatz, VariationalResult, list[dict]]:
+    """Grow the depth from 1 to ``max_reps``; at each depth ``p`` optimise from every start below and keep the
+    best by the objective (never by anything that needs the answer):
+
+    * the trained angles for depth ``p`` (``table(p)``), when there are any;
+    * the best of depth ``p − 1`` with a zero layer appended — the same state, so depth ``p`` never ends worse
+      than depth ``p − 1`` — and its INTERP (Zhou et al. 2020);
+    * the best of a scan of linear ramps (evaluated in one batch).
+
+    Each start gets ``iterations`` optimizer iterations, and no start begins once ``max_evaluations`` are
+    spent. With a ``work_budget`` (in the units of ``work(p)``, the cost of one evaluation at depth ``p``) the
+    search also stops before a depth whose projected cost (the last depth's evaluations, scaled by depth)
+    would exceed it. All of it is deterministic given the evaluations, so a resumed run replays it exactly.
+    """
+    started = time.perf_counter()
+    history: list = []
+    stages: list[dict] = []
+    best, best_value, best_ansatz, runner, message = None, np.inf, None, None, ""
+    spent_work = 0.0
+    for depth in range(1, max_reps + 1):
+        ansatz = build(depth)
+        runner = make_runner(ansatz)
+        runner.history = history
+        first = len(history)
+        starts = [] if table is None or table(depth) is None else [("table", table(depth))]
+        if best is not None:
+            starts += [("zero_layer", append_zero_layer(best)), ("interp", interp(best))]
+        ramps = ramp_scan(depth)
+        if max_evaluations - len(history) >= len(ramps) + len(starts) + 1:
+            values = runner._evaluate(ramps)
+            starts.append(("ramp", ramps[int(np.argmin(values))]))
+        elif not starts:
+            starts.append(("ramp", linear_ramp(depth)))
+        outcomes = []
+        for name, point in starts:
+            left = max_evaluations - len(history)
+            if left <= 0:
+                break
+            theta, value, message = runner.optimize(point, min(iterations, left))
+            outcomes.append((value, name, theta, message))
+        if not outcomes:  # the budget ran out at the depth before
+            break
+        value, name, theta, message = min(outcomes, key=lambda outcome: outcome[0])
+        if value > best_value:  # only possible through optimizer noise: keep the shallower answer, one layer deeper
+            value, name, theta = best_value, "previous depth", append_zero_layer(best)
+        best, best_value, best_ansatz = np.asarray(theta, dtype=float), value, ansatz
+        evaluations = len(history) - first
+        spent_work += evaluations * (work(depth) if work else 0.0)
+        stages.append({"reps": depth, "value": float(value), "start": name, "evaluations": evaluations,
+                       "seconds": time.perf_counter() - started})
+        projected = evaluations * (depth + 1) / depth * 1.3
+        if len(history) >= max_evaluations or (
+                work_budget is not None and work is not None and spent_work + projected * work(depth + 1) > work_budget):
+            break
+    final = recorded_final(best) if recorded_final is not None else None
+    if final is None:
+        final = runner.backend.sample(best_ansatz.circuit, best, runner.shots)
+    result = VariationalResult(best, float(best_value), list(history), message, final, time.perf_counter() - started)
+    return best_ansatz, result, stages

@@ -18,6 +18,7 @@ records, the hardware report) reaches it through :class:`SolveHooks`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import pandas as pd
 
 from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, Backend, Distribution, JobBackend, make_backend
 from qportfolio.backends.exact import weight_k_states
-from qportfolio.choices import Algorithm, Mixer, check_choice
+from qportfolio.choices import Algorithm, Mixer, Optimizer, TrainingObjective, check_choice
 from qportfolio.circuits import Ansatz, qaoa_ansatz, vqe_ansatz
 from qportfolio.classical import ClassicalSolution, enumeration_size, solution_entry, solve_exact
 from qportfolio.encoding import (
@@ -47,11 +48,20 @@ from qportfolio.encoding import (
     windowed_program,
 )
 from qportfolio.errors import ConfigError, QPortfolioError, ResourceError
-from qportfolio.evaluation import QualityMetrics, SampleTable, decode_samples, quality_metrics
+from qportfolio.evaluation import (
+    QualityMetrics,
+    SampleTable,
+    decode_samples,
+    quality_metrics,
+    uniform_distribution,
+    uniform_optimum_probability,
+)
+from qportfolio.objective import Objective
 from qportfolio.optimize.history import Evaluation, Replay, parameter_key
 from qportfolio.optimize.objectives import EnergyTable, objective_value
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
-from qportfolio.optimize.search import planned_evaluations, variational_search
+from qportfolio.optimize.search import adaptive_search, planned_evaluations, variational_search
+from qportfolio.optimize.strategies import trained_angles
 from qportfolio.postprocess import postprocess
 from qportfolio.problems import DiscreteProblem, MarkowitzProblem, SelectionProblem
 from qportfolio.warmstart import warm_start_probabilities
@@ -67,6 +77,19 @@ BACKEND_OPTION_DEFAULTS = {
     "seed_transpiler": None, "initial_layout": None, "mitigation": "none", "precision": "complex128",
 }
 HARDWARE_FAMILIES = ("ibm", "ibm_fake", "aer_noisy")
+SEARCHES = ("auto", "adaptive", "fixed")
+PRETRAINS = ("auto", "none", "exact")
+#: Gibbs objective's η (units of the cost scale): chosen on the training suite (η = 4 and 8 within noise).
+GIBBS_ETA = 8.0
+#: The deepest circuit the adaptive search grows to, by mixer: P(optimum) on the training suite kept rising
+#: to p = 16 with the complete XY mixer (subspace evaluations cost ~1 ms); the X mixer is cut by its budget.
+MAX_AUTO_REPS = {"xy_complete": 16, "xy_ring": 16, "x": 8}
+#: The adaptive search's evaluation cap and its work budget (Σ over evaluations of (p + 1)·amplitudes, about
+#: 40 s of the exact kernel's value-and-gradient on this project's 2-core machine).
+AUTO_EVALUATIONS = 6000
+WORK_BUDGET = 4e8
+#: The fixed search's defaults (the depth and evaluations of a run that sets ``search: fixed``).
+FIXED_REPS, FIXED_MAXITER = 2, 100
 
 
 @dataclass
@@ -139,6 +162,19 @@ class QuantumResult:
     postprocess_seconds: float = 0.0
     resumed_evaluations: int = 0
     warm_start: np.ndarray | None = None
+    #: the uniform-sampling yardstick (:meth:`QuantumSolver._random_sampling`)
+    random_sampling: dict = field(default_factory=dict)
+
+    @property
+    def uniform_p_optimal(self) -> float | None:
+        """P(optimum) of drawing the states the circuit reaches uniformly at random (exact)."""
+        return self.random_sampling.get("uniform_p_optimal")
+
+    @property
+    def lift(self) -> float | None:
+        """``p_optimal / uniform_p_optimal``: how many times more often than chance the optimum is sampled."""
+        uniform = self.uniform_p_optimal
+        return None if not uniform else self.metrics.p_optimal / uniform
 
     @property
     def best(self) -> int | None:
@@ -192,6 +228,8 @@ class QuantumResult:
     def to_dict(self) -> dict:
         """The fields ``result.json`` holds for the quantum run."""
         solutions = {"quantum": self.entry()}
+        if self.random_sampling:
+            solutions["random_sampling"] = self.random_sampling["entry"]
         for method in ("repaired", "local_search"):
             allocation = self.postprocessed.get(method)
             if allocation is not None:
@@ -203,10 +241,14 @@ class QuantumResult:
         described = {
             "qubits": self.encoded.num_qubits,
             "solutions": solutions,
-            "metrics": self.metrics.describe(),
+            "metrics": {**self.metrics.describe(), "lift": self.lift, "uniform_p_optimal": self.uniform_p_optimal,
+                        "reachable_states": self.random_sampling.get("reachable_states")},
             "quantum": {
                 **({"warm_start": self.warm_start.tolist()} if self.warm_start is not None else {}),
-                "algorithm": self.settings["algorithm"], "reps": self.settings["reps"], "backend": self.backend,
+                "algorithm": self.settings["algorithm"], "reps": self.ansatz.reps, "backend": self.backend,
+                "mixer": self.settings["mixer"] if self.settings["algorithm"] == "qaoa" else None,
+                "search": self.settings["search"], "objective": self.settings["objective"],
+                "pretrain": self.settings["pretrain"],
                 "optimizer": self.settings["optimizer"], "evaluations": len(self.search.history),
                 "optimizer_message": self.search.optimizer_message, "final_objective_value": self.search.value,
                 "optimal_parameters": self.search.parameters.tolist(), "shots": self.settings["shots"],
@@ -225,17 +267,21 @@ class QuantumResult:
 class QuantumSolver:
     """QAOA or VQE on a discrete portfolio problem; every keyword is the config key of the same name."""
 
-    # solver.*
+    # solver.* ("auto" and None: chosen per problem kind by :meth:`resolved`)
     algorithm: str = "qaoa"
-    reps: int = 2
-    optimizer: str = "cobyla"
-    maxiter: int = 100
-    objective: str = "expectation"
+    reps: int | None = None
+    optimizer: str = "auto"
+    maxiter: int | None = None
+    objective: str = "auto"
     cvar_alpha: float = 1.0
+    gibbs_eta: float = GIBBS_ETA
+    search: str = "auto"
+    pretrain: str = "auto"
+    refine: int = 0
     shots: int = 4096
     ansatz: str = "real_amplitudes"
     entanglement: str = "linear"
-    mixer: str = "x"
+    mixer: str = "auto"
     warm_start: bool = False
     warm_start_epsilon: float = 0.25
     layerwise: bool = False
@@ -246,13 +292,13 @@ class QuantumSolver:
     # problem.* keys about the encoding
     constraint_encoding: str = "slack"
     integer_encoding: str = "bounded"
-    penalty: float | dict | str = "auto"
+    penalty: float | dict | str = "calibrated"
     slack_resolution: float | dict | str = "auto"
     max_qubits: int | None = None
     narrowing: str = "auto"
     time_limit: float = 60.0
     # backend.*: the name (or a backend object) and its options
-    backend: str | Backend = "aer_statevector"
+    backend: str | Backend = "exact"
     seed: int = 7
     precision: str = "complex128"
     min_qubits: int | None = None
@@ -275,9 +321,58 @@ class QuantumSolver:
 
     def __post_init__(self):
         self.algorithm = check_choice(self.algorithm, Algorithm, "solver.algorithm", ConfigError)
-        self.mixer = check_choice(self.mixer, Mixer, "solver.mixer", ConfigError)
-        if self.algorithm == Algorithm.VQE and (self.mixer != Mixer.X or self.warm_start or self.layerwise):
+        if self.mixer != "auto":
+            self.mixer = check_choice(self.mixer, Mixer, "solver.mixer", ConfigError)
+        if self.optimizer != "auto":
+            self.optimizer = check_choice(self.optimizer, Optimizer, "solver.optimizer", ConfigError)
+        if self.objective != "auto":
+            self.objective = check_choice(self.objective, TrainingObjective, "solver.objective", ConfigError)
+        for key, allowed in (("search", SEARCHES), ("pretrain", PRETRAINS)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"solver.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if self.algorithm == Algorithm.VQE and (self.mixer not in ("auto", Mixer.X) or self.warm_start or self.layerwise):
             raise ConfigError("solver.mixer, warm_start and layerwise are QAOA options: remove them for VQE")
+
+    def resolved(self, problem: DiscreteProblem) -> QuantumSolver:
+        """A copy with every ``auto`` setting chosen for ``problem`` (the defaults measured on the training
+        suite, README "Defaults"): the complete XY mixer for selection, the X mixer otherwise; the adaptive
+        search (depth grown up to :data:`MAX_AUTO_REPS`, trained angles, ramps, INTERP) unless a fixed-search
+        option is set; L-BFGS-B on exact gradients where the training backend has them, else COBYLA; the
+        Gibbs objective (η = 8); pretraining on the exact simulator for hardware targets that fit it."""
+        values = {}
+        if self.mixer == "auto":
+            values["mixer"] = Mixer.XY_COMPLETE.value if (
+                self.algorithm == Algorithm.QAOA and isinstance(problem, SelectionProblem) and not self.warm_start
+            ) else Mixer.X.value
+        mixer = values.get("mixer", self.mixer)
+        search = self.search
+        if search == "auto":
+            fixed = (self.algorithm == Algorithm.VQE or self.layerwise or self.multistart > 1 or self.grid
+                     or self.initial_parameters is not None)
+            search = values["search"] = "fixed" if fixed else "adaptive"
+        if self.pretrain == "auto":
+            family = self.backend_name.split(":")[0]
+            values["pretrain"] = "exact" if family in HARDWARE_FAMILIES else "none"
+        training_backend = "exact" if values.get("pretrain", self.pretrain) == "exact" else self.backend_name
+        if self.objective == "auto":
+            values["objective"] = TrainingObjective.GIBBS.value
+        objective = values.get("objective", self.objective)
+        if self.optimizer == "auto":
+            gradient = (training_backend == "exact" and self.algorithm == Algorithm.QAOA and not self.warm_start
+                        and objective != "cvar")
+            values["optimizer"] = Optimizer.L_BFGS_B.value if gradient else Optimizer.COBYLA.value
+        if self.reps is None:
+            values["reps"] = MAX_AUTO_REPS[mixer] if search == "adaptive" else FIXED_REPS
+        if self.maxiter is None:
+            values["maxiter"] = AUTO_EVALUATIONS if search == "adaptive" else FIXED_MAXITER
+        if not values:
+            return self
+        resolved = dataclasses.replace(self, **values)
+        resolved._auto_budget = self.maxiter is None  # the work budget applies only to a budget left to the tool
+        return resolved
+
+    #: whether the adaptive search also stops at :data:`WORK_BUDGET` (set by :meth:`resolved`)
+    _auto_budget = False
 
     # ------------------------------------------------------------------ settings
 
@@ -306,10 +401,17 @@ class QuantumSolver:
             return self.max_qubits
         return None if self.backend_name.startswith("ibm") else MAX_ENUMERATED_QUBITS
 
-    def planned_evaluations(self) -> int:
-        """The objective evaluations (one circuit each) the search will make at most."""
-        return planned_evaluations(self.algorithm, self.reps, self.maxiter, self.optimizer, self.layerwise,
-                                   self.multistart, self.grid)
+    def planned_evaluations(self, problem: DiscreteProblem | None = None) -> int:
+        """The objective evaluations the search will make at most on the configured backend (one circuit each):
+        with pretraining, only the ``refine`` evaluations; the adaptive search's cap; or the fixed search's count."""
+        solver = self.resolved(problem) if problem is not None else self
+        if solver.pretrain == "exact":
+            return solver.refine
+        if solver.search == "adaptive":
+            return solver.maxiter or AUTO_EVALUATIONS
+        return planned_evaluations(solver.algorithm, solver.reps or FIXED_REPS, solver.maxiter or FIXED_MAXITER,
+                                   solver.optimizer if solver.optimizer != "auto" else "cobyla", solver.layerwise,
+                                   solver.multistart, solver.grid)
 
     # ------------------------------------------------------------------ encoding
 
@@ -325,6 +427,7 @@ class QuantumSolver:
         """
         if isinstance(problem, MarkowitzProblem):
             raise ConfigError("markowitz has continuous weights: it has no QUBO; solve it with solve_exact")
+        self = self.resolved(problem)
         penalty = "auto" if self.penalty == "calibrated" else self.penalty
         if self.mixer != Mixer.X and isinstance(problem, SelectionProblem):
             # The XY mixer keeps 1ᵀx = K on every state it reaches: the cardinality penalty would only
@@ -371,6 +474,7 @@ class QuantumSolver:
                      warm_start: np.ndarray | None = None) -> Ansatz:
         """The configured ansatz for ``encoding`` at depth ``reps`` (VQE's cost scale: the QUBO's largest
         |coefficient|)."""
+        self = self.resolved(problem)
         reps = reps or self.reps
         if self.algorithm == Algorithm.QAOA:
             operator, _ = encoding.qubo.to_ising()
@@ -392,6 +496,7 @@ class QuantumSolver:
 
     def prepare_ansatz(self, problem: DiscreteProblem, encoding: QuboEncoding) -> Ansatz:
         """The circuit a run executes at its final depth (dry runs and exports use it too)."""
+        self = self.resolved(problem)
         return self.build_ansatz(problem, encoding, self.reps, self.warm_start_probabilities(problem, encoding))
 
     def make_backend(self, energies: np.ndarray | None = None, name: str | None = None) -> Backend:
@@ -413,6 +518,7 @@ class QuantumSolver:
         """
         if isinstance(problem, MarkowitzProblem):
             raise ConfigError("markowitz has continuous weights: it is solved classically, with solve_exact")
+        self = self.resolved(problem)
         hooks = hooks or SolveHooks()
         started = time.perf_counter()
         if exact is None:
@@ -422,6 +528,7 @@ class QuantumSolver:
                                   optimal_objective=exact.objective)
         encoding, energies = encoded.encoding, encoded.energies
         name = backend_name or self.backend_name
+        pretrain = self.pretrain == "exact" and energies is not None
         if energies is None and name in EXACT_PROBABILITY_BACKENDS:
             # exact probabilities need every state's energy; sampled backends score their samples directly
             raise ResourceError(
@@ -430,6 +537,8 @@ class QuantumSolver:
                 "backend (aer_shots, ibm:*), or `qportfolio baseline`")
         warm_start = self.warm_start_probabilities(problem, encoding)
         backend = self.make_backend(energies, backend_name)
+        trainer = make_backend("exact", self.shots, self.seed, energies=energies, precision=self.precision) \
+            if pretrain else backend
         start_info = {"backend": backend.name, "warm_start": warm_start}
         if isinstance(backend, JobBackend):
             if hooks.on_job is not None:
@@ -442,28 +551,46 @@ class QuantumSolver:
 
         replay = Replay(hooks.recorded)
         table_of_energies = EnergyTable(encoding.qubo.energies, encoding.num_qubits, energies)
-        alpha = self.cvar_alpha if self.objective == "cvar" else 1.0
+
+        def build(reps):
+            return self.build_ansatz(problem, encoding, reps, warm_start)
+
+        measure = Objective(self.objective, self.cvar_alpha if self.objective == "cvar" else 1.0, self.gibbs_eta,
+                            build(1).cost_scale)
         finals = _collect_unrecorded_jobs(hooks.previous_jobs, backend, hooks.recorded, replay, table_of_energies,
-                                          alpha)
+                                          measure)
 
-        def make_runner(ansatz):
-            return VariationalRunner(ansatz, backend, table_of_energies, self.objective, self.cvar_alpha,
-                                     self.optimizer, self.maxiter, self.shots, self.seed, hooks.on_evaluation, replay)
+        def make_runner(ansatz, on=trainer, optimizer=self.optimizer, maxiter=self.maxiter):
+            return VariationalRunner(ansatz, on, table_of_energies, self.objective, self.cvar_alpha, optimizer,
+                                     maxiter, self.shots, self.seed, hooks.on_evaluation, replay, self.gibbs_eta)
 
-        rng = np.random.default_rng(self.seed)
-        ansatz, search, stages = variational_search(
-            lambda reps: self.build_ansatz(problem, encoding, reps, warm_start), self.reps, make_runner, self.maxiter,
-            rng, self.layerwise, self.multistart, self.initial_parameters,
-            lambda theta: finals.get(parameter_key(theta)), self.grid)
+        # with pretraining the final samples (and any refinement) come from the target backend, not the trainer
+        recorded = None if pretrain else (lambda theta: finals.get(parameter_key(theta)))
+        if self.search == "adaptive":
+            num_selected = problem.num_selected if self.mixer != Mixer.X else None
+            work = _work_per_evaluation(encoding.num_qubits, num_selected)
+            ansatz, search, stages = adaptive_search(
+                build, self.reps, make_runner, self.maxiter, work,
+                WORK_BUDGET if self._auto_budget and trainer.name == "exact" else None,
+                lambda reps: trained_angles(self.mixer, reps) if self.algorithm == Algorithm.QAOA and warm_start is None
+                else None, recorded_final=recorded)
+        else:
+            rng = np.random.default_rng(self.seed)
+            ansatz, search, stages = variational_search(
+                build, self.reps, make_runner, self.maxiter, rng, self.layerwise, self.multistart,
+                self.initial_parameters, recorded, self.grid)
+        if pretrain:
+            search = self._sample_on_target(ansatz, search, stages, backend, make_runner, finals)
         seconds = time.perf_counter() - started
         table = decode_samples(search.final, encoding, problem)
-        result = QuantumResult(problem, exact, encoded, ansatz, search, stages, table,
-                               quality_metrics(table, exact.objective, exact.worst_feasible_objective), backend.name,
+        metrics = quality_metrics(table, exact.objective, exact.worst_feasible_objective)
+        result = QuantumResult(problem, exact, encoded, ansatz, search, stages, table, metrics, backend.name,
                                seconds, self.settings(), resumed_evaluations=replay.used, warm_start=warm_start)
         raw = getattr(backend, "last_raw", None)
         if raw and self.mitigation != "none":  # the final samples before readout mitigation
             result.raw_table = decode_samples(raw[0], encoding, problem)
             result.metrics_raw = quality_metrics(result.raw_table, exact.objective, exact.worst_feasible_objective)
+        result.random_sampling = self._random_sampling(problem, encoding, exact)
         if self.postprocess:
             clock = time.perf_counter()
             allocations, probabilities, _, _ = table.by_allocation()
@@ -471,9 +598,52 @@ class QuantumSolver:
             result.postprocess_seconds = time.perf_counter() - clock
         return result
 
+    def _sample_on_target(self, ansatz, search: VariationalResult, stages: list[dict], backend: Backend,
+                          make_runner, finals: dict) -> VariationalResult:
+        """Angles trained on the exact simulator, optionally refined by ``refine`` COBYLA evaluations on the
+        target, then sampled there: on hardware one job (plus the refinement's) instead of one per evaluation."""
+        theta, value, message = search.parameters, search.value, search.optimizer_message
+        if self.refine:
+            runner = make_runner(ansatz, on=backend, optimizer="cobyla", maxiter=self.refine)
+            runner.history = search.history
+            first = len(search.history)
+            theta, value, message = runner.optimize(theta, self.refine)
+            stages.append({"reps": ansatz.reps, "refine_on": backend.name, "value": float(value),
+                           "evaluations": len(search.history) - first})
+        final = finals.get(parameter_key(theta)) or backend.sample(ansatz.circuit, theta, self.shots)
+        stages.append({"reps": ansatz.reps, "pretrained_on": "exact", "sampled_on": backend.name})
+        return VariationalResult(np.asarray(theta), float(value), search.history, message, final, search.seconds)
+
+    def _random_sampling(self, problem: DiscreteProblem, encoding: QuboEncoding, exact: ClassicalSolution) -> dict:
+        """The yardstick: the same shots drawn uniformly over the states the circuit reaches, decoded and judged
+        the same way, and the exact uniform P(optimum) that :attr:`QuantumResult.lift` divides by."""
+        num_selected = problem.num_selected if self.algorithm == Algorithm.QAOA and self.mixer != Mixer.X else None
+        rng = np.random.default_rng([self.seed, 1])
+        table = decode_samples(uniform_distribution(encoding.num_qubits, self.shots, rng, num_selected), encoding,
+                               problem)
+        metrics = quality_metrics(table, exact.objective, exact.worst_feasible_objective)
+        optimal = exact.optimal_allocations if exact.optimal_allocations is not None else exact.allocation
+        uniform = uniform_optimum_probability(encoding, optimal, num_selected) if exact.proven_optimal else None
+        best = table.best_feasible()
+        entry = solution_entry(problem, None if best is None else table.allocations[best],
+                               gap_to_optimum=None if best is None else
+                               float(table.evaluation.objective[best] - exact.objective),
+                               note="uniform samples over the states the circuit reaches (same shots, same decoding)",
+                               **metrics.describe())
+        return {"entry": entry, "uniform_p_optimal": uniform,
+                "reachable_states": math.comb(encoding.num_qubits, num_selected) if num_selected else 2**encoding.num_qubits}
+
+
+def _work_per_evaluation(num_qubits: int, num_selected: int | None):
+    """The cost of one evaluation at depth ``p`` in amplitude-layers: ``(p + 1)·2ⁿ`` on the full space, and on
+    the K-of-N subspace ``(p + 1)·C(n, K)`` times the pairs each state meets (the complete mixer's rotations)."""
+    size = 2.0**num_qubits if num_selected is None else math.comb(num_qubits, num_selected) * (
+        1 + num_selected * (num_qubits - num_selected) / max(num_qubits, 1))
+    return lambda reps: (reps + 1) * size
+
 
 def _collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[Evaluation], replay: Replay,
-                             energies: EnergyTable, alpha: float) -> dict:
+                             energies: EnergyTable, objective: Objective) -> dict:
     """Jobs an interrupted attempt submitted but never recorded a result for: fetch their results instead of
     paying for them again. Evaluations join the replay; final samples are returned by parameter key.
     A job that cannot be fetched (local testing mode: it lived in the process that died) is run again."""
@@ -501,5 +671,5 @@ def _collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[E
             if job["kind"] == "final":
                 finals[key] = distribution
             else:
-                replay.add(Evaluation(-1, [float(t) for t in theta], objective_value(distribution, energies, alpha), 0.0))
+                replay.add(Evaluation(-1, [float(t) for t in theta], objective_value(distribution, energies, objective), 0.0))
     return finals

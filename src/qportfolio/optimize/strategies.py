@@ -5,12 +5,18 @@
   linear interpolation of the optimum at depth ``p``:
   ``γ'_i = ((i − 1)/p)·γ_{i−1} + ((p − i + 1)/p)·γ_i`` for ``i = 1…p+1`` with ``γ_0 = γ_{p+1} = 0`` (same for β);
 * multistart: the strategy's point plus seeded random points, sharing one evaluation budget;
-* given angles: reuse of optimised angles from a similar instance (``solver.initial_parameters``).
+* given angles: reuse of optimised angles from a similar instance (``solver.initial_parameters``);
+* a zero layer appended (the same state one layer deeper), a scan of linear ramps, and a table of depth-p
+  angles trained on a training suite (``tables/angles.json``): the starts of :func:`~qportfolio.optimize.search.adaptive_search`.
 
 QAOA parameter vectors are ``(β_1…β_p, γ_1…γ_p)``.
 """
 
 from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
 
 import numpy as np
 
@@ -18,6 +24,8 @@ from qportfolio.errors import ConfigError
 
 #: Total angle Δ of the linear ramp, in the units of the scaled cost operator.
 RAMP_DELTA = 0.75
+#: Total angles Δ scanned by :func:`ramp_scan`.
+RAMP_SCAN_DELTAS = tuple(np.linspace(0.2, 2.0, 10))
 
 
 def linear_ramp(reps: int, delta: float = RAMP_DELTA) -> np.ndarray:
@@ -59,3 +67,31 @@ def given(parameters, expected: int) -> np.ndarray:
         raise ConfigError(f"solver.initial_parameters has {values.size} values; this ansatz takes {expected} "
                           "(QAOA: β_1…β_p then γ_1…γ_p)")
     return values
+
+
+def append_zero_layer(theta: np.ndarray) -> np.ndarray:
+    """Depth ``p`` → ``p + 1`` with an identity last layer (β = γ = 0): the same state, the same objective, so
+    a deeper search started here never ends worse than the depth before."""
+    theta = np.asarray(theta, dtype=float)
+    p = len(theta) // 2
+    return np.concatenate([theta[:p], [0.0], theta[p:], [0.0]])
+
+
+def ramp_scan(reps: int, deltas=RAMP_SCAN_DELTAS, signs=(1.0, -1.0)) -> np.ndarray:
+    """Linear ramps ``γ_l = Δ·l/(p+1)``, ``β_l = ±Δ·(1 − l/(p+1))`` over a scan of the total angle Δ and
+    the sign of β (the anneal runs either way), one row per ramp, to be evaluated in one batch."""
+    fractions = np.arange(1, reps + 1) / (reps + 1)
+    return np.array([np.concatenate([sign * delta * (1 - fractions), delta * fractions])
+                     for sign in signs for delta in deltas])
+
+
+def trained_angles(mixer: str, reps: int) -> np.ndarray | None:
+    """The depth-``reps`` angles of the table trained for ``mixer`` (``optimize/tables/angles.json``), or None."""
+    table = _angle_tables().get(mixer, {}).get("angles", {})
+    angles = table.get(str(reps))
+    return None if angles is None else np.asarray(angles, dtype=float)
+
+
+@functools.cache
+def _angle_tables() -> dict:
+    return json.loads(resources.files("qportfolio.optimize").joinpath("tables/angles.json").read_text())

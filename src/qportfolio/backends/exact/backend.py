@@ -15,6 +15,7 @@ from qportfolio.cvar import cvar_sorted
 from qportfolio.errors import (
     ConfigError,
 )
+from qportfolio.objective import Objective
 
 
 class ExactBackend:
@@ -65,22 +66,39 @@ class ExactBackend:
     def distributions(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[Distribution]:
         return [Distribution(*self._probabilities(circuit, theta)) for theta in np.atleast_2d(parameter_sets)]
 
-    def objective_values(self, circuit: QuantumCircuit, parameter_sets: np.ndarray, alpha: float) -> np.ndarray:
-        """CVaR_α (α = 1: the expectation) of each parameter set, without building distributions."""
+    def objective_values(self, circuit: QuantumCircuit, parameter_sets: np.ndarray, alpha) -> np.ndarray:
+        """The objective of each parameter set without building distributions: ``alpha`` is CVaR's α
+        (1: the expectation) or an :class:`~qportfolio.objective.Objective`."""
         simulator, indices = self._prepare(circuit)
         thetas = np.atleast_2d(parameter_sets)
+        if isinstance(alpha, Objective):
+            if alpha.kind != "gibbs":
+                alpha = alpha.alpha if alpha.kind == "cvar" else 1.0
+            else:
+                cost = simulator.cost if hasattr(simulator, "cost") and simulator.cost is not None else self.energies
+                return np.array([alpha.value(cost, simulator.probabilities(t)) for t in thetas])
         if isinstance(simulator, CircuitSimulator):
             return np.array([cvar_sorted(self.energies[self._order], simulator.probabilities(t)[self._order], alpha)
                              for t in thetas])
         return simulator.expectations(thetas) if alpha >= 1 else simulator.cvars(thetas, alpha)
 
-    def value_and_gradient(self, circuit: QuantumCircuit, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """⟨E⟩ and its exact gradient (adjoint method) for QAOA with the X mixer from ``|+⟩ⁿ``."""
+    def has_gradient(self, circuit: QuantumCircuit) -> bool:
+        """Whether :meth:`value_and_gradient` applies: QAOA from the uniform state with the X mixer, or from
+        the Dicke state with an XY mixer (not warm starts, not VQE)."""
+        return hasattr(self._prepare(circuit)[0], "expectation_and_gradient")
+
+    def value_and_gradient(self, circuit: QuantumCircuit, theta: np.ndarray,
+                           objective: Objective | None = None) -> tuple[float, np.ndarray]:
+        """The objective (default ⟨E⟩; or Gibbs) and its exact gradient by the adjoint method."""
         simulator, _ = self._prepare(circuit)
         if not hasattr(simulator, "expectation_and_gradient"):
             raise ConfigError("solver.optimizer l_bfgs_b needs an exact gradient, which exists for QAOA with the X "
-                              "mixer from the uniform state: use cobyla for XY mixers, warm starts and VQE")
-        value, gradient = simulator.expectation_and_gradient(np.asarray(theta, dtype=float))
+                              "mixer from the uniform state or an XY mixer from the Dicke state: use cobyla for warm "
+                              "starts and VQE")
+        objective = objective or Objective()
+        observable, floor = objective.observable(simulator.cost)
+        value, gradient = simulator.expectation_and_gradient(np.asarray(theta, dtype=float), observable)
+        value, gradient = objective.from_observable(value, gradient, floor)
         return float(value), np.asarray(gradient, dtype=float)
 
     def sample(self, circuit: QuantumCircuit, parameters: np.ndarray, shots: int) -> Distribution:

@@ -323,18 +323,19 @@ class QAOASimulator(_DiagonalObjective):
         if self.low_bits < self.n:
             _pass_high(psi, self.cost, self.low_bits, self.run_bits, one, b, False)
 
-    def expectation_and_gradient(self, theta) -> tuple[float, np.ndarray]:
-        """⟨E⟩ and its exact gradient w.r.t. θ = (β…, γ…) by the adjoint method (two states)."""
+    def expectation_and_gradient(self, theta, observable=None) -> tuple[float, np.ndarray]:
+        """⟨O⟩ and its exact gradient w.r.t. θ = (β…, γ…) by the adjoint method (two states); ``O`` is a
+        diagonal observable over the basis states, by default the cost ``E``."""
         beta, gamma = _split_theta(theta)
         check_memory(2.0 * self.dtype.itemsize * self.cost.size, "the adjoint gradient's two states")
         with _threads(self.cost.size):
-            return self._adjoint(beta, gamma)
+            return self._adjoint(beta, gamma, self.cost if observable is None else observable)
 
-    def _adjoint(self, beta, gamma):
+    def _adjoint(self, beta, gamma, observable):
         p = beta.size
         self._run(np.concatenate([beta, gamma]), expect=False)
         phi = self._psi.copy()
-        lam = phi * self.cost.astype(self.dtype)
+        lam = phi * np.asarray(observable, dtype=np.float64).astype(self.dtype)
         value = float(np.vdot(phi, lam).real)
         grad = np.empty(2 * p)
         s = self.phase_scale
