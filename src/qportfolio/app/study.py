@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from qportfolio.app.config import ExperimentConfig, load_config, parse_config
 from qportfolio.app.instance import build_problem, load_config_market
+from qportfolio.app.results import write_atomic
 from qportfolio.app.ray_executor import Task, ray_session, run_tasks
 from qportfolio.app.study_results import StudyTable, cell, write_summary
 from qportfolio.classical import solve_exact
@@ -307,8 +308,11 @@ def _probe(point: Point) -> tuple[float, float]:
 def sweep(study: Study, out: str | Path = "results/studies", address: str | None = None,
           max_workers: int | None = None, keep_runs: bool = False, progress: bool | None = None) -> StudyTable:
     """Run the study's points not yet complete in ``out/<name>/`` on Ray; rows are written as each point
-    finishes, and ``summary.md`` with its figures at the end (also after an interrupt)."""
+    finishes, and ``summary.md`` with its figures at the end (also after an interrupt); ``study.yaml`` is the
+    study as run (an inline base included)."""
     table = StudyTable(Path(out) / study.name, study)
+    write_atomic(table.folder / "study.yaml", yaml.safe_dump(study.spec.model_dump(by_alias=True, exclude_none=True),
+                                                             sort_keys=False))
     todo = [p for p in study.points if table.status(p.config_hash) != "complete"]
     if progress is None:
         progress = sys.stderr.isatty()
@@ -365,7 +369,12 @@ def main(args) -> int:
     if args.dry_run:
         print("\n".join(dry_run(study, args.max_workers)))
         return 0
-    table = sweep(study, args.out, args.address, args.max_workers, args.keep_runs)
+    try:
+        table = sweep(study, args.out, args.address, args.max_workers, args.keep_runs)
+    except KeyboardInterrupt:
+        print(f"qportfolio: interrupted; finished points are in {Path(args.out) / study.name}: run the same command "
+              "again to continue", file=sys.stderr)
+        return 130
     rows = table.rows()
     complete = sum(r["status"] == "complete" for r in rows)
     print(f"study {study.name}: {complete}/{len(study.points)} points complete, {len(rows) - complete} failed")
