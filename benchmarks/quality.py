@@ -1,11 +1,13 @@
 """Quality benchmark: how often each method finds the optimum, on a fixed instance suite.
 
     python benchmarks/quality.py [--seeds 0 1 2] [--reps 1 2 3] [--backend exact] [--maxiter 120]
-                                 [--methods ...] [--quick] [--out results/benchmarks]
+                                 [--methods ...] [--quick] [--max-workers N] [--address ADDR] [--out results/benchmarks]
 
-Every (instance, method, p, seed) runs the full qportfolio pipeline in-process (the same code as
-`qportfolio run`, without figures) against the exact optimum, and records P(optimum), the feasible
-fraction, the approximation ratio, objective evaluations and time, all before post-processing. It
+The suite is a set of studies run by the sweep runner (`qportfolio sweep`'s code, on Ray): one per
+(problem kind, method), its instances zipped and crossed with p and the seeds. Every point runs the core
+pipeline in-process against the exact optimum and records P(optimum), the feasible fraction, the
+approximation ratio, objective evaluations and time, all before post-processing; the studies' tables land
+in results/benchmarks/quality_studies/<kind>-<method>/ (rerunning skips what is complete). It
 writes results/benchmarks/quality.md (medians with the interquartile range, and the published figures
 beside them) and quality.json (one row per run).
 
@@ -22,7 +24,6 @@ import datetime as dt
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +31,9 @@ import numpy as np
 import yaml
 
 from qportfolio.app.config import parse_config
-from qportfolio.app.experiment import execute
+from qportfolio.app.ray_executor import ray_session
+from qportfolio.app.study import parse_study, sweep
+from qportfolio.problems import optimum_tolerance
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "benchmarks" / "quality_suite.yaml"
@@ -71,15 +74,58 @@ def instances(suite: dict, quick: bool, kinds=("selection", "integer_shares")):
             yield kind, name, data, problem
 
 
-def config_for(data, problem, method, reps, seed, backend, maxiter):
+def config_for(data, problem, method, reps, seed, backend, maxiter) -> dict:
+    """The raw config of one (instance, method, p, seed): the base of a method's study."""
     m = METHODS[method]
     problem = {**problem, **({"penalty": m["penalty"]} if "penalty" in m else {})}
     solver = {k: v for k, v in m.items() if k != "penalty"}
     qaoa = m["algorithm"] == "qaoa"
     solver.update(reps=reps, maxiter=maxiter, shots=4096, optimizer="cobyla", multistart=4, postprocess=False,
                   layerwise=qaoa, grid=12 if qaoa else 0)
-    return parse_config({"name": "quality", "seed": seed, "data": data, "problem": problem, "solver": solver,
-                         "backend": {"name": backend}})
+    return {"name": "quality", "seed": seed, "data": data, "problem": problem, "solver": solver,
+            "backend": {"name": backend}}
+
+
+def build_studies(suite: dict, args) -> tuple[list, list[str]]:
+    """One study per (problem kind, method): the kind's instances zipped (assets with their problem keys),
+    crossed with p and the seeds. Warm-start and VQE leave out instances past CIRCUIT_PATH_MAX_QUBITS."""
+    built, skipped = [], []
+    for kind in args.kinds:
+        chosen = list(instances(suite, args.quick, (kind,)))
+        for method in args.methods:
+            if method.startswith("qaoa_xy") and kind != "selection":
+                continue
+            kept = []
+            for _, name, data, problem in chosen:
+                qubits = qubit_count(data, problem)
+                if method in CIRCUIT_PATH_METHODS and qubits > CIRCUIT_PATH_MAX_QUBITS:
+                    skipped.append(f"{method} on {name} ({qubits} qubits)")
+                else:
+                    kept.append((data, problem))
+            if not kept:
+                continue
+            keys = sorted({k for _, problem in kept for k in problem} - {"kind", "baselines", "risk_aversion"})
+            base = config_for(kept[0][0], kept[0][1], method, args.reps[0], args.seeds[0], args.backend, args.maxiter)
+            spec = {"name": f"{kind}-{method}", "base": base,
+                    "grid": {"solver.reps": args.reps, "seed": args.seeds},
+                    "zip": {"data.assets": [data["assets"] for data, _ in kept],
+                            **{f"problem.{k}": [problem.get(k) for _, problem in kept] for k in keys}}}
+            built.append((kind, method, parse_study(spec)))
+    return built, skipped
+
+
+def quality_row(kind: str, method: str, row: dict) -> dict:
+    """A study row in the benchmark's terms."""
+    name = f"{kind}:{'-'.join(row['data.assets'].strip('[]').split(', '))}"
+    out = {"kind": kind, "instance": name, "method": method, "reps": row["solver.reps"], "seed": row["seed"],
+           "status": row["status"]}
+    if row["status"] != "complete":
+        return {**out, "error": row["error"]}
+    exact = row["exact_objective"]
+    return {**out, "qubits": row["qubits"], "p_optimal": row["p_optimal"], "feasible_fraction": row["feasible_fraction"],
+            "approximation_ratio": row["approximation_ratio"], "evaluations": row["evaluations"],
+            "seconds": row["seconds"], "best_sample_optimal": bool(
+                row["quantum_objective"] is not None and abs(row["quantum_objective"] - exact) <= optimum_tolerance(exact))}
 
 
 def qubit_count(data: dict, problem: dict) -> int:
@@ -129,6 +175,8 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", nargs="+", default=["selection", "integer_shares"],
                         choices=["selection", "integer_shares"])
     parser.add_argument("--name", default="quality", help="file stem under --out (default: quality)")
+    parser.add_argument("--max-workers", type=int, default=None, help="points at once (default: the CPUs)")
+    parser.add_argument("--address", default=None, help="a Ray cluster to run on (default: embedded Ray)")
     parser.add_argument("--summarise", metavar="JSON", help="only rebuild quality.md from a quality.json of an earlier run")
     args = parser.parse_args(argv)
     if args.summarise:
@@ -136,42 +184,13 @@ def main(argv=None) -> int:
         write_report(recorded["rows"], recorded["meta"], Path(args.out), args.name)
         return 0
     suite = yaml.safe_load(SUITE.read_text())
-    rows, skipped, started = [], [], time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        for kind, name, data, problem in instances(suite, args.quick, args.kinds):
-            for method in args.methods:
-                if method.startswith("qaoa_xy") and kind != "selection":
-                    continue
-                qubits = qubit_count(data, problem)
-                if method in CIRCUIT_PATH_METHODS and qubits > CIRCUIT_PATH_MAX_QUBITS:
-                    skipped.append(f"{method} on {name} ({qubits} qubits)")
-                    continue
-                for reps in args.reps:
-                    for seed in args.seeds:
-                        config = config_for(data, problem, method, reps, seed, args.backend, args.maxiter)
-                        clock = time.perf_counter()
-                        row = {"kind": kind, "instance": name, "method": method, "reps": reps, "seed": seed}
-                        try:
-                            result = execute(config, scratch, artifacts=False).result
-                        except Exception as error:  # a failed run stays in the table with its error
-                            rows.append({**row, "status": "failed", "error": f"{type(error).__name__}: {error}"})
-                            print(f"{name:<48} {method:<17} p={reps} seed={seed} FAILED {error}", file=sys.stderr)
-                            continue
-                        quantum, exact = result["solutions"]["quantum"], result["solutions"]["classical_exact"]
-                        metrics = result["metrics"]
-                        row.update(status="complete", qubits=result["qubits"], p_optimal=metrics["p_optimal"],
-                                   feasible_fraction=metrics["feasible_fraction"],
-                                   approximation_ratio=metrics["approximation_ratio"],
-                                   best_sample_optimal=bool(quantum.get("objective") is not None and abs(
-                                       quantum["objective"] - exact["objective"]) <= 1e-9 * max(1, abs(exact["objective"]))),
-                                   evaluations=result["quantum"]["evaluations"],
-                                   seconds=time.perf_counter() - clock,
-                                   window=result["encoding"]["window"].get("applied", False))
-                        rows.append(row)
-                        print(f"{name:<48} {method:<17} p={reps} seed={seed} q={row['qubits']:>2} "
-                              f"P*={row['p_optimal']:.3f} feas={row['feasible_fraction']:.3f} "
-                              f"AR={row['approximation_ratio']:.3f} best={'yes' if row['best_sample_optimal'] else 'no'} "
-                              f"{row['seconds']:.1f}s", file=sys.stderr)
+    started = time.perf_counter()
+    built, skipped = build_studies(suite, args)
+    rows = []
+    with ray_session(args.address, args.max_workers):
+        for kind, method, study in built:
+            table = sweep(study, Path(args.out) / f"{args.name}_studies", progress=False)
+            rows += [quality_row(kind, method, row) for row in table.rows()]
     meta = {"command": "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "date": dt.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
             "minutes": (time.perf_counter() - started) / 60, "backend": args.backend, "maxiter": args.maxiter,

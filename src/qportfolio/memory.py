@@ -1,7 +1,7 @@
 """The memory guard: check a large allocation against the memory available before making it.
 
-A statevector of n qubits takes 16·2ⁿ bytes (complex128), an energy table 8·2ⁿ. A request above
-``HEADROOM`` of what is available now stops with a :class:`ResourceError` that names both numbers and
+A statevector of n qubits takes 16·2ⁿ bytes (complex128), an energy table 8·2ⁿ (:func:`simulation_bytes`).
+A request above ``HEADROOM`` of what is available now stops with a :class:`ResourceError` that names both numbers and
 what to do instead.
 """
 
@@ -26,3 +26,10 @@ def require_memory(num_bytes: float, what: str, advice: str = FEWER_QUBITS) -> N
     if num_bytes > HEADROOM * available:
         raise ResourceError(f"{what} needs {num_bytes / GIB:.2f} GiB but only {available / GIB:.2f} GiB of memory is "
                             f"available: {advice}")
+
+
+def simulation_bytes(qubits: int, precision: str = "complex128") -> float:
+    """Bytes of an n-qubit exact simulation: the statevector (16·2ⁿ for complex128, 8·2ⁿ for complex64)
+    and the energy table (8·2ⁿ)."""
+    amplitude = 8 if precision == "complex64" else 16
+    return float((amplitude + 8) * 2**qubits)

@@ -6,6 +6,7 @@
 ``status RUN_DIR`` — where a run stands: status, evaluations, jobs.
 ``resume RUN_DIR [--yes]`` — continue an interrupted run from its history (nothing finished is redone).
 ``export-circuits CONFIG [--target BACKEND] [--out circuits]`` — logical (and ISA) circuits as QASM 3 and QPY.
+``sweep STUDY [--out DIR] [--address ADDR] [--max-workers N] [--dry-run] [--keep-runs]`` — a study on Ray.
 
 A user's mistake prints one line (``qportfolio: error: …``) and exits 2; no traceback.
 """
@@ -66,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("config")
     export.add_argument("--target", default=None, help="also the ISA circuit for this backend, e.g. aer_noisy:fake_fez")
     export.add_argument("--out", default="circuits", help="folder (default: circuits)")
+    sweep = commands.add_parser("sweep", help="run a study (a grid of configs) on Ray, resumable, into one table")
+    sweep.add_argument("study", help="YAML study file, e.g. configs/study_selection.yaml")
+    sweep.add_argument("--out", default="results/studies", help="parent of the study folder (default: results/studies)")
+    sweep.add_argument("--address", default=None, help="join a Ray cluster (auto, host:port, ray://host:port); "
+                       "default: an embedded Ray on this machine")
+    sweep.add_argument("--max-workers", type=int, default=None, help="points at once (default: the CPUs)")
+    sweep.add_argument("--dry-run", action="store_true", help="points, qubits and an estimated time; run nothing")
+    sweep.add_argument("--keep-runs", action="store_true", help="also write each point's run folder")
     return parser
 
 
@@ -183,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             problem = as_markowitz(build_problem_from_config(load_config(args.config)))
             print(frontier_table(problem, args.points, args.format))
             print(f"figure: {frontier_figure(problem, Path(args.figure), max(args.points, 40))}")
+        elif args.command == "sweep":
+            from qportfolio.app import study
+
+            return study.main(args)
         elif args.command == "export-circuits":
             for path in export_circuits(load_config(args.config), args.out, args.target):
                 print(path)
