@@ -99,6 +99,9 @@ def summary(result: dict, folder) -> str:
     if metrics:
         lines.append(f"{'p_optimal':<16} {metrics['p_optimal']:.4f}   feasible_fraction {metrics['feasible_fraction']:.4f}"
                      f"   approximation_ratio {metrics['approximation_ratio']:.4f}")
+        if metrics.get("lift") is not None:
+            lines.append(f"{'lift':<16} {metrics['lift']:.1f}× uniform sampling over {metrics['reachable_states']} "
+                         f"states (P(optimum) {metrics['uniform_p_optimal']:.4g})")
     quantum = solutions.get("quantum")
     exact = solutions.get("classical_exact")
     if quantum and exact and quantum.get("objective") is not None:

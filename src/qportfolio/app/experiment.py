@@ -202,7 +202,7 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool, 
         return
 
     clock = time.perf_counter()
-    with _progress_bar(solver, progress) as bar:
+    with _progress_bar(solver.resolved(problem), progress) as bar:
         outcome = solver.solve(problem, exact, encoded, _hooks(run, bar, config.backend.name),
                                result.get("backend_resolved"))
     timing["quantum_s"] = time.perf_counter() - clock

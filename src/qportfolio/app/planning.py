@@ -21,12 +21,14 @@ def dry_run(config: ExperimentConfig) -> dict:
     if isinstance(problem, MarkowitzProblem):
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
         return plan
+    solver = solver.resolved(problem)
     encoding = solver.encode(problem).encoding
     ansatz = solver.prepare_ansatz(problem, encoding)
     logical = ansatz.circuit.decompose()
     evaluations = solver.planned_evaluations()
     plan.update({
-        "qubits": encoding.num_qubits, "algorithm": solver.algorithm, "reps": solver.reps,
+        "qubits": encoding.num_qubits, "algorithm": solver.algorithm, "reps": solver.reps, "mixer": solver.mixer,
+        "search": solver.search, "pretrain": solver.pretrain,
         "parameters": ansatz.num_parameters, "logical_depth": logical.depth(),
         "logical_two_qubit_gates": logical.num_nonlocal_gates(), "evaluations": evaluations,
         "circuits": evaluations + 1, "shots_per_circuit": solver.shots, "total_shots": (evaluations + 1) * solver.shots,

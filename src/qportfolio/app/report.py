@@ -48,7 +48,10 @@ def write_report(result: dict) -> str:
         m = result["metrics"]
         lines += ["## Quantum quality", "", f"- p_optimal: {_number(m['p_optimal'], 4)}",
                   f"- feasible_fraction: {_number(m['feasible_fraction'], 4)}",
-                  f"- approximation_ratio: {_number(m['approximation_ratio'], 4)}", ""]
+                  f"- approximation_ratio: {_number(m['approximation_ratio'], 4)}",
+                  f"- lift over uniform sampling of the {m.get('reachable_states')} reachable states: "
+                  f"{_number(m.get('lift'), 4)} (uniform P(optimum) {_number(m.get('uniform_p_optimal'), 4)}; the "
+                  "`random_sampling` row draws the same shots uniformly)", ""]
         if result.get("metrics_raw"):
             r = result["metrics_raw"]
             lines += [f"Before readout mitigation: p_optimal {_number(r['p_optimal'], 4)}, feasible_fraction "

@@ -74,6 +74,8 @@ class Point:
     values: dict[str, Any]
     config: ExperimentConfig
     qubits: int | None = None
+    #: the point's solver with every ``auto`` setting chosen for its problem (set by validation)
+    solver: Any = None
 
     @functools.cached_property
     def config_hash(self) -> str:
@@ -197,13 +199,13 @@ def validate(study: Study) -> None:
             if point.config_hash in seen:
                 raise ConfigError(f"the same config as point {seen[point.config_hash]}: remove the duplicate value")
             seen[point.config_hash] = point.index
-            solver = config.quantum_solver()
             instance = json.dumps({"data": config.resolved()["data"], "problem": config.resolved()["problem"]})
             if instance not in problems:
                 problems[instance] = build_problem(config, load_config_market(config))
             problem = problems[instance]
             if isinstance(problem, MarkowitzProblem):
                 raise ConfigError("markowitz is solved classically: a study sweeps the quantum solver")
+            solver = point.solver = config.quantum_solver().resolved(problem)
             encoding = json.dumps([instance, solver.mixer, solver.algorithm, solver.backend_name])
             if encoding not in qubits:
                 qubits[encoding] = solver.encode(problem).num_qubits
@@ -237,7 +239,8 @@ def _run_in_process(config: ExperimentConfig) -> dict:
     result = config.quantum_solver().solve(problem, exact)
     quantum = result.objective
     return {"p_optimal": result.p_optimal, "feasible_fraction": result.feasible_fraction,
-            "approximation_ratio": result.approximation_ratio, "quantum_objective": quantum,
+            "approximation_ratio": result.approximation_ratio, "lift": result.lift, "reps": result.ansatz.reps,
+            "quantum_objective": quantum,
             "exact_objective": exact.objective, "gap": None if quantum is None else quantum - exact.objective,
             "qubits": result.encoded.num_qubits, "assets": len(problem.tickers),
             "evaluations": len(result.history), "backend": result.backend}
@@ -249,7 +252,8 @@ def _run_in_folder(config: ExperimentConfig, runs_dir: str) -> dict:
     result = execute(config, runs_dir).result
     quantum, exact = result["solutions"]["quantum"], result["solutions"]["classical_exact"]
     gap = None if quantum.get("objective") is None else quantum["objective"] - exact["objective"]
-    return {**{k: result["metrics"][k] for k in ("p_optimal", "feasible_fraction", "approximation_ratio")},
+    return {**{k: result["metrics"].get(k) for k in ("p_optimal", "feasible_fraction", "approximation_ratio", "lift")},
+            "reps": result["quantum"]["reps"],
             "quantum_objective": quantum.get("objective"), "exact_objective": exact["objective"], "gap": gap,
             "qubits": result["qubits"], "assets": len(result["problem"]["tickers"]),
             "evaluations": result["quantum"]["evaluations"], "backend": result["quantum"]["backend"]}
@@ -263,23 +267,23 @@ def dry_run(study: Study, max_workers: int | None = None) -> list[str]:
     (:data:`PROBE_EVALUATIONS` evaluations) on the point with the most qubits and scales the per-evaluation
     time t₀ by depth and state size: t(point) = setup₀ + planned evaluations · t₀ · (p/p₀) · 2^(n−n₀)."""
     points = study.points
-    probe = max(points, key=lambda p: (p.qubits, p.config.solver.reps))
+    probe = max(points, key=lambda p: (p.qubits, p.solver.reps))
     setup, per_evaluation = _probe(probe)
     seconds = []
     for point in points:
-        solver = point.config.quantum_solver()
-        scale = (point.config.solver.reps / probe.config.solver.reps) * 2.0 ** (point.qubits - probe.qubits)
+        solver = point.solver
+        scale = (solver.reps / probe.solver.reps) * 2.0 ** (point.qubits - probe.qubits)
         seconds.append(setup + solver.planned_evaluations() * per_evaluation * scale)
     workers = max_workers or os.cpu_count() or 1
     total = sum(seconds)
     lines = [f"study {study.name}: {len(points)} points, varied {', '.join(study.varied) or 'nothing'}",
              f"{'point':>5}  {'qubits':>6}  {'evaluations':>11}  {'est. s':>7}  values"]
     for point, estimate in zip(points, seconds):
-        lines.append(f"{point.index:>5}  {point.qubits:>6}  {point.config.quantum_solver().planned_evaluations():>11}"
+        lines.append(f"{point.index:>5}  {point.qubits:>6}  {point.solver.planned_evaluations():>11}"
                      f"  {estimate:>7.1f}  {point.label}")
     lines += [f"estimated time: {total:.1f} s of work, about {total / min(workers, len(points)):.1f} s on {workers} "
               f"worker(s), plus Ray's start and each worker's first imports and kernel compilation (measured on "
-              f"point {probe.index}: setup {setup:.2f} s, {1e3 * per_evaluation:.1f} ms per evaluation at {probe.qubits} qubits, p = {probe.config.solver.reps}; scaled by p·2ⁿ)",
+              f"point {probe.index}: setup {setup:.2f} s, {1e3 * per_evaluation:.1f} ms per evaluation at {probe.qubits} qubits, p = {probe.solver.reps}; scaled by p·2ⁿ)",
               "nothing was run"]
     return lines
 
@@ -290,7 +294,7 @@ def _probe(point: Point) -> tuple[float, float]:
     clock = time.perf_counter()
     problem = build_problem(config, load_config_market(config))
     exact = solve_exact(problem, config.problem.time_limit, config.seed)
-    solver = dataclasses.replace(config.quantum_solver(), maxiter=PROBE_EVALUATIONS, multistart=1, grid=0,
+    solver = dataclasses.replace(point.solver, maxiter=PROBE_EVALUATIONS, multistart=1, grid=0,
                                  layerwise=False, postprocess=False)
     encoded = solver.encode(problem, exact.allocation, optimal_objective=exact.objective)
     setup = time.perf_counter() - clock

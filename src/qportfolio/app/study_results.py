@@ -21,12 +21,13 @@ import pandas as pd
 
 from qportfolio.app.results import append_jsonl, read_jsonl, write_atomic
 
-METRICS = ["p_optimal", "feasible_fraction", "approximation_ratio", "quantum_objective", "exact_objective", "gap",
+METRICS = ["p_optimal", "feasible_fraction", "approximation_ratio", "lift", "reps", "quantum_objective", "exact_objective", "gap",
            "qubits", "assets", "evaluations", "seconds", "backend"]
 SEED = "seed"
 #: The summary's columns: metric → heading.
 SUMMARISED = {"p_optimal": "P(optimum)", "feasible_fraction": "feasible fraction",
-              "approximation_ratio": "approximation ratio", "evaluations": "evaluations", "seconds": "seconds"}
+              "approximation_ratio": "approximation ratio", "lift": "lift", "evaluations": "evaluations",
+              "seconds": "seconds"}
 
 
 def cell(value) -> str | int | float:

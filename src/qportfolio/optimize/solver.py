@@ -405,8 +405,8 @@ class QuantumSolver:
         """The objective evaluations the search will make at most on the configured backend (one circuit each):
         with pretraining, only the ``refine`` evaluations; the adaptive search's cap; or the fixed search's count."""
         solver = self.resolved(problem) if problem is not None else self
-        if solver.pretrain == "exact":
-            return solver.refine
+        if solver.pretrain == "exact":  # COBYLA makes at least 2p + 2 evaluations
+            return max(solver.refine, 2 * solver.reps + 2) if solver.refine else 0
         if solver.search == "adaptive":
             return solver.maxiter or AUTO_EVALUATIONS
         return planned_evaluations(solver.algorithm, solver.reps or FIXED_REPS, solver.maxiter or FIXED_MAXITER,
