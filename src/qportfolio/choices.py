@@ -144,6 +144,23 @@ class ClassicalMethod(Choice):
     TABU = "tabu"
 
 
+class BacktestMethod(Choice):
+    """What a backtest compares: the quantum solver, the exact and classical solvers on the same problem,
+    and the continuous and naive portfolios beside them."""
+
+    QUANTUM = "quantum"
+    CLASSICAL_EXACT = "classical_exact"
+    SCIP = "scip"
+    RELAX_ROUND = "relax_round"
+    GREEDY = "greedy"
+    SIMULATED_ANNEALING = "simulated_annealing"
+    TABU = "tabu"
+    EQUAL_WEIGHT = "equal_weight"
+    MARKOWITZ_MIN_VARIANCE = "markowitz_min_variance"
+    MARKOWITZ_MAX_SHARPE = "markowitz_max_sharpe"
+    BUY_AND_HOLD = "buy_and_hold"
+
+
 def check_choice(value, choice: type[Choice], name: str, error=ValueError) -> str:
     """``value`` as the plain string of a member of ``choice``, or ``error`` naming ``name`` and the allowed values."""
     try:

@@ -5,6 +5,7 @@
 ``submit CONFIG [--out DIR] [--yes]`` — start the run detached from this terminal; returns at once.
 ``status RUN_DIR`` — where a run stands: status, evaluations, jobs.
 ``resume RUN_DIR [--yes]`` — continue an interrupted run from its history (nothing finished is redone).
+``backtest CONFIG [--out DIR] [--dry-run] [--yes]`` or ``backtest --resume RUN_DIR`` — out-of-sample backtest.
 ``export-circuits CONFIG [--target BACKEND] [--out circuits]`` — logical (and ISA) circuits as QASM 3 and QPY.
 ``sweep STUDY [--out DIR] [--address ADDR] [--max-workers N] [--dry-run] [--keep-runs]`` — a study on Ray.
 
@@ -19,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qportfolio.app import experiment
+from qportfolio.app import backtest, experiment
 from qportfolio.app.compare import as_markowitz, compare_runs, comparison_figure, frontier_table
 from qportfolio.app.config import load_config
 from qportfolio.app.experiment import load_jobs, start_run
@@ -63,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     frontier.add_argument("--points", type=int, default=20)
     frontier.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
     frontier.add_argument("--figure", default="frontier.png", help="figure path (default: frontier.png)")
+    walk = commands.add_parser("backtest", help="out-of-sample backtest: re-solve at each rebalance date, hold at real prices")
+    walk.add_argument("config", nargs="?", help="YAML config with a backtest section, e.g. configs/backtest.yaml")
+    walk.add_argument("--out", default="results", help="parent folder of the run folder (default: results)")
+    walk.add_argument("--resume", metavar="RUN_DIR", help="continue the backtest in RUN_DIR (recorded decisions are kept)")
+    walk.add_argument("--dry-run", action="store_true", help="count the solves, time one of each, estimate the total")
+    walk.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
+    walk.add_argument("--quiet", action="store_true", help="no progress bar")
     export = commands.add_parser("export-circuits", help="write the config's circuits as OpenQASM 3 and QPY")
     export.add_argument("config")
     export.add_argument("--target", default=None, help="also the ISA circuit for this backend, e.g. aer_noisy:fake_fez")
@@ -199,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             from qportfolio.app import study
 
             return study.main(args)
+        elif args.command == "backtest":
+            return backtest.command(args)
         elif args.command == "export-circuits":
             for path in export_circuits(load_config(args.config), args.out, args.target):
                 print(path)

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qportfolio.choices import (
     AerMethod,
     Algorithm,
+    BacktestMethod,
     ConstraintEncoding,
     Covariance,
     DataSource,
@@ -127,6 +128,33 @@ class BackendConfig(_Strict):
     precision: Precision = Field(DEFAULT.precision, description="exact backend's state")
 
 
+class BacktestConfig(_Strict):
+    """``qportfolio backtest``: walk forward through ``start … end``, re-solving every ``rebalance`` periods on
+    the ``train`` periods before each rebalance date (see :mod:`qportfolio.app.backtest`)."""
+
+    start: dt.date = Field(description="first rebalance: the first period on or after this date")
+    end: Optional[dt.date] = Field(None, description="last date of the test period (default: the data's end)")
+    train: int = Field(ge=2, description="returns (periods) in each rolling estimation window")
+    rebalance: int = Field(1, ge=1, description="rebalance every k periods")
+    methods: list[BacktestMethod] = Field(min_length=1)
+    initial_capital: float = Field(10_000.0, gt=0, description="dollars")
+    transaction_cost: float = Field(0.0, ge=0, description="basis points of the traded value")
+
+    @field_validator("methods")
+    @classmethod
+    def _each_method_once(cls, methods: list) -> list:
+        repeated = sorted({str(m) for m in methods if methods.count(m) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]} is listed twice: list each method once")
+        return methods
+
+    @model_validator(mode="after")
+    def _start_before_end(self):
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"backtest.end {self.end} is not after backtest.start {self.start}: swap or widen them")
+        return self
+
+
 class ExperimentConfig(_Strict):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = DEFAULT.seed
@@ -134,6 +162,7 @@ class ExperimentConfig(_Strict):
     problem: ProblemConfig = ProblemConfig()
     solver: SolverConfig = SolverConfig()
     backend: BackendConfig = BackendConfig()
+    backtest: Optional[BacktestConfig] = None
 
     @field_validator("seed")
     @classmethod
@@ -158,8 +187,12 @@ class ExperimentConfig(_Strict):
         return self.quantum_solver().backend_options()
 
     def resolved(self) -> dict:
-        """The config with every default filled in, JSON/YAML-ready."""
-        return json.loads(self.model_dump_json())
+        """The config with every default filled in, JSON/YAML-ready (no ``backtest`` key when it has none, so a
+        run's config and its digest stay as they were)."""
+        resolved = json.loads(self.model_dump_json())
+        if resolved.get("backtest") is None:
+            resolved.pop("backtest", None)
+        return resolved
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
@@ -171,6 +204,10 @@ def _describe(error: ValidationError, source: str) -> str:
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{where}': remove it or check its spelling (see the README's config reference)"
     message = first["msg"].replace("Input should be", "should be").replace("Value error, ", "")
+    if first["type"] == "missing":
+        return f"{source}: {where} is required (see the README's config reference)"
+    if first["type"] == "value_error" and isinstance(first.get("input"), dict):  # a whole section's check
+        return f"{source}: {message}"
     return f"{source}: {where}: {message} (got {first.get('input')!r})"
 
 
