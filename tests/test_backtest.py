@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qportfolio import estimate_market
 from qportfolio.app import backtest as bt
 from qportfolio.app.cli import main
 from qportfolio.app.config import parse_config
