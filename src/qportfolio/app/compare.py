@@ -34,7 +34,7 @@ from qportfolio.problems import MarkowitzProblem, optimum_tolerance
 
 FORMATS = ("table", "markdown", "csv")
 COLUMNS = ("run", "method", "status", "objective", "gap_to_optimum", "feasible", "expected_return", "variance",
-           "cost", "time_s")
+           "cost", "p_optimal", "lift", "time_s")
 
 
 def reference_optimum(result: dict) -> tuple[float, str] | None:
@@ -65,11 +65,23 @@ def comparison_rows(run_dirs) -> list[dict]:
                 gap = float(objective) - optimum[0]
                 gap = 0.0 if abs(gap) <= optimum_tolerance(optimum[0]) else gap
             status = entry.get("status") or ("ok" if entry.get("allocation") is not None else "no answer")
+            p_optimal, lift = _sampling_quality(result, method, entry)
             rows.append({"run": folder.name, "method": method, "status": status, "objective": objective,
                          "gap_to_optimum": gap, "feasible": entry.get("feasible"),
                          "expected_return": entry.get("expected_return"), "variance": entry.get("variance"),
-                         "cost": entry.get("cost"), "time_s": entry.get("time_s")})
+                         "cost": entry.get("cost"), "p_optimal": p_optimal, "lift": lift,
+                         "time_s": entry.get("time_s")})
     return rows
+
+
+def _sampling_quality(result: dict, method: str, entry: dict) -> tuple[float | None, float | None]:
+    """P(optimum) of a sampling method (the quantum run, its uniform yardstick, the QUBO samplers) and its lift
+    over uniform sampling of the states the circuit reaches."""
+    metrics = result.get("metrics") or {}
+    p_optimal = metrics.get("p_optimal") if method == "quantum" else entry.get("p_optimal")
+    uniform = metrics.get("uniform_p_optimal")
+    lift = p_optimal / uniform if p_optimal is not None and uniform and method in ("quantum", "random_sampling") else None
+    return p_optimal, lift
 
 
 def _cell(value, fmt: str) -> str:
