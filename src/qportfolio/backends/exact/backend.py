@@ -9,6 +9,7 @@ from qiskit import QuantumCircuit
 
 from qportfolio.backends.base import Distribution
 from qportfolio.backends.exact.circuit import CircuitSimulator
+from qportfolio.backends.exact.warm_start import WarmStartQAOASimulator
 from qportfolio.backends.exact.x_mixer import QAOASimulator
 from qportfolio.backends.exact.xy_mixer import SubspaceQAOASimulator, weight_k_states
 from qportfolio.cvar import cvar_sorted
@@ -48,6 +49,10 @@ class ExactBackend:
             if meta.get("algorithm") == "qaoa" and meta.get("mixer") == "x" and meta.get("initial_state") == "uniform":
                 simulator = QAOASimulator(self.energies, phase_scale=1 / meta["cost_scale"], dtype=self.dtype)
                 indices = None
+            elif meta.get("algorithm") == "qaoa" and meta.get("mixer") == "x" and meta.get("initial_state") == "warm_start":
+                simulator = WarmStartQAOASimulator(self.energies, meta["warm_start"], phase_scale=1 / meta["cost_scale"],
+                                                   dtype=self.dtype)
+                indices = None
             elif meta.get("algorithm") == "qaoa" and str(meta.get("mixer", "")).startswith("xy_"):
                 k = int(meta["num_selected"])
                 indices = weight_k_states(n, k)
@@ -83,8 +88,8 @@ class ExactBackend:
         return simulator.expectations(thetas) if alpha >= 1 else simulator.cvars(thetas, alpha)
 
     def has_gradient(self, circuit: QuantumCircuit) -> bool:
-        """Whether :meth:`value_and_gradient` applies: QAOA from the uniform state with the X mixer, or from
-        the Dicke state with an XY mixer (not warm starts, not VQE)."""
+        """Whether :meth:`value_and_gradient` applies: QAOA with the X mixer from the uniform state or a warm
+        start, or with an XY mixer from the Dicke state (not VQE)."""
         return hasattr(self._prepare(circuit)[0], "expectation_and_gradient")
 
     def value_and_gradient(self, circuit: QuantumCircuit, theta: np.ndarray,
@@ -92,9 +97,9 @@ class ExactBackend:
         """The objective (default ⟨E⟩; or Gibbs) and its exact gradient by the adjoint method."""
         simulator, _ = self._prepare(circuit)
         if not hasattr(simulator, "expectation_and_gradient"):
-            raise ConfigError("solver.optimizer l_bfgs_b needs an exact gradient, which exists for QAOA with the X "
-                              "mixer from the uniform state or an XY mixer from the Dicke state: use cobyla for warm "
-                              "starts and VQE")
+            raise ConfigError("solver.optimizer l_bfgs_b needs an exact gradient, which exists for QAOA (X mixer "
+                              "from the uniform state or a warm start, XY mixer from the Dicke state): use cobyla "
+                              "for VQE")
         objective = objective or Objective()
         observable, floor = objective.observable(simulator.cost)
         value, gradient = simulator.expectation_and_gradient(np.asarray(theta, dtype=float), observable)

@@ -1,4 +1,4 @@
-"""Gate-by-gate statevector simulation of bound circuits (warm-start QAOA, VQE)."""
+"""Gate-by-gate statevector simulation of bound circuits (VQE and any other circuit)."""
 
 from __future__ import annotations
 

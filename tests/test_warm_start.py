@@ -1,0 +1,135 @@
+"""The warm-start QAOA engine against Qiskit's Statevector of the very circuit, and its adjoint gradient."""
+
+import numba
+import numpy as np
+import pytest
+from qiskit.quantum_info import Statevector
+
+from qportfolio.backends import make_backend
+from qportfolio.backends.exact import WarmStartQAOASimulator
+from qportfolio.backends.exact.single_qubit import apply_unitaries, undo_unitaries_overlap
+from qportfolio.circuits import qaoa_ansatz
+from qportfolio.encoding.qubo import Qubo
+from qportfolio.objective import Objective
+
+
+def random_instance(n, p, seed):
+    rng = np.random.default_rng(seed)
+    qubo = Qubo(np.triu(rng.normal(size=(n, n)), 1), rng.normal(size=n), float(rng.normal()))
+    probabilities = rng.uniform(0.05, 0.95, n)
+    ansatz = qaoa_ansatz(qubo.to_ising()[0], p, warm_start=probabilities)
+    return qubo, probabilities, ansatz, rng.uniform(-1.5, 1.5, 2 * p)
+
+
+def same_up_to_global_phase(state, reference, atol):
+    phase = np.vdot(state, reference)
+    np.testing.assert_allclose(abs(phase), 1.0, atol=atol)
+    np.testing.assert_allclose(state * phase / abs(phase), reference, atol=atol)
+
+
+@pytest.mark.parametrize("n, p, tile_bits", [(1, 1, None), (4, 2, None), (7, 3, None), (9, 2, 4), (10, 3, 5),
+                                             (8, 4, 3), (9, 1, 2)])
+def test_state_equals_the_circuits_statevector(n, p, tile_bits):
+    qubo, probabilities, ansatz, theta = random_instance(n, p, 100 * n + p)
+    reference = Statevector(ansatz.circuit.assign_parameters(theta)).data
+    simulator = WarmStartQAOASimulator(qubo.all_energies(), probabilities, phase_scale=1 / ansatz.cost_scale,
+                                       tile_bits=tile_bits)
+    same_up_to_global_phase(simulator.statevector(theta), reference, 1e-12)
+    offset = qubo.to_ising()[1]  # the global phase is the Ising offset's
+    np.testing.assert_allclose(np.vdot(simulator.statevector(theta), reference),
+                               np.exp(1j * offset * theta[p:].sum() / ansatz.cost_scale), atol=1e-12)
+    energies = qubo.all_energies()
+    np.testing.assert_allclose(simulator.expectation(theta), np.vdot(reference, energies * reference).real,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_complex64_agrees():
+    qubo, probabilities, ansatz, theta = random_instance(9, 2, 5)
+    energies = qubo.all_energies()
+    exact = WarmStartQAOASimulator(energies, probabilities, phase_scale=0.4)
+    single = WarmStartQAOASimulator(energies, probabilities, phase_scale=0.4, dtype=np.complex64, tile_bits=4)
+    np.testing.assert_allclose(single.probabilities(theta), exact.probabilities(theta), atol=1e-6)
+
+
+@pytest.mark.parametrize("n, p, tile_bits", [(6, 1, None), (8, 3, None), (9, 2, 4), (10, 3, 3)])
+def test_gradient_equals_central_differences(n, p, tile_bits):
+    qubo, probabilities, _, theta = random_instance(n, p, 7 * n + p)
+    energies = qubo.all_energies()
+    simulator = WarmStartQAOASimulator(energies, probabilities, phase_scale=0.6, tile_bits=tile_bits)
+    observable = np.exp(-energies)
+    for obs in (None, observable):
+        target = energies if obs is None else obs
+        value, gradient = simulator.expectation_and_gradient(theta, obs)
+        np.testing.assert_allclose(value, simulator.probabilities(theta) @ target, rtol=1e-12)
+        step = 1e-5
+        numeric = [(simulator.probabilities(theta + step * e) @ target - simulator.probabilities(theta - step * e)
+                    @ target) / (2 * step) for e in np.eye(2 * p)]
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-7, atol=1e-8 * np.abs(numeric).max())
+
+
+def test_parallel_and_serial_kernels_agree():
+    """The engine's kernels on 2 threads and on 1 (small states normally run on one thread)."""
+    qubo, probabilities, _, theta = random_instance(11, 3, 3)
+    simulator = WarmStartQAOASimulator(qubo.all_energies(), probabilities, phase_scale=0.5, tile_bits=4)
+    observable = np.exp(-qubo.all_energies())
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append((simulator._evolve(theta).copy(), simulator._run(theta, expect=True),
+                            simulator._adjoint(theta[:3], theta[3:], observable)))
+    finally:
+        numba.set_num_threads(previous)
+    (s1, e1, (v1, g1)), (s2, e2, (v2, g2)) = results
+    np.testing.assert_allclose(s1, s2, atol=1e-14)
+    np.testing.assert_allclose([e1, v1], [e2, v2], rtol=1e-13)
+    np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-14)
+
+
+def test_single_qubit_kernel_against_kronecker_products():
+    rng = np.random.default_rng(0)
+    k = 5
+    x = rng.normal(size=2**k) + 1j * rng.normal(size=2**k)
+    u = rng.normal(size=(k, 4)) + 1j * rng.normal(size=(k, 4))
+    full = np.ones((1, 1))
+    for q in range(k):  # qubit q is bit q: the Kronecker product lists the highest qubit first
+        full = np.kron(u[q].reshape(2, 2), full)
+    for b0, width in ((0, k), (2, 3), (1, 2)):
+        y = x.copy()
+        apply_unitaries(y, u[:width], b0)
+        expected = np.ones((1, 1))
+        for q in range(k):
+            m = u[q - b0].reshape(2, 2) if b0 <= q < b0 + width else np.eye(2)
+            expected = np.kron(m, expected)
+        np.testing.assert_allclose(y, expected @ x, atol=1e-12)
+    g = rng.normal(size=(k, 4)) + 1j * rng.normal(size=(k, 4))
+    lam = rng.normal(size=2**k) + 1j * rng.normal(size=2**k)
+    phi, lam2 = x.copy(), lam.copy()
+    overlap = undo_unitaries_overlap(phi, lam2, u, g, 0)
+    # the overlap of qubit q is taken after qubits < q were updated
+    expected_overlap, f, lv = 0.0, x.copy(), lam.copy()
+    for q in range(k):
+        op = np.kron(np.eye(2 ** (k - q - 1)), np.kron(g[q].reshape(2, 2), np.eye(2**q)))
+        expected_overlap += np.vdot(lv, op @ f)
+        step = np.kron(np.eye(2 ** (k - q - 1)), np.kron(u[q].reshape(2, 2), np.eye(2**q)))
+        f, lv = step @ f, step @ lv
+    np.testing.assert_allclose(overlap, expected_overlap, atol=1e-10)
+    np.testing.assert_allclose(phi, full @ x, atol=1e-12)
+    np.testing.assert_allclose(lam2, full @ lam, atol=1e-12)
+
+
+def test_backend_routes_warm_starts_to_the_engine_with_a_gradient():
+    qubo, probabilities, ansatz, theta = random_instance(6, 2, 11)
+    energies = qubo.all_energies()
+    backend = make_backend("exact", 100, 0, energies=energies)
+    assert isinstance(backend._prepare(ansatz.circuit)[0], WarmStartQAOASimulator)
+    assert backend.has_gradient(ansatz.circuit)
+    for objective in (Objective(), Objective(kind="gibbs", eta=2.0)):
+        value, gradient = backend.value_and_gradient(ansatz.circuit, theta, objective)
+        step = 1e-6
+        numeric = [(backend.objective_values(ansatz.circuit, [theta + step * e], objective)[0]
+                    - backend.objective_values(ansatz.circuit, [theta - step * e], objective)[0]) / (2 * step)
+                   for e in np.eye(4)]
+        np.testing.assert_allclose(value, backend.objective_values(ansatz.circuit, [theta], objective)[0], rtol=1e-12)
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-9)
