@@ -43,14 +43,15 @@ AIMS = {
 }
 
 
-def study_for(kind: str, instances: list[dict], seeds: list[int], covariance: str, reps: int | None, name: str) -> dict:
+def study_for(kind: str, instances: list[dict], seeds: list[int], covariance: str, reps: int | None, name: str,
+              settings: dict | None = None) -> dict:
     """One study: the instances zipped (data and problem keys together), crossed with the seeds."""
     problem_keys = ["num_assets", "risk_aversion"] if kind == "selection" else ["budget", "min_return"]
     base = {"name": name, "seed": seeds[0],
             "data": {"source": "sp500", "covariance": covariance, **{k: instances[0][k] for k in
                                                                      ("assets", "start", "end", "frequency")}},
             "problem": {"kind": kind, "baselines": False, **{k: instances[0][k] for k in problem_keys}},
-            "solver": {"shots": 4096, "postprocess": False, **({"reps": reps} if reps else {})},
+            "solver": {"shots": 4096, "postprocess": False, **({"reps": reps} if reps else {}), **(settings or {})},
             "backend": {"name": "exact"}}
     zipped = {f"data.{k}": [i[k] for i in instances] for k in ("assets", "start", "end", "frequency")}
     zipped.update({f"problem.{k}": [i[k] for i in instances] for k in problem_keys})
@@ -103,7 +104,10 @@ def main(argv=None) -> int:
     parser.add_argument("--max-workers", type=int, default=None)
     parser.add_argument("--address", default=None)
     parser.add_argument("--out", default=str(ROOT / "results" / "benchmarks"))
+    parser.add_argument("--solver", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="solver settings to compare against the defaults (on the training suite), e.g. warm_start=true")
     args = parser.parse_args(argv)
+    settings = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.solver)}
     suites = yaml.safe_load(SUITES.read_text())
     suite = suites[args.suite]
     started = time.perf_counter()
@@ -111,11 +115,13 @@ def main(argv=None) -> int:
     variants = [(kind, None) for kind in args.kinds] + ([("selection", 3)] if "selection" in args.kinds else [])
     with ray_session(args.address, args.max_workers):
         for kind, reps in variants:
-            name = f"defaults_{args.suite}_{kind}" + (f"_reps{reps}" if reps else "")
-            study = parse_study(study_for(kind, suite[kind], args.seeds, suites["covariance"], reps, name))
+            name = f"defaults_{args.suite}_{kind}" + (f"_reps{reps}" if reps else "") + "".join(
+                f"_{k}-{v}" for k, v in settings.items())
+            study = parse_study(study_for(kind, suite[kind], args.seeds, suites["covariance"], reps, name, settings))
             table = sweep(study, Path(args.out) / "defaults_studies", progress=sys.stderr.isatty())
             frame = pd.DataFrame(table.rows())
-            sections += summarise(frame, suite[kind], kind + (f", reps = {reps} given" if reps else ", defaults only"))
+            label = (f", reps = {reps} given" if reps else "") + (f", {settings}" if settings else "")
+            sections += summarise(frame, suite[kind], kind + (label or ", defaults only"))
     minutes = (time.perf_counter() - started) / 60
     header = [f"# Defaults on the {args.suite} suite", "",
               f"`python benchmarks/defaults.py {' '.join(argv if argv is not None else sys.argv[1:])}` — "
@@ -130,7 +136,7 @@ def main(argv=None) -> int:
                  *[f"| {a} | {b} | {c} |" for a, b, c in PUBLISHED], ""]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"defaults_{args.suite}.md"
+    path = out / (f"defaults_{args.suite}" + "".join(f"_{k}-{v}" for k, v in settings.items()) + ".md")
     path.write_text("\n".join(header + sections + published))
     print(path)
     return 0

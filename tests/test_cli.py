@@ -41,7 +41,8 @@ def test_quickstart_finds_the_exact_optimum_and_writes_the_contract(tmp_path, ca
                  "figures/convergence.png", "figures/distribution.png", "figures/allocation.png"):
         assert (folder / name).stat().st_size > 0, name
     resolved = yaml.safe_load((folder / "config.yaml").read_text())
-    assert resolved["solver"]["shots"] == 4096 and resolved["backend"]["name"] == "aer_statevector"
+    assert resolved["solver"]["shots"] == 4096 and resolved["backend"]["name"] == "exact"
+    assert resolved["solver"]["warm_start"] == "auto"  # the resolved config keeps what the user left to the tool
     printed = capsys.readouterr().out
     assert "quantum = exact" in printed and "yes" in printed
 
@@ -82,8 +83,8 @@ QUICK = (CONFIGS / "quickstart.yaml").read_text()
     (QUICK.replace("budget: 500", "budget: 20"), "below the cheapest share"),
     (QUICK.replace("min_return: 0.44", "min_return: 5.0"), "above the most any allocation"),
     (QUICK.replace("assets: [AAPL, JPM, XOM]", "assets: [AAPL, NOPE]"), "NOPE"),
-    (QUICK.replace("name: aer_statevector", "name: ibm_quantum_computer"), "backend.name"),
-    (QUICK.replace("reps: 2", "reps: 0"), "solver.reps"),
+    (QUICK.replace("name: exact", "name: ibm_quantum_computer"), "backend.name"),
+    (QUICK.replace("algorithm: qaoa", "algorithm: qaoa\n  reps: 0"), "solver.reps"),
     (QUICK.replace("budget: 500", "budget: 60000").replace("min_return: 0.44", "min_return: 1.0")
      .replace("assets: [AAPL, JPM, XOM]", "assets: [AAPL, JPM, XOM, KO, PFE, MSFT, WMT, UNH]"), "limit|GiB|qubits"),
 ])

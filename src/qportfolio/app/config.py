@@ -97,7 +97,7 @@ class SolverConfig(_Strict):
     ansatz: VQEForm = DEFAULT.ansatz
     entanglement: Entanglement = DEFAULT.entanglement
     mixer: Union[Mixer, Literal["auto"]] = DEFAULT.mixer
-    warm_start: bool = DEFAULT.warm_start
+    warm_start: Union[bool, Literal["auto"]] = DEFAULT.warm_start
     warm_start_epsilon: float = Field(DEFAULT.warm_start_epsilon, gt=0, lt=0.5)
     layerwise: bool = Field(DEFAULT.layerwise, description="grow the depth one layer at a time (INTERP)")
     multistart: int = Field(DEFAULT.multistart, ge=1, description="starts sharing the final depth's evaluation budget")

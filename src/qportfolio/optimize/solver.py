@@ -63,7 +63,7 @@ from qportfolio.optimize.runner import VariationalResult, VariationalRunner
 from qportfolio.optimize.search import adaptive_search, planned_evaluations, variational_search
 from qportfolio.optimize.strategies import trained_angles
 from qportfolio.postprocess import postprocess
-from qportfolio.problems import DiscreteProblem, MarkowitzProblem, SelectionProblem
+from qportfolio.problems import DiscreteProblem, IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 from qportfolio.warmstart import warm_start_probabilities
 
 #: Instances up to this many allocations are enumerated to choose a faithful encoding (dry runs, exports).
@@ -282,7 +282,7 @@ class QuantumSolver:
     ansatz: str = "real_amplitudes"
     entanglement: str = "linear"
     mixer: str = "auto"
-    warm_start: bool = False
+    warm_start: bool | str = "auto"
     warm_start_epsilon: float = 0.25
     layerwise: bool = False
     multistart: int = 1
@@ -330,7 +330,10 @@ class QuantumSolver:
         for key, allowed in (("search", SEARCHES), ("pretrain", PRETRAINS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"solver.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-        if self.algorithm == Algorithm.VQE and (self.mixer not in ("auto", Mixer.X) or self.warm_start or self.layerwise):
+        if self.warm_start not in (True, False, "auto"):
+            raise ConfigError(f"solver.warm_start must be true, false or auto, got {self.warm_start!r}")
+        if self.algorithm == Algorithm.VQE and (self.mixer not in ("auto", Mixer.X) or self.warm_start is True
+                                                or self.layerwise):
             raise ConfigError("solver.mixer, warm_start and layerwise are QAOA options: remove them for VQE")
 
     def resolved(self, problem: DiscreteProblem) -> QuantumSolver:
@@ -342,9 +345,13 @@ class QuantumSolver:
         values = {}
         if self.mixer == "auto":
             values["mixer"] = Mixer.XY_COMPLETE.value if (
-                self.algorithm == Algorithm.QAOA and isinstance(problem, SelectionProblem) and not self.warm_start
+                self.algorithm == Algorithm.QAOA and isinstance(problem, SelectionProblem) and self.warm_start is not True
             ) else Mixer.X.value
         mixer = values.get("mixer", self.mixer)
+        if self.warm_start == "auto":
+            # measured on the training suite: integer shares, median P(optimum) 0.053 warm vs 0.026 from |+⟩ⁿ
+            values["warm_start"] = (self.algorithm == Algorithm.QAOA and mixer == Mixer.X
+                                    and isinstance(problem, IntegerSharesProblem))
         search = self.search
         if search == "auto":
             fixed = (self.algorithm == Algorithm.VQE or self.layerwise or self.multistart > 1 or self.grid
@@ -358,8 +365,7 @@ class QuantumSolver:
             values["objective"] = TrainingObjective.GIBBS.value
         objective = values.get("objective", self.objective)
         if self.optimizer == "auto":
-            gradient = (training_backend == "exact" and self.algorithm == Algorithm.QAOA and not self.warm_start
-                        and objective != "cvar")
+            gradient = training_backend == "exact" and self.algorithm == Algorithm.QAOA and objective != "cvar"
             values["optimizer"] = Optimizer.L_BFGS_B.value if gradient else Optimizer.COBYLA.value
         if self.reps is None:
             values["reps"] = MAX_AUTO_REPS[mixer] if search == "adaptive" else FIXED_REPS
@@ -466,7 +472,7 @@ class QuantumSolver:
 
     def warm_start_probabilities(self, problem: DiscreteProblem, encoding: QuboEncoding) -> np.ndarray | None:
         """The warm-start probabilities when ``warm_start`` is on, else None."""
-        if not self.warm_start:
+        if self.resolved(problem).warm_start is not True:
             return None
         return warm_start_probabilities(problem, encoding, self.warm_start_epsilon)
 
@@ -568,7 +574,7 @@ class QuantumSolver:
         recorded = None if pretrain else (lambda theta: finals.get(parameter_key(theta)))
         if self.search == "adaptive":
             num_selected = problem.num_selected if self.mixer != Mixer.X else None
-            work = _work_per_evaluation(encoding.num_qubits, num_selected)
+            work = _work_per_evaluation(encoding.num_qubits, num_selected, warm=warm_start is not None)
             ansatz, search, stages = adaptive_search(
                 build, self.reps, make_runner, self.maxiter, work,
                 WORK_BUDGET if self._auto_budget and trainer.name == "exact" else None,
@@ -634,12 +640,14 @@ class QuantumSolver:
                 "reachable_states": math.comb(encoding.num_qubits, num_selected) if num_selected else 2**encoding.num_qubits}
 
 
-def _work_per_evaluation(num_qubits: int, num_selected: int | None):
-    """The cost of one evaluation at depth ``p`` in amplitude-layers: ``(p + 1)·2ⁿ`` on the full space, and on
-    the K-of-N subspace ``(p + 1)·C(n, K)`` times the pairs each state meets (the complete mixer's rotations)."""
+def _work_per_evaluation(num_qubits: int, num_selected: int | None, warm: bool = False):
+    """The cost of one evaluation at depth ``p`` in amplitude-layers: ``(p + 1)·2ⁿ`` on the full space (three
+    times that for warm-start mixers, measured: general 2×2 rotations per qubit), and on the K-of-N subspace
+    ``(p + 1)·C(n, K)`` times the pairs each state meets (the complete mixer's rotations)."""
     size = 2.0**num_qubits if num_selected is None else math.comb(num_qubits, num_selected) * (
         1 + num_selected * (num_qubits - num_selected) / max(num_qubits, 1))
-    return lambda reps: (reps + 1) * size
+    factor = 3.0 if warm else 1.0
+    return lambda reps: factor * (reps + 1) * size
 
 
 def _collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[Evaluation], replay: Replay,
