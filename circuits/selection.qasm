@@ -32,55 +32,6 @@ input float[64] _gamma_12_;
 input float[64] _gamma_13_;
 input float[64] _gamma_14_;
 input float[64] _gamma_15_;
-gate ccry(_gate_p_0) _gate_q_0, _gate_q_1, _gate_q_2 {
-  cu(0.9553166181245093, 0, 0, 0) _gate_q_1, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(-0.9553166181245093, 0, 0, 0) _gate_q_0, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(0.9553166181245093, 0, 0, 0) _gate_q_0, _gate_q_2;
-}
-gate ccry_0(_gate_p_0) _gate_q_0, _gate_q_1, _gate_q_2 {
-  cu(pi/4, 0, 0, 0) _gate_q_1, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(-pi/4, 0, 0, 0) _gate_q_0, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(pi/4, 0, 0, 0) _gate_q_0, _gate_q_2;
-}
-gate ccry_1(_gate_p_0) _gate_q_0, _gate_q_1, _gate_q_2 {
-  cu(0.8860771237926137, 0, 0, 0) _gate_q_1, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(-0.8860771237926137, 0, 0, 0) _gate_q_0, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(0.8860771237926137, 0, 0, 0) _gate_q_0, _gate_q_2;
-}
-gate ccry_2(_gate_p_0) _gate_q_0, _gate_q_1, _gate_q_2 {
-  cu(0.6847192030022828, 0, 0, 0) _gate_q_1, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(-0.6847192030022828, 0, 0, 0) _gate_q_0, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(0.6847192030022828, 0, 0, 0) _gate_q_0, _gate_q_2;
-}
-gate ccry_3(_gate_p_0) _gate_q_0, _gate_q_1, _gate_q_2 {
-  cu(pi/4, 0, 0, 0) _gate_q_1, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(-pi/4, 0, 0, 0) _gate_q_0, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(pi/4, 0, 0, 0) _gate_q_0, _gate_q_2;
-}
-gate ccry_4(_gate_p_0) _gate_q_0, _gate_q_1, _gate_q_2 {
-  cu(pi/6, 0, 0, 0) _gate_q_1, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(-pi/6, 0, 0, 0) _gate_q_0, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(pi/6, 0, 0, 0) _gate_q_0, _gate_q_2;
-}
-gate ccry_5(_gate_p_0) _gate_q_0, _gate_q_1, _gate_q_2 {
-  cu(0.6154797086703874, 0, 0, 0) _gate_q_1, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(-0.6154797086703874, 0, 0, 0) _gate_q_0, _gate_q_2;
-  cx _gate_q_1, _gate_q_0;
-  cu(0.6154797086703874, 0, 0, 0) _gate_q_0, _gate_q_2;
-}
 gate rzz(p0) _gate_q_0, _gate_q_1 {
   cx _gate_q_0, _gate_q_1;
   rz(p0) _gate_q_1;
@@ -116,34 +67,55 @@ cx q[4], q[5];
 cry(2.300523983021863) q[5], q[4];
 cx q[4], q[5];
 cx q[3], q[5];
-ccry(1.9106332362490186) q[5], q[4], q[3];
+ry(0.9553166181245093) q[3];
+ccx q[5], q[4], q[3];
+ry(-0.9553166181245093) q[3];
+ccx q[5], q[4], q[3];
 cx q[3], q[5];
 cx q[2], q[5];
-ccry_0(pi/2) q[5], q[3], q[2];
+ry(pi/4) q[2];
+ccx q[5], q[3], q[2];
+ry(-pi/4) q[2];
+ccx q[5], q[3], q[2];
 cx q[2], q[5];
 cx q[3], q[4];
 cry(2.214297435588181) q[4], q[3];
 cx q[3], q[4];
 cx q[2], q[4];
-ccry_1(1.7721542475852274) q[4], q[3], q[2];
+ry(0.8860771237926137) q[2];
+ccx q[4], q[3], q[2];
+ry(-0.8860771237926137) q[2];
+ccx q[4], q[3], q[2];
 cx q[2], q[4];
 cx q[1], q[4];
-ccry_2(1.3694384060045657) q[4], q[2], q[1];
+ry(0.6847192030022828) q[1];
+ccx q[4], q[2], q[1];
+ry(-0.6847192030022828) q[1];
+ccx q[4], q[2], q[1];
 cx q[1], q[4];
 cx q[2], q[3];
 cry(2*pi/3) q[3], q[2];
 cx q[2], q[3];
 cx q[1], q[3];
-ccry_3(pi/2) q[3], q[2], q[1];
+ry(pi/4) q[1];
+ccx q[3], q[2], q[1];
+ry(-pi/4) q[1];
+ccx q[3], q[2], q[1];
 cx q[1], q[3];
 cx q[0], q[3];
-ccry_4(pi/3) q[3], q[1], q[0];
+ry(pi/6) q[0];
+ccx q[3], q[1], q[0];
+ry(-pi/6) q[0];
+ccx q[3], q[1], q[0];
 cx q[0], q[3];
 cx q[1], q[2];
 cry(1.9106332362490186) q[2], q[1];
 cx q[1], q[2];
 cx q[0], q[2];
-ccry_5(1.2309594173407747) q[2], q[1], q[0];
+ry(0.6154797086703874) q[0];
+ccx q[2], q[1], q[0];
+ry(-0.6154797086703874) q[0];
+ccx q[2], q[1], q[0];
 cx q[0], q[2];
 cx q[0], q[1];
 cry(pi/2) q[1], q[0];

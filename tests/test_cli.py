@@ -86,7 +86,8 @@ QUICK = (CONFIGS / "quickstart.yaml").read_text()
     (QUICK.replace("name: exact", "name: ibm_quantum_computer"), "backend.name"),
     (QUICK.replace("algorithm: qaoa", "algorithm: qaoa\n  reps: 0"), "solver.reps"),
     (QUICK.replace("budget: 500", "budget: 60000").replace("min_return: 0.44", "min_return: 1.0")
-     .replace("assets: [AAPL, JPM, XOM]", "assets: [AAPL, JPM, XOM, KO, PFE, MSFT, WMT, UNH]"), "limit|GiB|qubits"),
+     .replace("assets: [AAPL, JPM, XOM]", "assets: [AAPL, JPM, XOM, KO, PFE, MSFT, WMT, UNH]")
+     .replace("penalty: calibrated", "penalty: calibrated\n  max_qubits: 6"), "limit|GiB|qubits"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, capsys, text, message):
     code = main(["run", write(tmp_path, text), "--out", str(tmp_path / "out"), "--quiet"])

@@ -101,14 +101,18 @@ def _split_and_shift(circuit: QuantumCircuit, m: int, k: int) -> None:
         if l == 1:
             circuit.cry(angle, top, source)
         else:
-            circuit.append(_ccry(angle), [top, source + 1, source])
+            _ccry(circuit, angle, top, source + 1, source)
         circuit.cx(source, top)
 
 
-def _ccry(angle: float):
-    from qiskit.circuit.library import RYGate
-
-    return RYGate(angle).control(2, annotated=False)
+def _ccry(circuit: QuantumCircuit, angle: float, first: int, second: int, target: int) -> None:
+    """RY(angle) on ``target`` when ``first`` and ``second`` are both 1, from standard gates (so QPY files are
+    the same on every export): RY(θ/2)·CCX·RY(−θ/2)·CCX is RY(θ) when the controls are set (X·RY(−a)·X =
+    RY(a)) and the identity otherwise."""
+    circuit.ry(angle / 2, target)
+    circuit.ccx(first, second, target)
+    circuit.ry(-angle / 2, target)
+    circuit.ccx(first, second, target)
 
 
 def cost_scale(fields: np.ndarray, couplings: dict) -> float:

@@ -136,6 +136,8 @@ def _load_csv(path) -> pd.DataFrame:
     if path is None:
         raise DataError("data.path is required with data.source: csv; give the price CSV file")
     file = Path(path)
+    if file.is_dir():
+        raise DataError(f"data.path '{file}' is a folder, not a file; give the price CSV file")
     if not file.is_file():
         raise DataError(f"price file '{file}' not found; check data.path")
     try:
@@ -143,6 +145,12 @@ def _load_csv(path) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read price file '{file}': {reason}; expected a CSV with a header") from exc
+    names = [str(name).strip() for name in pd.read_csv(file, header=None, nrows=1, dtype=str,
+                                                         skipinitialspace=True).iloc[0]]
+    repeated = sorted({name for name in names[1:] if names[1:].count(name) > 1})
+    if repeated:
+        raise DataError(f"ticker {repeated[0]!r} heads two columns of price file '{file}'; keep one column per "
+                        "ticker")
     if raw.shape[1] < 2:
         raise DataError(
             f"price file '{file}' has {raw.shape[1]} column(s); expected a date column, "

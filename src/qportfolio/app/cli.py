@@ -6,18 +6,25 @@
 ``status RUN_DIR`` — where a run stands: status, evaluations, jobs.
 ``resume RUN_DIR [--yes]`` — continue an interrupted run from its history (nothing finished is redone).
 ``backtest CONFIG [--out DIR] [--dry-run] [--yes]`` or ``backtest --resume RUN_DIR`` — out-of-sample backtest.
+``compare RUN_DIR... [--format F] [--figure PATH]`` — one table across runs, and the frontier figure.
+``frontier CONFIG [--points N] [--figure PATH]`` — the continuous efficient frontier (figure: results/).
 ``export-circuits CONFIG [--target BACKEND] [--out circuits]`` — logical (and ISA) circuits as QASM 3 and QPY.
 ``sweep STUDY [--out DIR] [--address ADDR] [--max-workers N] [--dry-run] [--keep-runs]`` — a study on Ray.
 
-A user's mistake prints one line (``qportfolio: error: …``) and exits 2; no traceback.
+A user's mistake prints one line (``qportfolio: error: …``) and exits 2; no traceback. SIGTERM and SIGHUP
+stop a run like Ctrl-C: it is recorded as interrupted and ``resume`` continues it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
+from importlib import metadata
 from pathlib import Path
 
 from qportfolio.app import backtest, experiment
@@ -27,15 +34,40 @@ from qportfolio.app.experiment import load_jobs, start_run
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.planning import check_spending, dry_run, export_circuits
 from qportfolio.app.plots import frontier_figure
-from qportfolio.app.results import load_history, load_result
+from qportfolio.app.results import check_output_file, load_history, load_result
 from qportfolio.errors import QPortfolioError
 from qportfolio.problems import optimum_tolerance
 
 
+def _version() -> str:
+    try:
+        return metadata.version("qportfolio")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _positive_points(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value} is too few: a frontier needs at least 2 points")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error format (still exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"qportfolio: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qportfolio", description="Portfolio optimization with QAOA/VQE, "
-                                     "held against the exact classical answer on the same instance.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="qportfolio", description="Portfolio optimization with QAOA/VQE, "
+                     "held against the exact classical answer on the same instance.")
+    parser.add_argument("--version", action="version", version=f"qportfolio {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="run an experiment config (quantum and classical)")
     baseline = commands.add_parser("baseline", help="classical answers only, same run folder layout")
     submit = commands.add_parser("submit", help="start a run in the background; job ids go to its folder")
@@ -44,26 +76,29 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--out", default="results", help="parent folder of the run folder (default: results)")
         command.add_argument("--seed", type=int, default=None, help="override the config's seed")
     for command in (run, baseline):
-        command.add_argument("--quiet", action="store_true", help="no progress bar")
+        command.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     for command in (run, submit):
         command.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
-    run.add_argument("--dry-run", action="store_true", help="build and transpile, print the plan, submit nothing")
+    run.add_argument("--dry-run", action="store_true", help="build and transpile, print the plan with the expected "
+                     "time, run and write nothing")
     status = commands.add_parser("status", help="the state of a run folder and its jobs")
-    status.add_argument("run_dir")
+    status.add_argument("run_dir", help="a run folder, e.g. results/quickstart-20261121T071359Z")
     resume = commands.add_parser("resume", help="continue an interrupted run from its recorded history")
-    resume.add_argument("run_dir")
+    resume.add_argument("run_dir", help="the run folder to continue (see `qportfolio status`)")
     resume.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
-    resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    resume.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     compare = commands.add_parser("compare", help="one table across run folders and methods, and a frontier figure")
-    compare.add_argument("run_dirs", nargs="+")
-    compare.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    compare.add_argument("run_dirs", nargs="+", help="one or more run folders")
+    compare.add_argument("--format", choices=("table", "markdown", "csv"), default="table",
+                         help="output format (default: table)")
     compare.add_argument("--figure", default=None, help="where to write the figure (default: comparison.png beside "
                          "the first run folder)")
     frontier = commands.add_parser("frontier", help="the continuous efficient frontier of a config's assets")
-    frontier.add_argument("config")
-    frontier.add_argument("--points", type=int, default=20)
-    frontier.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
-    frontier.add_argument("--figure", default="frontier.png", help="figure path (default: frontier.png)")
+    frontier.add_argument("config", help="YAML experiment config whose data section gives the assets")
+    frontier.add_argument("--points", type=_positive_points, default=20, help="points on the frontier, ≥ 2 (default: 20)")
+    frontier.add_argument("--format", choices=("table", "markdown", "csv"), default="table",
+                          help="output format (default: table)")
+    frontier.add_argument("--figure", default=None, help="figure path (default: results/<config name>-frontier.png)")
     walk = commands.add_parser("backtest", help="out-of-sample backtest: re-solve at each rebalance date, hold at real prices")
     walk.add_argument("config", nargs="?", help="YAML config with a backtest section, e.g. configs/backtest.yaml")
     walk.add_argument("--out", default="results", help="parent folder of the run folder (default: results)")
@@ -72,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     walk.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
     walk.add_argument("--quiet", action="store_true", help="no progress bar")
     export = commands.add_parser("export-circuits", help="write the config's circuits as OpenQASM 3 and QPY")
-    export.add_argument("config")
+    export.add_argument("config", help="YAML experiment config")
     export.add_argument("--target", default=None, help="also the ISA circuit for this backend, e.g. aer_noisy:fake_fez")
     export.add_argument("--out", default="circuits", help="folder (default: circuits)")
     sweep = commands.add_parser("sweep", help="run a study (a grid of configs) on Ray, resumable, into one table")
@@ -133,8 +168,14 @@ def _print_mapping(mapping: dict, indent: str = "") -> None:
 def _status(folder: Path) -> None:
     result = load_result(folder)
     history = load_history(folder / "history.jsonl")
+    status = experiment.live_status(folder, result)
     print(f"run folder      {folder}")
-    print(f"status          {result.get('status')}" + (f" ({result['error']})" if result.get("error") else ""))
+    shown = status if status == result.get("status") else f"{status} (the process that ran it is gone)"
+    print(f"status          {shown}" + (f" ({result['error']})" if result.get("error") else ""))
+    if result.get("resume_error"):
+        print(f"last resume     failed: {result['resume_error']}")
+    if status == "interrupted":
+        print(f"continue with   qportfolio resume {folder}")
     if history:
         best = min(h.value for h in history)
         print(f"evaluations     {len(history)} (best objective value {best:.6g}, last {history[-1].value:.6g})")
@@ -145,7 +186,7 @@ def _status(folder: Path) -> None:
         for job in jobs[-10:]:
             state = backend.status(job["job_id"]).get("state") if backend is not None else job.get("state", "recorded")
             print(f"  {job['job_id']}  {job.get('kind', '')}  {state}")
-    if result.get("status") == "complete":
+    if status == "complete":
         print(summary(result, folder))
 
 
@@ -163,10 +204,11 @@ def _live_backend(folder: Path):
 
 def _submit(args) -> int:
     config = load_config(args.config, {"seed": args.seed})
-    check_spending(config, args.yes)
-    run = start_run(config, args.out)
+    prices, _, problem = experiment.prepare(config)  # every input checked before anything is detached
+    check_spending(config, args.yes, problem)
+    run = start_run(config, args.out, prices)
     log = open(run.folder / "log.txt", "ab")
-    command = [sys.executable, "-m", "qportfolio.app.cli", "resume", str(run.folder), "--quiet"] + (["--yes"] if args.yes else [])
+    command = [sys.executable, "-m", "qportfolio.app.cli", "resume", str(run.folder)] + (["--yes"] if args.yes else [])
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True, env=os.environ.copy())
     print(f"submitted       {run.folder} (process {process.pid}; log in log.txt)")
@@ -175,51 +217,90 @@ def _submit(args) -> int:
     return 0
 
 
+def _progress(args) -> str | None:
+    """A progress bar on a terminal, progress lines in a log (stderr not a terminal), nothing with --quiet."""
+    if args.quiet:
+        return None
+    return "bar" if sys.stderr.isatty() else "log"
+
+
+def _terminate(signum, frame):
+    """SIGTERM (``kill``, ``timeout``) and SIGHUP stop a run the way Ctrl-C does: it is recorded as interrupted."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            handlers[signum] = signal.signal(signum, _terminate)
     try:
-        if args.command in ("run", "baseline"):
-            config = load_config(args.config, {"seed": args.seed})
-            if getattr(args, "dry_run", False):
-                _print_mapping(dry_run(config))
-                return 0
-            quantum = args.command == "run"
-            if quantum:
-                check_spending(config, args.yes)
-            run = experiment.execute(config, args.out, quantum=quantum, progress=not args.quiet and sys.stderr.isatty())
-            print(summary(run.result, run.folder))
-        elif args.command == "submit":
-            return _submit(args)
-        elif args.command == "status":
-            _status(Path(args.run_dir))
-        elif args.command == "resume":
-            run = experiment.resume(args.run_dir, progress=not args.quiet and sys.stderr.isatty(), approve_spending=args.yes)
-            print(summary(run.result, run.folder))
-        elif args.command == "compare":
-            print(compare_runs([Path(d) for d in args.run_dirs], args.format))
-            figure = Path(args.figure) if args.figure else Path(args.run_dirs[0]).parent / "comparison.png"
-            print(f"figure: {comparison_figure([Path(d) for d in args.run_dirs], figure)}")
-        elif args.command == "frontier":
-            problem = as_markowitz(build_problem_from_config(load_config(args.config)))
-            print(frontier_table(problem, args.points, args.format))
-            print(f"figure: {frontier_figure(problem, Path(args.figure), max(args.points, 40))}")
-        elif args.command == "sweep":
-            from qportfolio.app import study
-
-            return study.main(args)
-        elif args.command == "backtest":
-            return backtest.command(args)
-        elif args.command == "export-circuits":
-            for path in export_circuits(load_config(args.config), args.out, args.target):
-                print(path)
-        return 0
+        return _command(args)
+    except experiment.RunInterrupted as interrupted:
+        print(f"qportfolio: interrupted; what finished is in the run folder: continue with "
+              f"`qportfolio resume {interrupted.folder}`", file=sys.stderr)
+        if argv is None:  # a program, not a call: do not wait for a simulator thread to finish its evaluation
+            sys.stdout.flush(), sys.stderr.flush()
+            os._exit(130)
+        return 130
     except QPortfolioError as error:
         print(f"qportfolio: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("qportfolio: interrupted; what finished is in the run folder: continue with `qportfolio resume RUN_DIR`",
-              file=sys.stderr)
+        print("qportfolio: interrupted before a run folder was written; nothing to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _command(args) -> int:
+    if args.command in ("run", "baseline"):
+        config = load_config(args.config, {"seed": args.seed})
+        if getattr(args, "dry_run", False):
+            _print_mapping(dry_run(config))
+            return 0
+        quantum = args.command == "run"
+        if quantum:
+            check_spending(config, args.yes)
+        run = experiment.execute(config, args.out, quantum=quantum, progress=_progress(args))
+        print(summary(run.result, run.folder))
+    elif args.command == "submit":
+        return _submit(args)
+    elif args.command == "status":
+        _status(Path(args.run_dir))
+    elif args.command == "resume":
+        run = experiment.resume(args.run_dir, progress=_progress(args), approve_spending=args.yes)
+        print(summary(run.result, run.folder))
+    elif args.command == "compare":
+        table = compare_runs([Path(d) for d in args.run_dirs], args.format)
+        figure = Path(args.figure) if args.figure else Path(args.run_dirs[0]).parent / "comparison.png"
+        check_output_file(figure, "--figure")
+        print(table)
+        print(f"figure: {comparison_figure([Path(d) for d in args.run_dirs], figure)}")
+    elif args.command == "frontier":
+        config = load_config(args.config)
+        problem = as_markowitz(build_problem_from_config(config))
+        table = frontier_table(problem, args.points, args.format)
+        figure = check_output_file(Path(args.figure) if args.figure else Path("results") / f"{config.name}-frontier.png",
+                                   "--figure")
+        print(table)
+        print(f"figure: {frontier_figure(problem, figure, max(args.points, 40))}")
+    elif args.command == "sweep":
+        from qportfolio.app import study
+
+        return study.main(args)
+    elif args.command == "backtest":
+        return backtest.command(args)
+    elif args.command == "export-circuits":
+        for path in export_circuits(load_config(args.config), args.out, args.target):
+            print(path)
+    return 0
 
 
 if __name__ == "__main__":

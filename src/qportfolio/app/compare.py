@@ -154,11 +154,13 @@ def instance_estimates(run_dir: str | Path, result: dict | None = None) -> tuple
     except (OSError, ValueError) as error:
         raise RunFolderError(f"{config_path} is missing or unreadable ({type(error).__name__}): the frontier needs "
                              "the run's data section") from None
-    path = d.get("path")
-    if path is not None and not Path(path).exists() and (folder / path).exists():
+    source, path = d.get("source", "sp500"), d.get("path")
+    if (folder / "prices.csv").is_file():  # the price table the run used, kept in its folder
+        source, path = "csv", str(folder / "prices.csv")
+    elif path is not None and not Path(path).exists() and (folder / path).exists():
         path = str(folder / path)
     try:
-        market = load_market(d.get("source", "sp500"), d.get("assets"), path, d.get("start"), d.get("end"),
+        market = load_market(source, d.get("assets"), path, d.get("start"), d.get("end"),
                              d.get("frequency", "daily"), d.get("covariance", "sample"))
     except QPortfolioError as error:
         raise RunFolderError(f"cannot rebuild the instance of {folder.name}: {error}") from None

@@ -43,7 +43,7 @@ DateLike = Union[dt.date, str, None]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    model_config = ConfigDict(extra="forbid", use_enum_values=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
@@ -220,17 +220,62 @@ def parse_config(raw: dict, source: str = "config") -> ExperimentConfig:
         raise ConfigError(_describe(error, source)) from None
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
-    """Read and validate a YAML config; ``overrides`` (e.g. ``{"seed": 3}``) replace top-level keys."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)
+    and reporting an impossible date (2022-02-30) as a mistake at its line, not a crash."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as error:
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a date ({error})",
+                                                    node.start_mark) from None
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _UniqueKeyLoader.construct_mapping)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+
+
+def read_yaml(path: str | Path, what: str = "config"):
+    """A YAML file's content, or a one-line :class:`ConfigError` (missing, a folder, not UTF-8, bad syntax, a
+    duplicate key, an impossible date)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder, not a file: pass the path of a YAML file such as "
+                          "configs/quickstart.yaml")
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist: pass the path of a YAML file such as configs/quickstart.yaml")
+        raise ConfigError(f"{what} file {path} does not exist: pass the path of a YAML file such as "
+                          "configs/quickstart.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path} ({error.strerror})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None)
+        if isinstance(error, yaml.constructor.ConstructorError) and problem:
+            raise ConfigError(f"{path}{where}: {problem}: fix it") from None
         raise ConfigError(f"{path}: not valid YAML{where}: fix the syntax") from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    """Read and validate a YAML config; ``overrides`` (e.g. ``{"seed": 3}``) replace top-level keys."""
+    raw = read_yaml(path)
     raw = raw or {}
     if overrides and isinstance(raw, dict):
         raw.update({k: v for k, v in overrides.items() if v is not None})

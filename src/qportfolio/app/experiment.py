@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -23,8 +24,8 @@ from tqdm import tqdm
 
 from qportfolio.app import plots
 from qportfolio.app.config import ExperimentConfig, load_config
-from qportfolio.app.instance import build_problem, load_config_market
-from qportfolio.app.planning import check_spending
+from qportfolio.app.instance import build_problem, load_config_prices
+from qportfolio.app.planning import check_spending, estimated_seconds
 from qportfolio.app.report import write_report
 from qportfolio.app.results import (
     append_jsonl,
@@ -38,11 +39,22 @@ from qportfolio.app.results import (
     write_circuit,
     write_json,
 )
+from qportfolio.backends.ibm.base import HardwareBackend
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import solution_entry, solve_exact
+from qportfolio.data import estimate_market, load_prices
 from qportfolio.errors import ConfigError, QPortfolioError
 from qportfolio.optimize import QuantumResult, SolveHooks
 from qportfolio.problems import MarkowitzProblem
+
+#: The price table a run used, kept in its folder so that resume and compare work from anywhere.
+PRICES_FILE = "prices.csv"
+#: Readout calibrations measured for a run (one JSON line each), reused when it is resumed.
+CALIBRATIONS_FILE = "calibrations.jsonl"
+#: A run expected to take longer than this says so before its quantum part starts.
+LONG_RUN_SECONDS = 180
+#: Seconds between progress lines written to a log (no terminal).
+LOG_EVERY_SECONDS = 30
 
 PACKAGES = ("qportfolio", "qiskit", "qiskit-aer", "qiskit-optimization", "qiskit-ibm-runtime", "numpy", "scipy",
             "pandas", "skfolio", "cvxpy")
@@ -66,17 +78,66 @@ class Run:
     folder: Path
     result: dict = field(default_factory=dict)
     artifacts: bool = True
+    #: the result.json an interrupted run had when this process took it over (None for a new run)
+    previous: dict | None = None
 
     def save(self) -> None:
         write_json(self.folder / "result.json", json_safe(self.result))
 
 
-def start_run(config: ExperimentConfig, out: str | Path) -> Run:
+def prepare(config: ExperimentConfig, quantum: bool = True):
+    """Everything a run checks before its folder exists: the prices, the market estimates, the problem and
+    the solver's settings. A mistake here is one line and leaves nothing on disk."""
+    prices = load_config_prices(config)
+    market = estimate_market(prices, config.data.frequency, config.data.covariance)
+    problem = build_problem(config, market)
+    if quantum and not isinstance(problem, MarkowitzProblem):
+        config.quantum_solver().planned_evaluations()  # the search's settings (e.g. a grid beyond the budget)
+    return prices, market, problem
+
+
+def start_run(config: ExperimentConfig, out: str | Path, prices=None) -> Run:
     folder = new_run_folder(out, config.name)
     write_atomic(folder / "config.yaml", yaml.safe_dump(config.resolved(), sort_keys=False))
+    if prices is not None:
+        write_atomic(folder / PRICES_FILE, prices.to_csv(index_label="date"))
     run = Run(folder, {"name": config.name, "status": "created", "provenance": provenance(config), "timing": {}})
     run.save()
     return run
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; what it finished is in ``folder``."""
+
+    def __init__(self, folder: Path):
+        super().__init__(str(folder))
+        self.folder = Path(folder)
+
+
+def driven(folder: Path) -> bool:
+    """Whether a live process holds the run folder's lock (its driver); False once that process is gone,
+    however it ended (SIGKILL, the OOM killer, a closed terminal)."""
+    path = Path(folder) / ".lock"
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def live_status(folder: Path, result: dict) -> str:
+    """The run's status as it really is: ``running`` (or ``created``) only while a process drives it,
+    ``interrupted`` once that process is gone."""
+    status = result.get("status")
+    if status in ("running", "created") and not driven(folder):
+        if status == "created" and time.time() - (Path(folder) / "result.json").stat().st_mtime < 10:
+            return status  # submit's process may still be starting
+        return "interrupted"
+    return status
 
 
 @contextlib.contextmanager
@@ -97,24 +158,27 @@ def run_lock(folder: Path):
 
 
 def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool = True,
-            progress: bool = False, folder: Path | None = None, artifacts: bool = True, backend=None) -> Run:
+            progress: bool | str | None = None, folder: Path | None = None, artifacts: bool = True, backend=None) -> Run:
     """Run ``config`` into a new folder under ``out`` (or into ``folder``, resuming what it recorded);
     with ``quantum=False``, classical answers only; ``artifacts=False`` writes only config.yaml,
     result.json, history.jsonl and report.md (no samples, circuits or figures: for benchmarks). ``backend``,
-    a backend object, replaces the one the config names."""
+    a backend object, replaces the one the config names. ``progress``: ``"bar"`` (or True) a progress bar,
+    ``"log"`` a progress line every half minute (no terminal), None nothing."""
+    progress = "bar" if progress is True else (progress or None)
     if folder is None:
-        run = start_run(config, out)
+        prices, _, _ = prepare(config, quantum)
+        run = start_run(config, out, prices)
     else:
         previous = load_result(folder)
         run = Run(Path(folder), {"name": config.name, "provenance": provenance(config), "timing": {},
-                                 "resumed_from": previous.get("status"),
-                                 "backend_resolved": previous.get("backend_resolved")})
+                                 "resumed_from": live_status(folder, previous),
+                                 "backend_resolved": previous.get("backend_resolved")}, previous=previous)
     run.artifacts = artifacts
     with run_lock(run.folder):
         return _supervised(config, run, quantum, progress, backend)
 
 
-def resume(folder: str | Path, progress: bool = False, approve_spending: bool = False, backend=None) -> Run:
+def resume(folder: str | Path, progress: bool | str | None = None, approve_spending: bool = False, backend=None) -> Run:
     """Continue the run in ``folder`` from its recorded history; a finished run is left as it is."""
     folder = Path(folder)
     previous = load_result(folder)
@@ -122,12 +186,13 @@ def resume(folder: str | Path, progress: bool = False, approve_spending: bool = 
         return Run(folder, previous)
     config = load_config(folder / "config.yaml")
     quantum = previous.get("mode", "run") == "run"
-    if quantum:
-        check_spending(config, approve_spending)  # the whole run's estimate: an upper bound on what is left
+    if quantum and config.backend.max_qpu_seconds is not None:
+        # the whole run's estimate (an upper bound on what is left), on the prices the run used
+        check_spending(config, approve_spending, build_problem(config, _market(config, folder)))
     return execute(config, quantum=quantum, progress=progress, folder=folder, backend=backend)
 
 
-def _supervised(config: ExperimentConfig, run: Run, quantum: bool, progress: bool, backend=None) -> Run:
+def _supervised(config: ExperimentConfig, run: Run, quantum: bool, progress, backend=None) -> Run:
     run.result["status"] = "running"
     run.result["mode"] = "run" if quantum else "baseline"
     try:
@@ -135,14 +200,15 @@ def _supervised(config: ExperimentConfig, run: Run, quantum: bool, progress: boo
         run.result["status"] = "complete"
     except KeyboardInterrupt:
         run.result["status"] = "interrupted"
-        raise
-    except QPortfolioError as error:
-        run.result["status"] = "failed"
-        run.result["error"] = str(error)
-        raise
-    except Exception as error:  # a bug: keep what was finished, record it, let it surface
-        run.result["status"] = "failed"
-        run.result["error"] = f"{type(error).__name__}: {error}"
+        raise RunInterrupted(run.folder) from None
+    except Exception as error:  # a user's mistake, or a bug: keep what was finished, record it, let it surface
+        message = str(error) if isinstance(error, QPortfolioError) else f"{type(error).__name__}: {error}"
+        if run.previous is not None and run.result["resumed_from"] == "interrupted":
+            # a resume that fails keeps the interrupted run as it was, to be resumed once the cause is fixed
+            run.result = {**run.previous, "status": "interrupted", "resume_error": message}
+        else:
+            run.result["status"] = "failed"
+            run.result["error"] = message
         raise
     finally:
         run.save()
@@ -150,10 +216,10 @@ def _supervised(config: ExperimentConfig, run: Run, quantum: bool, progress: boo
     return run
 
 
-def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool, backend=None) -> None:
+def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress, backend=None) -> None:
     timing, result = run.result["timing"], run.result
     started = time.perf_counter()
-    market = load_config_market(config)
+    market = _market(config, run.folder)
     problem = build_problem(config, market)
     timing["data_s"] = time.perf_counter() - started
     result["data"] = market.describe()
@@ -202,8 +268,11 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool, 
         return
 
     clock = time.perf_counter()
-    with _progress_bar(solver.resolved(problem), progress) as bar:
-        outcome = solver.solve(problem, exact, encoded, _hooks(run, bar, config.backend.name),
+    solver.backend = _job_backend(config, solver, run) or solver.backend
+    solver = solver.resolved(problem)
+    _announce_duration(solver, problem, encoded, run.folder)
+    with _progress_bar(solver, progress) as bar:
+        outcome = solver.solve(problem, exact, encoded, _hooks(run, bar, config.backend.name, progress == "log"),
                                result.get("backend_resolved"))
     timing["quantum_s"] = time.perf_counter() - clock
     described = outcome.to_dict()
@@ -214,9 +283,54 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress: bool, 
     timing["total_s"] = time.perf_counter() - started
 
 
+def _market(config: ExperimentConfig, folder: Path):
+    """The config's market estimates, from the price table kept in the run folder when there is one (a
+    resumed run), else from the config's data section (then kept there)."""
+    d = config.data
+    kept = folder / PRICES_FILE
+    if kept.is_file():
+        prices = load_prices("csv", path=str(kept))
+    else:
+        prices = load_config_prices(config)
+        write_atomic(kept, prices.to_csv(index_label="date"))
+    return estimate_market(prices, d.frequency, d.covariance)
+
+
+def _job_backend(config: ExperimentConfig, solver, run: Run):
+    """For IBM-family backends: the backend object, with the readout calibrations the run folder recorded
+    restored and new ones recorded as they are measured; None otherwise (or when a backend was given)."""
+    if not isinstance(solver.backend, str) or config.backend.name.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy"):
+        return None
+    backend = solver.make_backend(name=run.result.get("backend_resolved"))
+    if isinstance(backend, HardwareBackend):
+        path = run.folder / CALIBRATIONS_FILE
+        for record in read_jsonl(path):
+            backend.restore_calibration(record)
+        backend.on_calibration(lambda record: append_jsonl(path, record))
+    return backend
+
+
+def _announce_duration(solver, problem, encoded, folder: Path) -> None:
+    """Say before a long run starts how long it is expected to take, and how to stop and continue it."""
+    evaluations = solver.planned_evaluations()
+    seconds = estimated_seconds(solver, solver.prepare_ansatz(problem, encoded.encoding).circuit, evaluations + 1)
+    if seconds is not None and seconds > LONG_RUN_SECONDS:
+        print(f"qportfolio: this run is expected to take about {_duration(seconds)} ({evaluations} evaluations of "
+              f"{encoded.num_qubits} qubits on {solver.backend_name}); Ctrl-C stops it and "
+              f"`qportfolio resume {folder}` continues it", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 @contextlib.contextmanager
-def _progress_bar(solver, shown: bool):
-    bar = tqdm(total=solver.planned_evaluations(), unit="eval", leave=False, disable=not shown,
+def _progress_bar(solver, shown):
+    bar = tqdm(total=solver.planned_evaluations(), unit="eval", leave=False, disable=shown != "bar",
                desc=f"{solver.algorithm} p={solver.reps} · {solver.optimizer}")
     try:
         yield bar
@@ -224,14 +338,20 @@ def _progress_bar(solver, shown: bool):
         bar.close()
 
 
-def _hooks(run: Run, bar, configured_backend: str) -> SolveHooks:
-    """The run folder's side of a solve: replay what it recorded, record what happens."""
+def _hooks(run: Run, bar, configured_backend: str, log: bool = False) -> SolveHooks:
+    """The run folder's side of a solve: replay what it recorded, record what happens (and, with ``log``,
+    a progress line on stderr every :data:`LOG_EVERY_SECONDS`, for a log with no terminal)."""
     history_path = run.folder / "history.jsonl"
+    last_line = [time.monotonic()]
 
     def on_evaluation(record):
         append_jsonl(history_path, record.__dict__)
         bar.update(1)
         bar.set_postfix(value=f"{record.value:.6g}")
+        if log and time.monotonic() - last_line[0] >= LOG_EVERY_SECONDS:
+            last_line[0] = time.monotonic()
+            print(f"qportfolio: evaluation {record.index + 1} of at most {bar.total}, value {record.value:.6g}",
+                  file=sys.stderr, flush=True)
 
     def on_job(record):  # the moment its id exists; ids and counts only, never a credential
         append_jsonl(run.folder / "jobs.jsonl", record)

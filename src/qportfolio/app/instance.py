@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from qportfolio.app.config import ExperimentConfig
-from qportfolio.data import MarketData, load_market
+import pandas as pd
+
+from qportfolio.data import MarketData, load_market, load_prices
 from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, PortfolioProblem, SelectionProblem
 
 
@@ -11,6 +13,12 @@ def load_config_market(config: ExperimentConfig) -> MarketData:
     """The market estimates of the config's ``data`` section."""
     d = config.data
     return load_market(d.source, d.assets, d.path, d.start, d.end, d.frequency, d.covariance)
+
+
+def load_config_prices(config: ExperimentConfig) -> pd.DataFrame:
+    """The price table of the config's ``data`` section (its window, its assets)."""
+    d = config.data
+    return load_prices(d.source, d.assets, d.path, d.start, d.end)
 
 
 def build_problem(config: ExperimentConfig, market: MarketData) -> PortfolioProblem:

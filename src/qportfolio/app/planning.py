@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from qportfolio.app.config import ExperimentConfig
+from qportfolio.optimize.solver import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
-from qportfolio.app.results import write_circuit
+from qportfolio.app.results import check_output_folder, write_circuit
 from qportfolio.backends import JobBackend
 from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
 
-def dry_run(config: ExperimentConfig) -> dict:
-    """Everything up to submission: the instance, the encoding, the circuit (and, on hardware targets,
-    the transpiled circuit's report and the estimated QPU time). Nothing is run or written."""
+def dry_run(config: ExperimentConfig, problem=None) -> dict:
+    """Everything up to submission: the instance, the encoding, the circuit, the expected duration on a
+    simulator (and, on hardware targets, the transpiled circuit's report and the estimated QPU time).
+    Nothing is run or written. ``problem``: the instance, when the caller has it (a run folder's prices)."""
     solver = config.quantum_solver()
-    problem = build_problem_from_config(config)
+    problem = problem if problem is not None else build_problem_from_config(config)
     plan = {"name": config.name, "problem": problem.kind, "assets": list(problem.tickers), "backend": config.backend.name}
     if isinstance(problem, MarkowitzProblem):
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
@@ -33,6 +35,9 @@ def dry_run(config: ExperimentConfig) -> dict:
         "logical_two_qubit_gates": logical.num_nonlocal_gates(), "evaluations": evaluations,
         "circuits": evaluations + 1, "shots_per_circuit": solver.shots, "total_shots": (evaluations + 1) * solver.shots,
     })
+    seconds = estimated_seconds(solver, ansatz.circuit, evaluations + 1)
+    if seconds is not None:
+        plan["estimated_seconds"] = round(seconds, 3 if seconds < 1 else 1)
     if config.backend.name.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy"):
         return plan
     backend = solver.make_backend()
@@ -55,28 +60,69 @@ def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", t
         raise ConfigError(f"config {config.name!r} is a markowitz problem (continuous weights, solved classically): "
                           "it has no circuit to export")
     ansatz = solver.prepare_ansatz(problem, solver.encode(problem).encoding)
-    stem = Path(folder) / config.name
-    write_circuit(ansatz.measured(), stem)
-    written = [Path(f"{stem}.qpy"), Path(f"{stem}.qasm")]
-    if target is not None:
+    isa = None
+    if target is not None:  # the target is checked (and compiled for) before any file is written
+        if target.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy") or ":" not in target:
+            raise ConfigError(f"--target {target} is not a device target with an ISA: use aer_noisy:<device>, "
+                              "ibm_fake:<device> or ibm:<device> (e.g. aer_noisy:fake_fez)")
         backend = solver.make_backend(name=target)
         if not isinstance(backend, JobBackend):
             raise ConfigError(f"{target} is a simulator target with no ISA: use aer_noisy:<device>, ibm_fake:<device> or ibm:<device>")
-        isa_stem = Path(folder) / f"{config.name}.{target.replace(':', '_')}"
-        write_circuit(backend.compile(ansatz.circuit).isa, isa_stem)
+        isa = backend.compile(ansatz.circuit).isa
+    folder = check_output_folder(folder)
+    stem = folder / config.name
+    write_circuit(ansatz.measured(), stem)
+    written = [Path(f"{stem}.qpy"), Path(f"{stem}.qasm")]
+    if isa is not None:
+        isa_stem = folder / f"{config.name}.{target.replace(':', '_')}"
+        write_circuit(isa, isa_stem)
         written += [Path(f"{isa_stem}.qpy"), Path(f"{isa_stem}.qasm")]
     return written
 
 
-def check_spending(config: ExperimentConfig, approved: bool) -> float | None:
+def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> float | None:
     """Refuse a run whose estimated QPU time exceeds ``backend.max_qpu_seconds`` unless ``approved``."""
     limit = config.backend.max_qpu_seconds
     if limit is None or not config.backend.name.startswith(("ibm:", "ibm_fake:")):
         return None
-    estimate = dry_run(config).get("estimated_qpu_seconds")
+    estimate = dry_run(config, problem).get("estimated_qpu_seconds")
     if estimate is not None and estimate > limit and not approved:
         raise ResourceError(
             f"estimated QPU time {estimate:,.4g} s exceeds backend.max_qpu_seconds {limit:g} s: "
             "lower solver.maxiter or solver.shots, raise the limit, or pass --yes"
         )
     return estimate
+
+
+#: Seconds per gate per amplitude of the state, measured on two shared cores (results/benchmarks/simulator.md
+#: and a 26-qubit warm-started QAOA at 135 s per evaluation on Aer): a coarse model, right within a factor ~2.
+SECONDS_PER_GATE_AMPLITUDE = {"aer_statevector": 1.1e-9, "aer_shots": 1.1e-9, "exact": 2.2e-9}
+#: The exact backend's QAOA fast paths (X or XY mixer, no warm start): seconds per layer per amplitude.
+EXACT_SECONDS_PER_LAYER_AMPLITUDE = 7e-9
+#: Seconds per job of the offline device stand-ins (the runtime's local testing mode rebuilds the whole
+#: device's noise model for every job; aer_noisy simulates the few qubits the circuit uses).
+SECONDS_PER_JOB = {"ibm_fake": 10.0, "aer_noisy": 0.15}
+
+
+#: Seconds per unit of the adaptive search's work budget ((p + 1)·amplitudes of value and gradient), measured.
+SECONDS_PER_WORK_UNIT = 35e-9
+
+
+def estimated_seconds(solver, circuit, circuits: int) -> float | None:
+    """Expected wall time of ``circuits`` evaluations of ``circuit`` on the solver's simulator (None on a
+    real device, whose time is the QPU estimate)."""
+    name = solver.backend_name
+    family = name.split(":")[0]
+    if family in SECONDS_PER_JOB:
+        return circuits * SECONDS_PER_JOB[family]
+    if name not in SECONDS_PER_GATE_AMPLITUDE:
+        return None
+    amplitudes = 2.0 ** circuit.num_qubits
+    if name == "exact" and solver.search == "adaptive" and solver._auto_budget:
+        # the adaptive search stops at its work budget: an upper bound whatever the evaluation cap says
+        bounded = WORK_BUDGET * SECONDS_PER_WORK_UNIT
+        layers = EXACT_SECONDS_PER_LAYER_AMPLITUDE * solver.reps * amplitudes * circuits
+        return min(bounded, layers)
+    if name == "exact" and solver.algorithm == "qaoa" and not solver.warm_start:
+        return circuits * EXACT_SECONDS_PER_LAYER_AMPLITUDE * solver.reps * amplitudes
+    return circuits * SECONDS_PER_GATE_AMPLITUDE[name] * circuit.decompose().size() * amplitudes

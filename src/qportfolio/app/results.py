@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,7 @@ from qportfolio.optimize import Evaluation
 def new_run_folder(parent: str | Path, name: str, now: dt.datetime | None = None) -> Path:
     """``parent/<name>-<UTC timestamp>``, with ``-2``, ``-3``… if that exists: never another run's folder."""
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
+    parent = check_output_folder(parent)
     for attempt in range(1, 1000):
         folder = parent / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
         try:
@@ -29,7 +29,44 @@ def new_run_folder(parent: str | Path, name: str, now: dt.datetime | None = None
             return folder
         except FileExistsError:
             continue
-    raise FileExistsError(f"could not create a new run folder under {parent}")
+        except OSError as error:
+            raise RunFolderError(f"cannot create a run folder under {parent} ({error.strerror}): pass --out a "
+                                 "folder you can write to") from None
+    raise RunFolderError(f"could not create a new run folder under {parent}: pass another --out")
+
+
+def check_output_folder(folder: str | Path, option: str = "--out") -> Path:
+    """``folder``, created if needed, once it is known to be a folder this process can write to; else a
+    one-line :class:`RunFolderError` (a file, a path under a file, ``/dev/null``, no permission)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunFolderError(f"{option} {folder} is a file, not a folder: pass a folder") from None
+    except NotADirectoryError:
+        raise RunFolderError(f"{option} {folder} is under a file, not a folder: pass a folder") from None
+    except OSError as error:
+        raise RunFolderError(f"cannot create {option} {folder} ({error.strerror}): pass a folder you can write "
+                             "to") from None
+    if not folder.is_dir():
+        raise RunFolderError(f"{option} {folder} is not a folder: pass a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RunFolderError(f"{option} {folder} is not writable: pass a folder you can write to")
+    return folder
+
+
+def check_output_file(path: str | Path, option: str) -> Path:
+    """``path``, once its folder is known to be writable (created if needed) and it is not a folder."""
+    path = Path(path)
+    blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise RunFolderError(f"{option} {path} is under a file ({blocking}), not a folder: pass another path")
+    check_output_folder(path.parent, f"the folder of {option}")
+    if path.is_dir():
+        raise RunFolderError(f"{option} {path} is a folder: pass a file name such as {path / 'figure.png'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise RunFolderError(f"{option} {path} is not writable: pass another file")
+    return path
 
 
 def _default(value):
@@ -121,9 +158,16 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-    """Append one record as a line (written as it happens, so an interrupted run keeps it)."""
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
+    """Append one record as a line (written as it happens, so an interrupted run keeps it). A line an
+    interrupted process left cut short is closed first, so it never swallows this record."""
+    line = json.dumps(record, default=str) + "\n"
+    with open(path, "ab+") as handle:
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = "\n" + line
+        handle.write(line.encode())
+        handle.flush()
 
 
 def load_history(path: Path):
@@ -143,8 +187,22 @@ def write_circuit(circuit, stem: Path) -> None:
 
     buffer = io.BytesIO()
     qpy.dump(circuit, buffer)
-    write_atomic(Path(f"{stem}.qpy"), buffer.getvalue())
+    write_atomic(Path(f"{stem}.qpy"), _stable_parameter_ids(circuit, buffer.getvalue()))
     write_atomic(Path(f"{stem}.qasm"), qasm3.dumps(circuit))
+
+
+def _stable_parameter_ids(circuit, data: bytes) -> bytes:
+    """QPY bytes with each parameter's random UUID replaced by one derived from its name (a vector's elements
+    keep consecutive ids from their vector's), so the same circuit gives the same file on every call."""
+    for parameter in circuit.parameters:
+        vector = getattr(parameter, "vector", None)
+        if vector is not None:
+            root = uuid.uuid5(uuid.NAMESPACE_URL, f"qportfolio:vector:{vector.name}").int
+            stable = uuid.UUID(int=(root + parameter.index) % 2**128)
+        else:
+            stable = uuid.uuid5(uuid.NAMESPACE_URL, f"qportfolio:parameter:{parameter.name}")
+        data = data.replace(parameter.uuid.bytes, stable.bytes)
+    return data
 
 
 def samples_csv(problem, table: SampleTable) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from qportfolio.errors import (
@@ -15,7 +17,9 @@ def solve_convex(program, variable, what: str, advice: str = "check the problem 
     import cvxpy as cp
 
     try:
-        program.solve(solver=cp.CLARABEL)
+        with warnings.catch_warnings():  # "Solution may be inaccurate": the status below says so, not the terminal
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            program.solve(solver=cp.CLARABEL)
     except cp.error.SolverError as error:
         raise ProblemError(f"{what} failed ({error}): {advice}") from None
     if program.status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):

@@ -66,6 +66,9 @@ class EncodedConstraint:
     penalty: float
     resolution: float | None
     slack: EncodedVariable | None
+    #: slack encoding: the rounded constraint ``row·b + k = rhs`` over the decision bits, in units of δ
+    row: np.ndarray | None = field(default=None, repr=False, compare=False)
+    rhs: float | None = None
 
     def describe(self) -> dict:
         return {
@@ -109,19 +112,23 @@ class QuboEncoding:
         for variable, value in zip(self.variables, np.asarray(values, dtype=np.int64)):
             bits[list(variable.qubits)] = _expand(int(value) - variable.offset, variable.coefficients)
         for constraint in self.constraints:
-            if constraint.slack is None:
-                continue
-            slack = constraint.slack
-            best, best_energy = None, np.inf
-            # The slack register is small (a few qubits); trying its values is exact and cheap.
-            for k in range(slack.max_value + 1):
-                trial = bits.copy()
-                trial[list(slack.qubits)] = _expand(k, slack.coefficients)
-                energy = self.qubo.energies(trial)[0]
-                if energy < best_energy:
-                    best, best_energy = trial, energy
-            bits = best
+            if constraint.slack is not None:
+                bits = self._best_slack(bits, constraint)
         return bits
+
+    def _best_slack(self, bits: np.ndarray, constraint: EncodedConstraint) -> np.ndarray:
+        """``bits`` with the constraint's slack at its lowest-energy value, in closed form.
+
+        The slack ``k`` appears only in its own penalty ``λδ²(row·b + k − h)²`` (integers at resolution δ), so
+        its best value is ``h − row·b`` clipped to the register's range ``0 … max_value``: the cost does not
+        grow with that range (a budget of 10¹² dollars is as fast as 500).
+        """
+        slack = constraint.slack
+        decision = bits[: len(constraint.row)]
+        best = int(np.clip(round(constraint.rhs - float(constraint.row @ decision)), 0, slack.max_value))
+        out = bits.copy()
+        out[list(slack.qubits)] = _expand(best, slack.coefficients)
+        return out
 
     def describe(self) -> dict:
         return {
@@ -201,6 +208,11 @@ def to_qubo(
         if nonzero.size == 0:
             raise ProblemError(f"constraint {name} has no nonzero coefficient")
         row_real = expansion @ g
+        if constraint_encoding == "slack" and not is_equality and _box_maximum(program, g) <= h:
+            # every allocation in the variables' box meets it (a budget no box allocation can spend): no
+            # penalty and no slack register, whose range would grow with the unused room
+            constraints.append(EncodedConstraint(name, sense, "redundant", 0.0, None, None))
+            continue
         if constraint_encoding == "squared" or (is_equality and not (_is_whole(g) and _is_whole(h))):
             delta = float(nonzero.min())
             lam = _choose(penalty, name, objective_range / delta**2, "penalty")
@@ -232,7 +244,7 @@ def to_qubo(
             slack = EncodedVariable(f"slack_{name}", qubits, coefficients)
         # Penalty λ(δ·residual)² so that λ means the same thing (objective per squared unit) in both encodings.
         terms.append((row * delta, h_int * delta, lam, slack, delta))
-        constraints.append(EncodedConstraint(name, sense, "slack" if slack else "exact", lam, delta, slack))
+        constraints.append(EncodedConstraint(name, sense, "slack" if slack else "exact", lam, delta, slack, row, h_int))
 
     n = len(columns)
     quadratic_full = np.zeros((n, n))
@@ -257,6 +269,12 @@ def to_qubo(
     qubo = Qubo(quadratic, linear, float(const))
     return QuboEncoding(qubo, tuple(variables), tuple(constraints), constraint_encoding, integer_encoding,
                         np.vstack([expansion, np.zeros((n - num_decision, len(variables)), dtype=np.int64)]))
+
+
+def _box_maximum(program: QuadraticProgram, row: np.ndarray) -> float:
+    """The largest ``row·(x − lower)`` over the variables' box ``lower ≤ x ≤ upper``."""
+    widths = np.array([v.upperbound - v.lowerbound for v in program.variables], dtype=float)
+    return float(np.sum(np.maximum(row, 0.0) * widths))
 
 
 def _relaxed_minimum(program: QuadraticProgram, row: np.ndarray, offsets: np.ndarray) -> float:

@@ -11,6 +11,7 @@ from qportfolio.encoding.penalties import QuboEncoding
 from qportfolio.encoding.qubo import bits_of
 from qportfolio.problems import (
     DiscreteProblem,
+    SelectionProblem,
     optimum_tolerance,
 )
 
@@ -45,6 +46,9 @@ def verify_ground_state(problem: DiscreteProblem, encoding: QuboEncoding, optima
                                 f"not enumerated: {encoding.num_qubits} qubits > {MAX_ENUMERATED_QUBITS}")
     if energies is None:
         energies = encoding.qubo.all_energies()
+    reachable = _reachable_states(problem, encoding)
+    if reachable is not None:  # the penalty of a constraint the mixer keeps was dropped on purpose
+        energies = np.where(reachable, energies, np.inf)
     ground = np.flatnonzero(energies <= energies.min() + optimum_tolerance(energies.min()))
     bits = bits_of(ground, encoding.num_qubits)
     evaluation = problem.evaluate(encoding.decode(bits))
@@ -52,10 +56,11 @@ def verify_ground_state(problem: DiscreteProblem, encoding: QuboEncoding, optima
     tolerance = optimum_tolerance(optimal_objective) if optimal_objective is not None else 0.0
     optimal = None if optimal_objective is None else bool(
         feasible and np.all(evaluation.objective <= optimal_objective + tolerance))
+    where = " over the states the XY mixer reaches (exactly K assets)" if reachable is not None else ""
     if optimal:
-        reason = "the QUBO's ground state is a feasible optimum of the constrained problem"
+        reason = f"the QUBO's ground state{where} is a feasible optimum of the constrained problem"
     elif not feasible:
-        reason = "the QUBO's ground state is infeasible: raise the penalty"
+        reason = f"the QUBO's ground state{where} is infeasible: raise the penalty"
     elif optimal is False:
         reason = ("the QUBO's ground state is feasible but not optimal: the encoding excludes the optimum "
                   "(squared penalties act as equalities; slack rounding is conservative; use a finer slack_resolution)")
@@ -65,3 +70,18 @@ def verify_ground_state(problem: DiscreteProblem, encoding: QuboEncoding, optima
     return GroundStateCheck(True, feasible, optimal, float(energies[ground[0]]), allocation, reason)
 
 
+
+
+def _reachable_states(problem: DiscreteProblem, encoding: QuboEncoding) -> np.ndarray | None:
+    """A mask of the basis states an XY mixer reaches (Hamming weight K) when the selection's cardinality
+    penalty was dropped for it (penalty 0); None when every state counts."""
+    if not isinstance(problem, SelectionProblem):
+        return None
+    if not any(c.name == "cardinality" and c.penalty == 0 for c in encoding.constraints):
+        return None
+    n = encoding.num_qubits
+    indices = np.arange(2**n, dtype=np.int64)
+    weights = np.zeros(2**n, dtype=np.int64)
+    for i in range(n):
+        weights += (indices >> i) & 1
+    return weights == problem.num_selected

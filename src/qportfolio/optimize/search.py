@@ -9,6 +9,7 @@ import numpy as np
 
 from qportfolio.backends.base import Distribution
 from qportfolio.circuits import Ansatz
+from qportfolio.errors import ConfigError
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
 from qportfolio.optimize.strategies import (
     angle_grid,
@@ -48,6 +49,7 @@ def variational_search(build: Callable[[int], Ansatz], reps: int, make_runner: C
         elif initial is not None and depth == reps:
             start = given(initial, ansatz.num_parameters)
         elif ansatz.algorithm == "qaoa" and grid and depth == 1:
+            check_grid(grid, per_depth, maxiter)
             points = angle_grid(grid)
             values = runner._evaluate(points)
             start = points[int(np.argmin(values))]
@@ -80,6 +82,8 @@ def planned_evaluations(algorithm: str, reps: int, maxiter: int, optimizer: str 
     plus ten to calibrate its gain)."""
     depths = list(range(1, reps + 1)) if layerwise and algorithm == "qaoa" else [reps]
     per_depth = max(maxiter // len(depths), 5)
+    if algorithm == "qaoa" and 1 in depths:
+        check_grid(grid, per_depth, maxiter)
     total = 0
     for depth in depths:
         spent = grid**2 if grid and algorithm == "qaoa" and depth == 1 else 0
@@ -154,3 +158,11 @@ def adaptive_search(build: Callable[[int], Ansatz], max_reps: int, make_runner: 
         final = runner.backend.sample(best_ansatz.circuit, best, runner.shots)
     result = VariationalResult(best, float(best_value), list(history), message, final, time.perf_counter() - started)
     return best_ansatz, result, stages
+
+
+def check_grid(grid: int, per_depth: int, maxiter: int) -> None:
+    """The depth-1 grid stays within its depth's evaluation budget (``grid² ≤`` that budget), as documented."""
+    if grid and grid**2 > per_depth:
+        raise ConfigError(f"solver.grid {grid} scans {grid**2:,} angle pairs, more than the {per_depth} evaluations "
+                          f"depth 1 has with solver.maxiter {maxiter}: use solver.grid ≤ {int(per_depth**0.5)} or "
+                          "raise solver.maxiter")

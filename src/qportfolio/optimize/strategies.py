@@ -66,6 +66,8 @@ def given(parameters, expected: int) -> np.ndarray:
     if values.shape != (expected,):
         raise ConfigError(f"solver.initial_parameters has {values.size} values; this ansatz takes {expected} "
                           "(QAOA: β_1…β_p then γ_1…γ_p)")
+    if not np.all(np.isfinite(values)):
+        raise ConfigError(f"solver.initial_parameters must be finite angles, got {list(parameters)}")
     return values
 
 

@@ -22,6 +22,25 @@ MARKOWITZ_OBJECTIVES = {
 }
 
 
+#: Eigenvalues of Σ below this fraction of the largest count as zero (a singular covariance).
+SINGULAR_COVARIANCE = 1e-10
+
+
+def _check_rank(tickers: tuple[str, ...], sigma: np.ndarray) -> None:
+    """Refuse a singular covariance: some portfolio would have (near) zero variance, so the minimum variance
+    and the Sharpe ratio become artefacts of the estimate (the sample covariance of n assets from T ≤ n
+    returns has rank at most T − 1)."""
+    values = np.linalg.eigvalsh(sigma)
+    largest = float(values[-1])
+    rank = int(np.sum(values > SINGULAR_COVARIANCE * largest)) if largest > 0 else 0
+    if rank < len(tickers):
+        raise ProblemError(
+            f"the covariance of these {len(tickers)} assets is singular (rank {rank}: fewer return periods than "
+            "assets, or assets that move together exactly), so some portfolio has zero estimated variance: use "
+            f"data.covariance: ledoit_wolf, or a longer window (more than {len(tickers)} periods), or fewer assets"
+        )
+
+
 @dataclass(frozen=True)
 class MarkowitzProblem:
     """Continuous weights ``w`` (fractions of capital, ``1ᵀw = 1``; long-only ``w ≥ 0`` unless ``allow_short``).
@@ -65,6 +84,7 @@ class MarkowitzProblem:
         object.__setattr__(self, "tickers", tickers)
         object.__setattr__(self, "mu", mu)
         object.__setattr__(self, "sigma", sigma)
+        _check_rank(tickers, sigma)
         if self.objective not in MARKOWITZ_OBJECTIVES:
             raise ProblemError(
                 f"problem.objective {self.objective!r} is not a Markowitz objective: use one of "

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from hashlib import sha256
 from typing import Any
 
 import numpy as np
@@ -49,8 +50,9 @@ class HardwareBackend(ABC):
         self.shots = int(shots)
         self.seed = seed
         self.options = options
-        self._rng = np.random.default_rng(seed)
+        self._job_counts: dict[str, int] = {}
         self._callbacks: list[Callable[[dict], None]] = []
+        self._calibration_callbacks: list[Callable[[dict], None]] = []
         self._compiled: dict[int, tuple[QuantumCircuit, CompiledCircuit]] = {}
         self._jobs: dict[str, _Job] = {}
         self._calibrations: dict[tuple[int, ...], list[np.ndarray]] = {}
@@ -187,8 +189,7 @@ class HardwareBackend(ABC):
                parameters: list, measured_qubits: tuple[int, ...], pubs: list | None = None) -> str:
         if pubs is None:
             pubs = [(isa, values)] if values is not None and values.shape[1] else [(isa,)] * count
-        job_seed = int(self._rng.integers(2**31 - 1))
-        job_id, handle = self._submit(pubs, shots, job_seed)
+        job_id, handle = self._submit(pubs, shots, self._job_seed(kind, parameters, measured_qubits, shots))
         record = {"job_id": job_id, "kind": kind, "parameters": parameters, "shots": shots,
                   "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "backend": self.name, "measured_qubits": [int(q) for q in measured_qubits]}
@@ -196,6 +197,16 @@ class HardwareBackend(ABC):
         for callback in self._callbacks:
             callback(dict(record))
         return job_id
+
+    def _job_seed(self, kind: str, parameters: list, measured_qubits, shots: int) -> int:
+        """The simulator seed of a job, from the run seed and the job itself (its kind, parameters, qubits,
+        shots, and how many identical jobs came before it): a resumed run gives every job it runs the seed
+        the uninterrupted run gave it, whatever this process ran before."""
+        content = repr((self.seed, kind, [[float(t).hex() for t in theta] for theta in parameters],
+                        [int(q) for q in measured_qubits], int(shots)))
+        index = self._job_counts.get(content, 0)
+        self._job_counts[content] = index + 1
+        return int.from_bytes(sha256(f"{content}#{index}".encode()).digest()[:4], "big") % (2**31 - 1)
 
     @abstractmethod
     def _submit(self, pubs: list, shots: int, seed: int) -> tuple[str, Any]:
@@ -240,7 +251,21 @@ class HardwareBackend(ABC):
             p0_given1 = float(ones.probabilities[(ones.indices >> i) & 1 == 0].sum())
             matrices.append(np.array([[1 - p1_given0, p0_given1], [p1_given0, 1 - p0_given1]], dtype=np.float32))
         self._calibrations[qubits] = matrices
+        record = {"job_id": job_id, "measured_qubits": [int(q) for q in qubits], "shots": self.options.calibration_shots,
+                  "matrices": [m.tolist() for m in matrices]}
+        for callback in self._calibration_callbacks:
+            callback(record)
         return matrices
+
+    def on_calibration(self, callback: Callable[[dict], None]) -> None:
+        """Call ``callback(record)`` when a readout calibration is measured: ``job_id``, ``measured_qubits``,
+        ``shots`` and the per-qubit assignment ``matrices`` (to keep it, and never pay for it twice)."""
+        self._calibration_callbacks.append(callback)
+
+    def restore_calibration(self, record: dict) -> None:
+        """Reuse a calibration recorded by :meth:`on_calibration` (a resumed run) instead of measuring it again."""
+        qubits = tuple(int(q) for q in record["measured_qubits"])
+        self._calibrations[qubits] = [np.asarray(m, dtype=np.float32) for m in record["matrices"]]
 
     def calibration(self, qubits) -> list[list[list[float]]] | None:
         """The assignment matrices measured for ``qubits`` (None if not calibrated)."""

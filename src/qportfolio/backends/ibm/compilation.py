@@ -46,6 +46,14 @@ def compile_circuit(circuit: QuantumCircuit, target, options: HardwareOptions, s
     if options.initial_layout is not None and len(options.initial_layout) != circuit.num_qubits:
         raise ConfigError(f"backend.initial_layout lists {len(options.initial_layout)} physical qubits for a "
                           f"{circuit.num_qubits}-qubit circuit")
+    if options.initial_layout is not None:
+        layout = [int(q) for q in options.initial_layout]
+        outside = [q for q in layout if not 0 <= q < target.num_qubits]
+        if outside:
+            raise ConfigError(f"backend.initial_layout names qubit {outside[0]}, which the device does not have "
+                              f"(it has qubits 0 to {target.num_qubits - 1})")
+        if len(set(layout)) != len(layout):
+            raise ConfigError(f"backend.initial_layout {layout} names a physical qubit twice: list distinct qubits")
     seed_transpiler = options.seed_transpiler if options.seed_transpiler is not None else seed
     manager = generate_preset_pass_manager(
         optimization_level=options.optimization_level, target=target, seed_transpiler=seed_transpiler,

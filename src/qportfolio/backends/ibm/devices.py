@@ -69,7 +69,26 @@ def _connect(options: HardwareOptions, device: str):
         raise BackendError(f"IBM Quantum did not answer within {options.connect_timeout:g} s for "
                            f"ibm:{device}: check the network, or {advice}")
     if "error" in outcome:
+        unreachable = _network_cause(outcome["error"])
+        if unreachable is not None:  # the runtime blames the token when the cause is no network
+            raise BackendError(f"cannot reach IBM Quantum for ibm:{device} (no network: {_one_line(unreachable)}): "
+                               "check the connection (the account, QISKIT_IBM_TOKEN or a saved one, could not be "
+                               "checked without it), or run offline with ibm_fake:<device> or aer_noisy:<device> "
+                               "(e.g. ibm_fake:fake_fez)")
         raise BackendError(f"cannot use IBM Quantum backend ibm:{device} ({_one_line(outcome['error'])}): {advice}")
     return outcome["value"]
 
 
+
+
+def _network_cause(error: BaseException) -> BaseException | None:
+    """The connection failure (no route, no name resolution, refused) behind ``error``, if there is one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__name__ in (
+                "ConnectionError", "NameResolutionError", "NewConnectionError", "MaxRetryError", "gaierror",
+                "ConnectTimeout", "ConnectTimeoutError"):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
