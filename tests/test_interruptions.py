@@ -41,7 +41,8 @@ def noisy_config() -> dict:
     config = yaml.safe_load((ROOT / "configs" / "hardware_fake_fez.yaml").read_text())
     config["name"] = "kill_noisy"
     config["problem"]["baselines"] = False
-    config["solver"].update({"maxiter": 24, "shots": 256, "postprocess": False})
+    # no pretraining: every evaluation is a noisy job, so the per-job seeds are what a resume must reproduce
+    config["solver"].update({"maxiter": 24, "shots": 256, "postprocess": False, "pretrain": "none"})
     config["backend"] = {"name": "aer_noisy:fake_fez", "mitigation": "mthree", "calibration_shots": 512}
     return config
 
