@@ -1,7 +1,7 @@
-"""Problem → QuadraticProgram → QUBO → Ising.
+"""QuadraticProgram → QUBO: integers to qubits and constraints to penalties (:func:`to_qubo`).
 
-:func:`build_quadratic_program` states a discrete problem faithfully as a
-``qiskit_optimization.QuadraticProgram`` (integer or binary variables, linear constraints).
+:func:`~qportfolio.encoding.program.build_quadratic_program` states a discrete problem faithfully as a
+``qiskit_optimization.QuadraticProgram`` (integer or binary variables, linear constraints);
 :func:`to_qubo` turns that program into an unconstrained binary problem:
 
 * **Integers to qubits.** ``x = Σ_k c_k b_k``. ``bounded`` (default): ``c = (1, 2, …, 2^{m−2}, U − 2^{m−1} + 1)``
