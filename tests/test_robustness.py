@@ -156,24 +156,27 @@ def test_sigterm_is_an_interruption_and_names_the_folder(tmp_path, capsys, monke
     assert len(read_jsonl(folder / "history.jsonl")) >= 3
 
 
+class Interrupting:
+    """Aer's statevector backend, interrupted (as by Ctrl-C) at its fourth batch of evaluations."""
+
+    name, exact = "aer_statevector", True
+
+    def __init__(self):
+        self.backend, self.calls = AerStatevectorBackend(3), 0
+
+    def distributions(self, circuit, thetas):
+        self.calls += 1
+        if self.calls > 3:
+            raise KeyboardInterrupt
+        return self.backend.distributions(circuit, thetas)
+
+    def sample(self, circuit, theta, shots):
+        return self.backend.sample(circuit, theta, shots)
+
+
 def test_a_failed_resume_keeps_the_interrupted_run(tmp_path, monkeypatch, capsys):
     config = load_config(tiny_run_config(tmp_path))
     monkeypatch.chdir(tmp_path)
-
-    class Interrupting:
-        name, exact = "aer_statevector", True
-
-        def __init__(self):
-            self.backend, self.calls = AerStatevectorBackend(3), 0
-
-        def distributions(self, circuit, thetas):
-            self.calls += 1
-            if self.calls > 3:
-                raise KeyboardInterrupt
-            return self.backend.distributions(circuit, thetas)
-
-        def sample(self, circuit, theta, shots):
-            return self.backend.sample(circuit, theta, shots)
 
     with pytest.raises(KeyboardInterrupt):
         experiment.execute(config, tmp_path / "out", backend=Interrupting())
@@ -255,21 +258,6 @@ def test_a_run_folder_resumes_and_compares_from_anywhere(tmp_path, monkeypatch, 
     work.mkdir()
     config = load_config(tiny_run_config(work, relative=True))
     monkeypatch.chdir(work)  # data.path is relative to here
-
-    class Interrupting:
-        name, exact = "aer_statevector", True
-
-        def __init__(self):
-            self.backend, self.calls = AerStatevectorBackend(3), 0
-
-        def distributions(self, circuit, thetas):
-            self.calls += 1
-            if self.calls > 3:
-                raise KeyboardInterrupt
-            return self.backend.distributions(circuit, thetas)
-
-        def sample(self, circuit, theta, shots):
-            return self.backend.sample(circuit, theta, shots)
 
     with pytest.raises(KeyboardInterrupt):
         experiment.execute(config, work / "out", backend=Interrupting())
