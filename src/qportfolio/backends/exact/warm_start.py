@@ -1,23 +1,25 @@
-"""Warm-start QAOA (Egger, Mareček & Woerner 2021): per-qubit mixers applied directly, and the adjoint gradient.
+"""Warm-start QAOA (Egger, Mareček & Woerner 2021): each mixer as a fixed basis change around a diagonal, and the adjoint gradient.
 
 With warm-start probabilities ``c_q`` and ``θ_q = 2 arcsin √c_q`` (:func:`qportfolio.circuits.qaoa_ansatz`)::
 
-    |ψ(β, γ)⟩ = Π_l M(β_l) e^{−iγ_l s E} ⊗_q RY(θ_q)|0⟩,      RY(θ_q)|0⟩ = (√(1 − c_q), √c_q),
-    M(β) = ⊗_q U_q(β),   U_q(β) = RY(θ_q) RZ(−2β) RY(−θ_q) = e^{iβ H_q} = cos β·I + i sin β·H_q,
-    H_q = RY(θ_q) Z RY(−θ_q) = cos θ_q Z + sin θ_q X,
+    |ψ(β, γ)⟩ = Π_l M(β_l) e^{−iγ_l s E} R|0⟩,     R = ⊗_q RY(θ_q),   RY(θ_q)|0⟩ = (√(1 − c_q), √c_q),
+    M(β) = ⊗_q RY(θ_q) RZ(−2β) RY(−θ_q) = ⊗_q e^{iβ H_q} = R D(β) Rᵀ,    H_q = RY(θ_q) Z RY(−θ_q),
+    D(β)_z = e^{iβ Σ_q (−1)^{z_q}} = e^{iβ(n − 2·popcount z)},
 
 exactly the circuit's gates (``s`` = ``phase_scale`` = 1/cost_scale; the Ising offset is a global phase).
-The passes are those of the X mixer (:mod:`.x_mixer`): a tile of 2^L contiguous amplitudes carries qubits
-0…L−1, a gathered tile of runs carries the others, and each pass applies
-``P₁M₁ˡᵒʷ | M₁ʰⁱᵍʰP₂M₂ʰⁱᵍʰ | M₂ˡᵒʷP₃M₃ˡᵒʷ | …`` with the 2×2 factors of :mod:`.single_qubit`.
+R is real, orthogonal and β-independent: a mixer is the X mixer's W·D·W with the Walsh–Hadamard butterflies
+replaced by per-qubit rotations (:mod:`.single_qubit` on the float view, three qubits per sweep) and the
+same diagonal D. The passes are the X mixer's (:mod:`.x_mixer`): a tile of 2^L contiguous amplitudes carries
+qubits 0…L−1 (their rotations inside L1-sized sub-blocks for the lowest ones), a gathered tile of runs
+carries the others, and the passes apply ``P₁M₁ˡᵒʷ | M₁ʰⁱᵍʰP₂M₂ʰⁱᵍʰ | M₂ˡᵒʷP₃M₃ˡᵒʷ | …``.
 
 Adjoint gradient of ``⟨O⟩`` (O diagonal), with φ = ψ and λ = Oψ taken back layer by layer::
 
-    ∂⟨O⟩/∂β_l = 2 Re⟨λ| i Σ_q H_q |φ⟩ = −2 Im⟨λ|Σ_q H_q|φ⟩     (H_q commutes with M(β_l): taken as M is undone)
-    ∂⟨O⟩/∂γ_l = 2 s Im⟨λ|E|φ⟩                                    (taken as e^{−iγ_l s E} is undone)
+    ∂⟨O⟩/∂β_l = −2 Im⟨λ|Σ_q H_q|φ⟩ = −2 Im⟨Rᵀλ| Σ_q Z_q |Rᵀφ⟩   (taken between Rᵀ and D while M is undone)
+    ∂⟨O⟩/∂γ_l = 2 s Im⟨λ|E|φ⟩                                   (taken as e^{−iγ_l s E} is undone)
 
-The backward passes are the forward ones reversed, so one gradient costs one forward and one two-state
-backward sweep.
+(Σ_q H_q commutes with every factor of M(β_l), so each part of M contributes its own qubits' share where it
+is undone.) One gradient costs one forward and one two-state backward sweep.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from qportfolio.backends.exact.kernels import (
     _threads,
     check_memory,
 )
-from qportfolio.backends.exact.single_qubit import apply_unitaries, undo_unitaries_overlap
+from qportfolio.backends.exact.single_qubit import apply_unitaries
 
 _SUB_BITS = 10  # 2^10 amplitudes (16 KiB in complex128) stay in L1 for the low qubits of a mixer
 
@@ -44,28 +46,65 @@ PHASE, MIXER, PHASE_DOT = 0, 1, 2  # op kinds; PHASE_DOT: the γ overlap without
 
 
 @njit(cache=True)
-def _tile_forward(x, e, kinds, layers, g, mats, q0, b0, k, sub):
-    """Apply the ops to a tile whose bits b0…b0+k−1 carry qubits q0…q0+k−1 (with b0 = 0, the first
-    ``sub`` of them are done inside L1-sized sub-blocks)."""
-    for o in range(kinds.size):
-        layer = layers[o]
-        if kinds[o] == PHASE:
-            gl = g[layer]
-            for j in range(x.size):
-                s, c = _sincos(gl * e[j])
-                x[j] = x[j] * complex(c, -s)
-            continue
-        u = mats[layer]
-        if sub > 0:
-            bs = 1 << sub
-            for start in range(0, x.size, bs):
-                apply_unitaries(x[start:start + bs], u[q0:q0 + sub], 0)
-        apply_unitaries(x, u[q0 + sub:q0 + k], b0 + sub)
+def _phase_tile(x, e, g):
+    for j in range(x.size):
+        s, c = _sincos(g * e[j])
+        x[j] = x[j] * complex(c, -s)
 
 
 @njit(cache=True)
-def _tile_backward(xf, xl, e, kinds, layers, g, inverses, generators, q0, b0, k, sub, out):
-    """Undo the (reversed) ops on φ (xf) and λ (xl); out[o] += ⟨λ|E|φ⟩ for a phase, Σ_q⟨λ|H_q|φ⟩ for a mixer."""
+def _rotated_diagonal(x, rot, rot_t, d, b0):
+    """x ← R D Rᵀ x, R = ⊗_i rot[i] on tile bits b0+i, D[j] indexed by those bits."""
+    xf = x.view(rot.dtype)
+    k = rot.shape[0]
+    apply_unitaries(xf, rot_t, b0 + 1)
+    mask = (1 << k) - 1
+    for j in range(x.size):
+        x[j] = x[j] * d[(j >> b0) & mask]
+    apply_unitaries(xf, rot, b0 + 1)
+
+
+@njit(cache=True)
+def _tile_forward(x, e, kinds, layers, g, rot, rot_t, d_sub, d_top, q0, b0, k, sub):
+    """Apply the ops to a tile whose bits b0…b0+k−1 carry qubits q0…q0+k−1 (with b0 = 0, the first
+    ``sub`` of them are done inside L1-sized sub-blocks); d_sub, d_top: D(β_l) on those qubits per layer."""
+    for o in range(kinds.size):
+        layer = layers[o]
+        if kinds[o] == PHASE:
+            _phase_tile(x, e, g[layer])
+            continue
+        if sub > 0:
+            bs = 1 << sub
+            for start in range(0, x.size, bs):
+                _rotated_diagonal(x[start:start + bs], rot[q0:q0 + sub], rot_t[q0:q0 + sub], d_sub[layer], 0)
+        if k > sub:
+            _rotated_diagonal(x, rot[q0 + sub:q0 + k], rot_t[q0 + sub:q0 + k], d_top[layer], b0 + sub)
+
+
+@njit(cache=True)
+def _undo_rotated_diagonal(xf, xl, rot, rot_t, d, z, b0):
+    """φ, λ ← R D Rᵀ (φ, λ) (D = the inverse diagonal); returns ⟨Rᵀλ| Z |Rᵀφ⟩ (Z[j] = Σ_i (−1)^{bit i})."""
+    k = rot.shape[0]
+    apply_unitaries(xf.view(rot.dtype), rot_t, b0 + 1)
+    apply_unitaries(xl.view(rot.dtype), rot_t, b0 + 1)
+    mask = (1 << k) - 1
+    acc = 0.0j
+    for j in range(xf.size):
+        i = (j >> b0) & mask
+        f = xf[j]
+        lv = xl[j]
+        acc += lv.conjugate() * f * z[i]
+        xf[j] = f * d[i]
+        xl[j] = lv * d[i]
+    apply_unitaries(xf.view(rot.dtype), rot, b0 + 1)
+    apply_unitaries(xl.view(rot.dtype), rot, b0 + 1)
+    return acc
+
+
+@njit(cache=True)
+def _tile_backward(xf, xl, e, kinds, layers, g, rot, rot_t, d_sub, d_top, z_sub, z_top, q0, b0, k, sub, out):
+    """Undo the (reversed) ops on φ (xf) and λ (xl) (d_sub, d_top: the inverse diagonals); out[o] += ⟨λ|E|φ⟩
+    for a phase, Σ_q⟨λ|H_q|φ⟩ over the tile's qubits for a mixer."""
     for o in range(kinds.size):
         layer = layers[o]
         acc = 0.0j
@@ -83,13 +122,14 @@ def _tile_backward(xf, xl, e, kinds, layers, g, inverses, generators, q0, b0, k,
                     xl[j] = lv * w
             out[o] += acc
             continue
-        u = inverses[layer]
         if sub > 0:
             bs = 1 << sub
             for start in range(0, xf.size, bs):
-                acc += undo_unitaries_overlap(xf[start:start + bs], xl[start:start + bs], u[q0:q0 + sub],
-                                              generators[q0:q0 + sub], 0)
-        acc += undo_unitaries_overlap(xf, xl, u[q0 + sub:q0 + k], generators[q0 + sub:q0 + k], b0 + sub)
+                acc += _undo_rotated_diagonal(xf[start:start + bs], xl[start:start + bs], rot[q0:q0 + sub],
+                                              rot_t[q0:q0 + sub], d_sub[layer], z_sub, 0)
+        if k > sub:
+            acc += _undo_rotated_diagonal(xf, xl, rot[q0 + sub:q0 + k], rot_t[q0 + sub:q0 + k], d_top[layer],
+                                          z_top, b0 + sub)
         out[o] += acc
 
 
@@ -97,11 +137,19 @@ def _bits(size):
     return size.bit_length() - 1
 
 
+def _z_sum(k: int) -> np.ndarray:
+    """Z[j] = Σ_{i<k} (−1)^{bit i of j} = k − 2·popcount(j), for j < 2^k."""
+    z = np.array([float(k)])
+    for _ in range(k):
+        z = np.concatenate([z, z - 2.0])
+    return z
+
+
 # --------------------------------------------------------------------------- passes
 
 
 @njit(cache=True, parallel=True)
-def _pass_low(psi, energy, bits, kinds, layers, g, mats, init_low, init_high, expect):
+def _pass_low(psi, energy, bits, kinds, layers, g, rot, rot_t, d_sub, d_top, init_low, init_high, expect):
     """Ops on each contiguous tile of 2^bits amplitudes (qubits 0…bits−1). ``init_low`` non-empty: tile t
     starts as the product state init_low[j]·init_high[t]. ``expect``: return Σ|ψ|²E, state not written."""
     size = 1 << bits
@@ -119,7 +167,7 @@ def _pass_low(psi, energy, bits, kinds, layers, g, mats, init_low, init_high, ex
             for j in range(size):
                 x[j] = init_low[j] * a
         e = energy[off:off + size]
-        _tile_forward(x, e, kinds, layers, g, mats, 0, 0, bits, sub)
+        _tile_forward(x, e, kinds, layers, g, rot, rot_t, d_sub, d_top, 0, 0, bits, sub)
         if expect:
             s = 0.0
             for j in range(size):
@@ -130,7 +178,7 @@ def _pass_low(psi, energy, bits, kinds, layers, g, mats, init_low, init_high, ex
 
 
 @njit(cache=True, parallel=True)
-def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, mats, expect):
+def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_top, expect):
     """Ops on the high qubits: a tile gathers the 2^(n−low_bits) runs of 2^run_bits amplitudes that differ
     only in qubits low_bits…n−1 (tile bits run_bits…)."""
     nh = psi.size >> low_bits
@@ -148,7 +196,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, mats, expect):
             src = (h << low_bits) | (t << run_bits)
             x[h * run:(h + 1) * run] = psi[src:src + run]
             e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_forward(x, e, kinds, layers, g, mats, low_bits, run_bits, kh, 0)
+        _tile_forward(x, e, kinds, layers, g, rot, rot_t, d_top, d_top, low_bits, run_bits, kh, 0)
         if expect:
             s = 0.0
             for j in range(size):
@@ -163,7 +211,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, mats, expect):
 
 
 @njit(cache=True, parallel=True)
-def _adjoint_low(phi, lam, energy, bits, kinds, layers, g, inverses, generators):
+def _adjoint_low(phi, lam, energy, bits, kinds, layers, g, rot, rot_t, d_sub, d_top, z_sub, z_top):
     """:func:`_tile_backward` on each contiguous tile of φ and λ; returns Σ over tiles of the per-op overlaps."""
     size = 1 << bits
     ntiles = phi.size >> bits
@@ -172,12 +220,12 @@ def _adjoint_low(phi, lam, energy, bits, kinds, layers, g, inverses, generators)
     for t in prange(ntiles):
         off = t * size
         _tile_backward(phi[off:off + size], lam[off:off + size], energy[off:off + size], kinds, layers, g,
-                       inverses, generators, 0, 0, bits, sub, out[t])
+                       rot, rot_t, d_sub, d_top, z_sub, z_top, 0, 0, bits, sub, out[t])
     return out.sum(axis=0)
 
 
 @njit(cache=True, parallel=True)
-def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, inverses, generators):
+def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_top, z_top):
     """:func:`_tile_backward` on the gathered high-qubit tiles of φ and λ."""
     nh = phi.size >> low_bits
     kh = 0
@@ -196,7 +244,8 @@ def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, invers
             xf[h * run:(h + 1) * run] = phi[src:src + run]
             xl[h * run:(h + 1) * run] = lam[src:src + run]
             e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_backward(xf, xl, e, kinds, layers, g, inverses, generators, low_bits, run_bits, kh, 0, out[t])
+        _tile_backward(xf, xl, e, kinds, layers, g, rot, rot_t, d_top, d_top, z_top, z_top, low_bits, run_bits, kh,
+                       0, out[t])
         for h in range(nh):
             src = (h << low_bits) | (t << run_bits)
             phi[src:src + run] = xf[h * run:(h + 1) * run]
@@ -246,12 +295,16 @@ class WarmStartQAOASimulator(_DiagonalObjective):
         if c.size != self.n or np.any(c < 0) or np.any(c > 1):
             raise ValueError(f"warm start needs {self.n} probabilities in [0, 1], got {c.size} values")
         self.angles = 2 * np.arcsin(np.sqrt(c))
-        cos, sin = np.cos(self.angles), np.sin(self.angles)
-        self.generators = np.column_stack([cos, sin, sin, -cos]).astype(np.complex128)  # H_q, row-major
+        cos, sin = np.sqrt(1 - c), np.sqrt(c)  # cos θ_q/2, sin θ_q/2
+        real = self.dtype.type(0).real.dtype
+        self._rot = np.column_stack([cos, -sin, sin, cos]).astype(real)  # RY(θ_q), row-major
+        self._rot_t = np.ascontiguousarray(self._rot[:, [0, 2, 1, 3]])
         tile_bits = 16 if tile_bits is None else tile_bits
         self.low_bits = min(self.n, max(tile_bits, (self.n + 3) // 2))
         self.run_bits = max(0, min(self.low_bits, tile_bits - (self.n - self.low_bits)))
-        start = np.column_stack([np.sqrt(1 - c), np.sqrt(c)])  # RY(θ_q)|0⟩
+        self._sub_bits = min(self.low_bits, _SUB_BITS)
+        self._z = {k: _z_sum(k) for k in {self._sub_bits, self.low_bits - self._sub_bits, self.n - self.low_bits}}
+        start = np.column_stack([cos, sin])  # RY(θ_q)|0⟩
         self._init_low = _product_amplitudes(start[:self.low_bits])
         self._init_high = _product_amplitudes(start[self.low_bits:])
         self._psi = np.empty(self.cost.size, dtype=self.dtype)
@@ -262,11 +315,10 @@ class WarmStartQAOASimulator(_DiagonalObjective):
         """Memory of the state and the float64 diagonal for ``n`` qubits."""
         return (np.dtype(dtype).itemsize + 8.0) * 2.0**n
 
-    def mixers(self, beta) -> np.ndarray:
-        """U_q(β_l) = cos β_l·I + i sin β_l·H_q for each layer and qubit, shape (p, n, 4) row-major."""
-        beta = np.asarray(beta, dtype=np.float64).reshape(-1, 1, 1)
-        eye = np.array([1, 0, 0, 1], dtype=np.complex128)
-        return np.cos(beta) * eye + 1j * np.sin(beta) * self.generators[None]
+    def _diagonals(self, beta):
+        """D(β_l) on the low pass's sub-block and top qubits and on the high qubits: {k: (p, 2^k) table}."""
+        beta = np.asarray(beta, dtype=np.float64).reshape(-1, 1)
+        return {k: np.exp(1j * beta * z).astype(self.dtype) for k, z in self._z.items()}
 
     def _passes(self, p):
         """[(where, kinds, layers)] implementing P₁M₁ˡᵒʷ | M₁ʰⁱᵍʰP₂M₂ʰⁱᵍʰ | M₂ˡᵒʷP₃M₃ˡᵒʷ | … (module docstring)."""
@@ -281,7 +333,8 @@ class WarmStartQAOASimulator(_DiagonalObjective):
     def _run(self, theta, expect: bool):
         beta, gamma = _split_theta(theta)
         g = gamma * self.phase_scale
-        mats = self.mixers(beta)
+        d = self._diagonals(beta)
+        d_sub, d_top, d_high = d[self._sub_bits], d[self.low_bits - self._sub_bits], d[self.n - self.low_bits]
         value = 0.0
         none = np.empty(0)
         passes = self._passes(beta.size)
@@ -290,10 +343,12 @@ class WarmStartQAOASimulator(_DiagonalObjective):
             kinds, layers = np.array(kinds, dtype=np.int64), np.array(layers, dtype=np.int64)
             if where == "low":
                 first = i == 0
-                value = _pass_low(self._psi, self.cost, self.low_bits, kinds, layers, g, mats,
-                                  self._init_low if first else none, self._init_high if first else none, last)
+                value = _pass_low(self._psi, self.cost, self.low_bits, kinds, layers, g, self._rot, self._rot_t,
+                                  d_sub, d_top, self._init_low if first else none,
+                                  self._init_high if first else none, last)
             else:
-                value = _pass_high(self._psi, self.cost, self.low_bits, self.run_bits, kinds, layers, g, mats, last)
+                value = _pass_high(self._psi, self.cost, self.low_bits, self.run_bits, kinds, layers, g, self._rot,
+                                   self._rot_t, d_high, last)
         return value
 
     def _evolve(self, theta):
@@ -321,17 +376,19 @@ class WarmStartQAOASimulator(_DiagonalObjective):
         phi, lam = self._psi, self._lam
         value = float(_weighted_copy(lam, phi, observable))
         g = gamma * self.phase_scale
-        inverses = self.mixers(-beta)
+        d = self._diagonals(-beta)
+        sub, top, high = self._sub_bits, self.low_bits - self._sub_bits, self.n - self.low_bits
         overlap_beta = np.zeros(p, dtype=np.complex128)
         overlap_gamma = np.zeros(p, dtype=np.complex128)
         for where, kinds, layers in reversed(self._passes(p)):
             kinds = [PHASE_DOT if (k == PHASE and layer == 0) else k for k, layer in zip(kinds, layers)][::-1]
             kinds, layers = np.array(kinds, dtype=np.int64), np.array(layers[::-1], dtype=np.int64)
             if where == "low":
-                out = _adjoint_low(phi, lam, self.cost, self.low_bits, kinds, layers, g, inverses, self.generators)
+                out = _adjoint_low(phi, lam, self.cost, self.low_bits, kinds, layers, g, self._rot, self._rot_t,
+                                   d[sub], d[top], self._z[sub], self._z[top])
             else:
-                out = _adjoint_high(phi, lam, self.cost, self.low_bits, self.run_bits, kinds, layers, g,
-                                    inverses, self.generators)
+                out = _adjoint_high(phi, lam, self.cost, self.low_bits, self.run_bits, kinds, layers, g, self._rot,
+                                    self._rot_t, d[high], self._z[high])
             for kind, layer, acc in zip(kinds, layers, out):
                 if kind == MIXER:
                     overlap_beta[layer] += acc
@@ -339,4 +396,3 @@ class WarmStartQAOASimulator(_DiagonalObjective):
                     overlap_gamma[layer] += acc
         grad = np.concatenate([-2.0 * overlap_beta.imag, 2.0 * self.phase_scale * overlap_gamma.imag])
         return value, grad
-
