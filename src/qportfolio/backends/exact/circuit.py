@@ -1,4 +1,17 @@
-"""Gate-by-gate statevector simulation of bound circuits (VQE and any other circuit)."""
+"""Statevector simulation of bound circuits (VQE and any other circuit): single-qubit layers and CX networks in tiled passes.
+
+The transpiled gates are regrouped (each moved only past gates on other qubits) into stages:
+
+* a *layer* — one 2×2 per qubit, the product of that qubit's consecutive single-qubit gates;
+* a *CX network* — CX and SWAP gates, a linear map ``z ↦ A z`` over GF(2) of the basis index, so that
+  ``ψ'[y] = ψ[A⁻¹ y]`` is one gather;
+* any other gate, applied on its own over the whole state.
+
+A layer is applied as in :mod:`.warm_start`: qubits 0…L−1 inside each contiguous tile of 2^L amplitudes (the
+lowest inside L1-sized sub-blocks), the others in a gathered tile of runs; a CX network is gathered into the
+tiles of the layer that follows it, and a first layer on |0…0⟩ is written directly as a product state.
+Real layers (RY, X, H, …) run on the float view (:mod:`.single_qubit`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +20,16 @@ from numba import njit, prange
 
 from qportfolio.backends.exact.kernels import (
     _dtype,
+    _probabilities,
     _threads,
     check_memory,
 )
+from qportfolio.backends.exact.single_qubit import apply_unitaries
 
-# --------------------------------------------------------------------------- VQE circuits
+_TILE_BITS = 16
+_SUB_BITS = 10  # 2^10 amplitudes (16 KiB in complex128) stay in L1 for the lowest qubits of a layer
+
+# --------------------------------------------------------------------------- kernels
 
 
 @njit(cache=True, parallel=True)
@@ -48,6 +66,130 @@ def _apply_2q(psi, q0, q1, m):
         psi[i3] = m[3, 0] * x0 + m[3, 1] * x1 + m[3, 2] * x2 + m[3, 3] * x3
 
 
+@njit(cache=True)
+def _apply_layer(x, real, cplx, b0):
+    """⊗_i u[i] on tile bits b0+i: real factors on the float view, complex ones directly (one of them empty)."""
+    apply_unitaries(x.view(real.dtype), real, b0 + 1)
+    apply_unitaries(x, cplx, b0)
+
+
+@njit(cache=True, parallel=True)
+def _layer_low(dst, src, low_map, high_cols, bits, real, cplx):
+    """Layer on qubits 0…bits−1 of each contiguous tile of dst; with a non-empty ``low_map`` the tiles are first
+    gathered from src through a CX network: dst[y] = src[A⁻¹y], A⁻¹y = (⊕ high_cols[b] over the tile index's
+    bits b) ⊕ low_map[y mod 2^bits]."""
+    size = 1 << bits
+    sub = min(bits, _SUB_BITS)
+    k = max(real.shape[0], cplx.shape[0])
+    for t in prange(dst.size >> bits):
+        x = dst[t * size:(t + 1) * size]
+        if low_map.size:
+            base = 0
+            for b in range(high_cols.size):
+                if (t >> b) & 1:
+                    base ^= high_cols[b]
+            for j in range(size):
+                x[j] = src[base ^ low_map[j]]
+        if sub < k:
+            _apply_layer(x, real[sub:], cplx[sub:], sub)
+        for start in range(0, size, 1 << sub):
+            _apply_layer(x[start:start + (1 << sub)], real[:sub], cplx[:sub], 0)
+
+
+@njit(cache=True, parallel=True)
+def _layer_high(psi, low_bits, run_bits, real, cplx):
+    """Layer on qubits low_bits…n−1: a tile gathers the runs of 2^run_bits amplitudes that differ only in them."""
+    nh = psi.size >> low_bits
+    run = 1 << run_bits
+    for t in prange(1 << (low_bits - run_bits)):
+        x = np.empty(nh * run, dtype=psi.dtype)
+        for h in range(nh):
+            src = (h << low_bits) | (t << run_bits)
+            x[h * run:(h + 1) * run] = psi[src:src + run]
+        _apply_layer(x, real, cplx, run_bits)
+        for h in range(nh):
+            src = (h << low_bits) | (t << run_bits)
+            psi[src:src + run] = x[h * run:(h + 1) * run]
+
+
+@njit(cache=True, parallel=True)
+def _product_state(psi, low, high):
+    """ψ[t·2^L + j] = low[j]·high[t]."""
+    size = low.size
+    for t in prange(high.size):
+        a = high[t]
+        for j in range(size):
+            psi[t * size + j] = low[j] * a
+
+
+# --------------------------------------------------------------------------- stages
+
+
+class _Stage:
+    """A layer (``gates``: qubit → its gates in order), a CX network (``pairs``: (control, target) in order,
+    ``gather``: its A⁻¹ as (low_map, high_cols) of :func:`_layer_low`) or one other gate (``gate``)."""
+
+    def __init__(self, kind, gate=None):
+        self.kind = kind
+        self.gates: dict[int, list] = {}
+        self.pairs: list[tuple[int, int]] = []
+        self.gate = gate
+        self.gather = None
+        self.qubits: set[int] = set()
+
+
+_PERMUTATIONS = {"cx": lambda c, t: [(c, t)], "swap": lambda c, t: [(c, t), (t, c), (c, t)]}
+
+
+def _group(ops) -> list[_Stage]:
+    """Stages equivalent to the gate list ``ops`` (module docstring): a gate joins the earliest stage of its kind
+    after the last stage that shares a qubit with it (or that stage itself, for a CX network)."""
+    stages: list[_Stage] = []
+
+    def last_touching(qubits, kinds):
+        return max((i for i, s in enumerate(stages) if s.kind in kinds and s.qubits & qubits), default=-1)
+
+    def stage_after(i, kind):
+        j = next((j for j in range(i + 1, len(stages)) if stages[j].kind == kind), None)
+        if j is None:
+            stages.append(_Stage(kind))
+            j = len(stages) - 1
+        return stages[j]
+
+    for op in ops:
+        _, qubits, _, fixed = op
+        name = fixed.name if fixed is not None else None
+        touched = set(qubits)
+        if len(qubits) == 1:
+            stage = stage_after(last_touching(touched, ("cx", "gate")), "layer")
+            stage.gates.setdefault(qubits[0], []).append(op)
+        elif name in _PERMUTATIONS:
+            i = last_touching(touched, ("layer", "cx", "gate"))
+            stage = stages[i] if i >= 0 and stages[i].kind == "cx" else stage_after(i, "cx")
+            stage.pairs += _PERMUTATIONS[name](*qubits)
+        else:
+            stage = _Stage("gate", op)
+            stages.append(stage)
+        stage.qubits |= touched
+    return stages
+
+
+def _gather(pairs, n, low_bits) -> tuple[np.ndarray, np.ndarray]:
+    """A⁻¹ of the CX network (CX(c, t): bit t ^= bit c, in order) as (A⁻¹y for y < 2^low_bits, A⁻¹ of each
+    higher unit vector)."""
+    rows = np.eye(n, dtype=np.int64)
+    for c, t in reversed(pairs):  # A⁻¹ = CX_1 CX_2 … CX_m: row operations from the last one
+        rows[t] ^= rows[c]
+    cols = (rows << np.arange(n)[:, None]).sum(axis=0)  # column k as a bit mask
+    low = np.zeros(1, dtype=np.int64)
+    for col in cols[:low_bits]:
+        low = np.concatenate([low, low ^ col])
+    return low, np.ascontiguousarray(cols[low_bits:])
+
+
+# --------------------------------------------------------------------------- simulator
+
+
 _BASIS = ["rx", "ry", "rz", "p", "u", "h", "x", "y", "z", "s", "sdg", "sx", "t", "tdg",
           "cx", "cz", "cy", "swap", "rzz", "rxx", "ryy", "cp", "crx", "cry", "crz", "xx_plus_yy"]
 
@@ -55,12 +197,12 @@ _BASIS = ["rx", "ry", "rz", "p", "u", "h", "x", "y", "z", "s", "sdg", "sx", "t",
 class CircuitSimulator:
     """Statevector of a parametrised Qiskit circuit (e.g. ``real_amplitudes``, ``efficient_su2``).
 
-    The circuit is transpiled once to 1- and 2-qubit standard gates; each evaluation binds the
-    values (ordered as ``circuit.parameters``) into that gate list and applies numba kernels.
-    Starts from |0…0⟩; measurements and barriers are ignored.
+    The circuit is transpiled once to 1- and 2-qubit standard gates and grouped into stages (module docstring);
+    each evaluation binds the values (ordered as ``circuit.parameters``) and applies them. Starts from |0…0⟩;
+    measurements and barriers are ignored.
     """
 
-    def __init__(self, circuit, *, dtype=np.complex128):
+    def __init__(self, circuit, *, dtype=np.complex128, tile_bits: int | None = None):
         from qiskit import transpile
 
         self.dtype = _dtype(dtype)
@@ -70,7 +212,7 @@ class CircuitSimulator:
         compiled = transpile(circuit.remove_final_measurements(inplace=False), basis_gates=_BASIS,
                              optimization_level=0)
         index = {p: i for i, p in enumerate(self.parameters)}
-        self._ops = []
+        ops = []
         for inst in compiled.data:
             op = inst.operation
             if op.name in ("barrier", "measure", "delay"):
@@ -79,9 +221,20 @@ class CircuitSimulator:
             if len(qubits) > 2:
                 raise ValueError(f"gate {op.name} acts on {len(qubits)} qubits: only 1- and 2-qubit gates")
             params = [self._compile_param(p, index) for p in op.params]
-            self._ops.append((type(op), qubits, params, op if not params else None))
+            ops.append((type(op), qubits, params, op if not params else None))
         self._phase = self._compile_param(compiled.global_phase, index)
+        self._stages = _group(ops)
+        tile_bits = _TILE_BITS if tile_bits is None else tile_bits
+        self.low_bits = min(self.n, max(tile_bits, (self.n + 3) // 2))
+        self.run_bits = max(0, min(self.low_bits, tile_bits - (self.n - self.low_bits)))
+        for stage in self._stages:
+            if stage.kind == "cx":
+                stage.gather = _gather(stage.pairs, self.n, self.low_bits)
+        copies = 2 if any(stage.kind == "cx" for stage in self._stages) else 1
+        check_memory(copies * self.dtype.itemsize * 2.0**self.n, f"the {self.n}-qubit circuit state"
+                     + (" and its copy" if copies == 2 else ""))
         self._psi = np.empty(1 << self.n, dtype=self.dtype)
+        self._spare = np.empty_like(self._psi) if copies == 2 else None
 
     @staticmethod
     def _compile_param(p, index):
@@ -104,31 +257,82 @@ class CircuitSimulator:
         expr = spec[1].bind({q: values[i] for q, i in spec[2]})
         return complex(expr).real
 
-    def statevector(self, values) -> np.ndarray:
-        """The state after the circuit with ``values`` bound (ordered as ``circuit.parameters``)."""
+    def _matrix(self, op, values) -> np.ndarray:
+        cls, _, params, fixed = op
+        gate = fixed if fixed is not None else cls(*[self._value(s, values) for s in params])
+        return np.asarray(gate.to_matrix(), dtype=np.complex128)
+
+    def _factor(self, stage, values, q) -> np.ndarray:
+        """The layer's 2×2 on qubit q: the product of its gates there."""
+        m = np.eye(2, dtype=np.complex128)
+        for op in stage.gates.get(q, ()):
+            m = self._matrix(op, values) @ m
+        return m
+
+    def _layer(self, stage, values, qubits) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's factors on ``qubits``, row-major: (real, empty) when all are real, else (empty, complex)."""
+        u = np.array([self._factor(stage, values, q).ravel() for q in qubits], dtype=np.complex128).reshape(-1, 4)
+        real = self.dtype.type(0).real.dtype
+        if np.all(u.imag == 0):
+            return np.ascontiguousarray(u.real, dtype=real), np.empty((0, 4), dtype=self.dtype)
+        return np.empty((0, 4), dtype=real), u.astype(self.dtype)
+
+    def _check(self, values) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64).ravel()
         if values.size != len(self.parameters):
             raise ValueError(f"the circuit has {len(self.parameters)} parameters, got {values.size} values")
-        with _threads(self._psi.size):
-            return self._run(values)
+        return values
 
-    def _run(self, values):
-        psi = self._psi
-        psi[:] = 0.0
-        psi[0] = 1.0
-        for cls, qubits, params, fixed in self._ops:
-            gate = fixed if fixed is not None else cls(*[self._value(s, values) for s in params])
-            m = np.asarray(gate.to_matrix(), dtype=np.complex128)
-            if len(qubits) == 1:
-                _apply_1q(psi, qubits[0], m[0, 0], m[0, 1], m[1, 0], m[1, 1])
-            else:
-                _apply_2q(psi, qubits[0], qubits[1], m)
+    def statevector(self, values) -> np.ndarray:
+        """The state after the circuit with ``values`` bound (ordered as ``circuit.parameters``)."""
+        values = self._check(values)
+        with _threads(self._psi.size):
+            psi = self._run(values).copy()
         phase = self._value(self._phase, values)
         if phase:
             psi *= np.exp(1j * phase)
-        return psi.copy()
+        return psi
 
     def probabilities(self, values) -> np.ndarray:
         """|ψ_z|² after the circuit with ``values`` bound, float64."""
-        psi = self.statevector(values)
-        return psi.real**2 + psi.imag**2
+        values = self._check(values)
+        with _threads(self._psi.size):
+            return _probabilities(self._run(values))
+
+    def _product(self, stage, values, qubits) -> np.ndarray:
+        """Amplitudes of ⊗_q U_q|0⟩ over ``qubits`` (the lowest one the lowest bit)."""
+        out = np.ones(1, dtype=self.dtype)
+        for q in qubits:
+            column = self._factor(stage, values, q)[:, 0]
+            out = np.concatenate([out * column[0], out * column[1]])
+        return out
+
+    def _run(self, values):
+        low, high = range(self.low_bits), range(self.low_bits, self.n)
+        stages = list(self._stages)
+        if stages and stages[0].kind == "layer":
+            first = stages.pop(0)
+            _product_state(self._psi, self._product(first, values, low), self._product(first, values, high))
+        else:
+            self._psi[:] = 0.0
+            self._psi[0] = 1.0
+        none = np.empty(0, dtype=np.int64)
+        while stages:
+            stage = stages.pop(0)
+            if stage.kind == "gate":
+                m = self._matrix(stage.gate, values)
+                qubits = stage.gate[1]
+                if len(qubits) == 1:
+                    _apply_1q(self._psi, qubits[0], m[0, 0], m[0, 1], m[1, 0], m[1, 1])
+                else:
+                    _apply_2q(self._psi, qubits[0], qubits[1], m)
+                continue
+            gather, source = (none, none), self._psi
+            if stage.kind == "cx":
+                gather, source = stage.gather, self._psi
+                self._psi, self._spare = self._spare, self._psi
+                stage = stages.pop(0) if stages and stages[0].kind == "layer" else _Stage("layer")
+            _layer_low(self._psi, source, *gather, self.low_bits, *self._layer(stage, values, low))
+            if any(q >= self.low_bits for q in stage.gates):
+                _layer_high(self._psi, self.low_bits, self.run_bits, *self._layer(stage, values, high))
+        return self._psi
