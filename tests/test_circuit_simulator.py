@@ -88,3 +88,21 @@ def test_a_circuit_that_starts_and_ends_with_cx():
     simulator = CircuitSimulator(circuit, tile_bits=2)
     reference = Statevector(circuit.assign_parameters([0.7])).data
     np.testing.assert_allclose(simulator.statevector([0.7]), reference, atol=1e-12)
+
+
+@pytest.mark.parametrize("blocks", ["cz", "rzz", ["cp", "crz"]])
+@pytest.mark.parametrize("n, tile_bits", [(5, None), (9, 4)])
+def test_diagonal_ladders_are_one_stage_each(blocks, n, tile_bits):
+    from qiskit.circuit.library import n_local
+
+    circuit = n_local(n, ["ry", "rz"], blocks, "circular", reps=2)
+    simulator = CircuitSimulator(circuit, tile_bits=tile_bits)
+    assert [stage.kind for stage in simulator._stages] == ["layer", "diagonal"] * 2 + ["layer"]
+    values = np.random.default_rng(n).uniform(-np.pi, np.pi, circuit.num_parameters)
+    reference = Statevector(circuit.assign_parameters(values)).data
+    np.testing.assert_allclose(simulator.statevector(values), reference, atol=1e-12)
+
+
+def test_random_circuits_use_every_kind_of_stage():
+    assert {stage.kind for stage in CircuitSimulator(random_circuit(7, 42, 70))._stages} == {
+        "layer", "cx", "diagonal", "gate"}

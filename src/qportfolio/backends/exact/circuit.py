@@ -21,6 +21,7 @@ from numba import njit, prange
 from qportfolio.backends.exact.kernels import (
     _dtype,
     _probabilities,
+    _sincos,
     _threads,
     check_memory,
 )
@@ -73,11 +74,40 @@ def _apply_layer(x, real, cplx, b0):
     apply_unitaries(x, cplx, b0)
 
 
+@njit(cache=True)
+def _diagonal_tile(x, t, bits, quad_low, cross, lin_high, quad_high):
+    """x_j ← e^{iφ(z)} x_j on the tile t (z = t·2^bits + j) for the quadratic form φ = quad_low[j] +
+    Σ_{a<bits, b} cross[a, b] z_a t_b + Σ_b lin_high[b] t_b + Σ_{b<b'} quad_high[b, b'] t_b t_b'."""
+    nh = lin_high.size
+    offset = 0.0
+    for b in range(nh):
+        if (t >> b) & 1:
+            offset += lin_high[b]
+            for c in range(b + 1, nh):
+                if (t >> c) & 1:
+                    offset += quad_high[b, c]
+    sub = min(bits, _SUB_BITS)
+    lin_sub = np.zeros(1 << sub)  # Σ_a cross[a, ·]·t over the low bits, split into sub-block and top tables
+    lin_top = np.zeros(1 << (bits - sub))
+    for a in range(bits):
+        c = 0.0
+        for b in range(nh):
+            if (t >> b) & 1:
+                c += cross[a, b]
+        table, bit = (lin_sub, a) if a < sub else (lin_top, a - sub)
+        for j in range(1 << bit):
+            table[j | (1 << bit)] = table[j] + c
+    mask = (1 << sub) - 1
+    for j in range(x.size):
+        s, c = _sincos(offset + quad_low[j] + lin_sub[j & mask] + lin_top[j >> sub])
+        x[j] = x[j] * complex(c, s)
+
+
 @njit(cache=True, parallel=True)
-def _layer_low(dst, src, low_map, high_cols, bits, real, cplx):
-    """Layer on qubits 0…bits−1 of each contiguous tile of dst; with a non-empty ``low_map`` the tiles are first
-    gathered from src through a CX network: dst[y] = src[A⁻¹y], A⁻¹y = (⊕ high_cols[b] over the tile index's
-    bits b) ⊕ low_map[y mod 2^bits]."""
+def _layer_low(dst, src, low_map, high_cols, quad_low, cross, lin_high, quad_high, bits, real, cplx):
+    """On each contiguous tile of dst (qubits 0…bits−1): gather through a CX network (non-empty ``low_map``),
+    then a diagonal (non-empty ``quad_low``, :func:`_diagonal_tile`), then the layer. The gather reads
+    dst[y] = src[A⁻¹y], A⁻¹y = (⊕ high_cols[b] over the tile index's bits b) ⊕ low_map[y mod 2^bits]."""
     size = 1 << bits
     sub = min(bits, _SUB_BITS)
     k = max(real.shape[0], cplx.shape[0])
@@ -90,10 +120,13 @@ def _layer_low(dst, src, low_map, high_cols, bits, real, cplx):
                     base ^= high_cols[b]
             for j in range(size):
                 x[j] = src[base ^ low_map[j]]
+        if quad_low.size:
+            _diagonal_tile(x, t, bits, quad_low, cross, lin_high, quad_high)
         if sub < k:
             _apply_layer(x, real[sub:], cplx[sub:], sub)
-        for start in range(0, size, 1 << sub):
-            _apply_layer(x[start:start + (1 << sub)], real[:sub], cplx[:sub], 0)
+        if k:
+            for start in range(0, size, 1 << sub):
+                _apply_layer(x[start:start + (1 << sub)], real[:sub], cplx[:sub], 0)
 
 
 @njit(cache=True, parallel=True)
@@ -127,18 +160,21 @@ def _product_state(psi, low, high):
 
 class _Stage:
     """A layer (``gates``: qubit → its gates in order), a CX network (``pairs``: (control, target) in order,
-    ``gather``: its A⁻¹ as (low_map, high_cols) of :func:`_layer_low`) or one other gate (``gate``)."""
+    ``gather``: its A⁻¹ as (low_map, high_cols) of :func:`_layer_low`), a diagonal (``terms``: its two-qubit
+    diagonal gates) or one other gate (``gate``)."""
 
     def __init__(self, kind, gate=None):
         self.kind = kind
         self.gates: dict[int, list] = {}
         self.pairs: list[tuple[int, int]] = []
         self.gate = gate
+        self.terms: list = []
         self.gather = None
         self.qubits: set[int] = set()
 
 
 _PERMUTATIONS = {"cx": lambda c, t: [(c, t)], "swap": lambda c, t: [(c, t), (t, c), (c, t)]}
+_DIAGONALS = ("cz", "cp", "rzz", "crz")  # diagonal for every angle
 
 
 def _group(ops) -> list[_Stage]:
@@ -157,16 +193,19 @@ def _group(ops) -> list[_Stage]:
         return stages[j]
 
     for op in ops:
-        _, qubits, _, fixed = op
-        name = fixed.name if fixed is not None else None
+        name, _, qubits, _, _ = op
         touched = set(qubits)
         if len(qubits) == 1:
-            stage = stage_after(last_touching(touched, ("cx", "gate")), "layer")
+            stage = stage_after(last_touching(touched, ("cx", "diagonal", "gate")), "layer")
             stage.gates.setdefault(qubits[0], []).append(op)
         elif name in _PERMUTATIONS:
-            i = last_touching(touched, ("layer", "cx", "gate"))
+            i = last_touching(touched, ("layer", "cx", "diagonal", "gate"))
             stage = stages[i] if i >= 0 and stages[i].kind == "cx" else stage_after(i, "cx")
             stage.pairs += _PERMUTATIONS[name](*qubits)
+        elif name in _DIAGONALS:  # diagonals commute: only the other kinds order them
+            i = last_touching(touched, ("layer", "cx", "gate"))
+            stage = stages[i] if i >= 0 and stages[i].kind == "diagonal" else stage_after(i, "diagonal")
+            stage.terms.append(op)
         else:
             stage = _Stage("gate", op)
             stages.append(stage)
@@ -221,7 +260,7 @@ class CircuitSimulator:
             if len(qubits) > 2:
                 raise ValueError(f"gate {op.name} acts on {len(qubits)} qubits: only 1- and 2-qubit gates")
             params = [self._compile_param(p, index) for p in op.params]
-            ops.append((type(op), qubits, params, op if not params else None))
+            ops.append((op.name, type(op), qubits, params, op if not params else None))
         self._phase = self._compile_param(compiled.global_phase, index)
         self._stages = _group(ops)
         tile_bits = _TILE_BITS if tile_bits is None else tile_bits
@@ -258,7 +297,7 @@ class CircuitSimulator:
         return complex(expr).real
 
     def _matrix(self, op, values) -> np.ndarray:
-        cls, _, params, fixed = op
+        _, cls, _, params, fixed = op
         gate = fixed if fixed is not None else cls(*[self._value(s, values) for s in params])
         return np.asarray(gate.to_matrix(), dtype=np.complex128)
 
@@ -270,7 +309,9 @@ class CircuitSimulator:
         return m
 
     def _layer(self, stage, values, qubits) -> tuple[np.ndarray, np.ndarray]:
-        """The layer's factors on ``qubits``, row-major: (real, empty) when all are real, else (empty, complex)."""
+        """The layer's factors on ``qubits``, row-major: (real, empty) when all are real, else (empty, complex);
+        none for an empty layer."""
+        qubits = qubits if stage.gates else ()
         u = np.array([self._factor(stage, values, q).ravel() for q in qubits], dtype=np.complex128).reshape(-1, 4)
         real = self.dtype.type(0).real.dtype
         if np.all(u.imag == 0):
@@ -317,22 +358,47 @@ class CircuitSimulator:
             self._psi[:] = 0.0
             self._psi[0] = 1.0
         none = np.empty(0, dtype=np.int64)
+        no_diagonal = (np.empty(0), np.empty((0, 0)), np.empty(0), np.empty((0, 0)))
         while stages:
-            stage = stages.pop(0)
-            if stage.kind == "gate":
-                m = self._matrix(stage.gate, values)
-                qubits = stage.gate[1]
+            if stages[0].kind == "gate":
+                op = stages.pop(0).gate
+                m = self._matrix(op, values)
+                qubits = op[2]
                 if len(qubits) == 1:
                     _apply_1q(self._psi, qubits[0], m[0, 0], m[0, 1], m[1, 0], m[1, 1])
                 else:
                     _apply_2q(self._psi, qubits[0], qubits[1], m)
                 continue
-            gather, source = (none, none), self._psi
-            if stage.kind == "cx":
-                gather, source = stage.gather, self._psi
+            gather, diagonal, layer, source = (none, none), no_diagonal, _Stage("layer"), self._psi
+            if stages[0].kind == "cx":
+                gather = stages.pop(0).gather
                 self._psi, self._spare = self._spare, self._psi
-                stage = stages.pop(0) if stages and stages[0].kind == "layer" else _Stage("layer")
-            _layer_low(self._psi, source, *gather, self.low_bits, *self._layer(stage, values, low))
-            if any(q >= self.low_bits for q in stage.gates):
-                _layer_high(self._psi, self.low_bits, self.run_bits, *self._layer(stage, values, high))
+            if stages and stages[0].kind == "diagonal":
+                diagonal = self._quadratic_form(stages.pop(0), values)
+            if stages and stages[0].kind == "layer":
+                layer = stages.pop(0)
+            _layer_low(self._psi, source, *gather, *diagonal, self.low_bits, *self._layer(layer, values, low))
+            if any(q >= self.low_bits for q in layer.gates):
+                _layer_high(self._psi, self.low_bits, self.run_bits, *self._layer(layer, values, high))
         return self._psi
+
+    def _quadratic_form(self, stage, values):
+        """The diagonal's phase φ(z) = c + Σ_a h_a z_a + Σ_{a<b} w_ab z_a z_b as the arguments of
+        :func:`_diagonal_tile`."""
+        n, low = self.n, self.low_bits
+        const, h, w = 0.0, np.zeros(n), np.zeros((n, n))
+        for op in stage.terms:
+            phi = np.angle(np.diag(self._matrix(op, values)))  # index bit(q0) + 2·bit(q1)
+            a, b = op[2]
+            const += phi[0]
+            h[a] += phi[1] - phi[0]
+            h[b] += phi[2] - phi[0]
+            w[a, b] += phi[3] - phi[1] - phi[2] + phi[0]
+        w = w + w.T
+        quad_low = np.array([const])
+        for a in range(low):
+            j = np.arange(quad_low.size)
+            step = h[a] + sum(w[a, b] * ((j >> b) & 1) for b in range(a))
+            quad_low = np.concatenate([quad_low, quad_low + step])
+        return (quad_low, np.ascontiguousarray(w[:low, low:]), np.ascontiguousarray(h[low:]),
+                np.ascontiguousarray(w[low:, low:]))
