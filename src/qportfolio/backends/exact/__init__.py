@@ -1,9 +1,9 @@
 """The exact statevector simulator, one module per engine (numba kernels).
 
 * :mod:`.x_mixer` — QAOA with the X mixer, Walsh–Hadamard tiles fused with the phases; adjoint gradient;
-* :mod:`.warm_start` — warm-start QAOA, per-qubit mixers applied directly (:mod:`.single_qubit`); adjoint gradient;
+* :mod:`.warm_start` — warm-start QAOA, each mixer R·D(β)·Rᵀ, R fixed rotations (:mod:`.single_qubit`); adjoint gradient;
 * :mod:`.xy_mixer` — XY mixers from a Dicke state, on the full space and on the K-of-N subspace;
-* :mod:`.circuit` — any bound circuit gate by gate (VQE);
+* :mod:`.circuit` — any bound circuit (VQE): single-qubit layers, CX networks and diagonals in tiled passes;
 * :mod:`.backend` — all of them behind the backend interface (``backend.name: exact``).
 
 Conventions: qubit ``i`` is bit ``i`` of the basis index (little-endian); QAOA ``θ = (β_1…β_p, γ_1…γ_p)``.

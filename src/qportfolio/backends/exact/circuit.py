@@ -1,16 +1,18 @@
-"""Statevector simulation of bound circuits (VQE and any other circuit): single-qubit layers and CX networks in tiled passes.
+"""Statevector simulation of bound circuits (VQE and any other circuit), stage by stage in tiled passes.
 
 The transpiled gates are regrouped (each moved only past gates on other qubits) into stages:
 
 * a *layer* — one 2×2 per qubit, the product of that qubit's consecutive single-qubit gates;
 * a *CX network* — CX and SWAP gates, a linear map ``z ↦ A z`` over GF(2) of the basis index, so that
   ``ψ'[y] = ψ[A⁻¹ y]`` is one gather;
+* a *diagonal* — CZ, CP, RZZ and CRZ gates, together ``e^{iφ(z)}`` with φ quadratic in the bits of z;
 * any other gate, applied on its own over the whole state.
 
-A layer is applied as in :mod:`.warm_start`: qubits 0…L−1 inside each contiguous tile of 2^L amplitudes (the
-lowest inside L1-sized sub-blocks), the others in a gathered tile of runs; a CX network is gathered into the
-tiles of the layer that follows it, and a first layer on |0…0⟩ is written directly as a product state.
-Real layers (RY, X, H, …) run on the float view (:mod:`.single_qubit`).
+One pass over the contiguous tiles of 2^L amplitudes applies a CX network (gathered from the other state
+buffer), the diagonal after it and the layer after that on qubits 0…L−1 (the lowest inside L1-sized
+sub-blocks); a second pass, over gathered tiles of runs as in :mod:`.warm_start`, applies the layer on the
+others. A first layer on |0…0⟩ is written directly as a product state; real layers (RY, X, H, …) run on the
+float view (:mod:`.single_qubit`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Warm-start QAOA (Egger, Mareček & Woerner 2021): each mixer as a fixed basis change around a diagonal, and the adjoint gradient.
+"""Warm-start QAOA (Egger, Mareček & Woerner 2021): each mixer a fixed rotation around a diagonal; adjoint gradient.
 
 With warm-start probabilities ``c_q`` and ``θ_q = 2 arcsin √c_q`` (:func:`qportfolio.circuits.qaoa_ansatz`)::
 
