@@ -6,7 +6,7 @@ The transpiled gates are regrouped (each moved only past gates on other qubits) 
 * a *CX network* — CX and SWAP gates, a linear map ``z ↦ A z`` over GF(2) of the basis index, so that
   ``ψ'[y] = ψ[A⁻¹ y]`` is one gather;
 * a *diagonal* — CZ, CP, RZZ and CRZ gates, together ``e^{iφ(z)}`` with φ quadratic in the bits of z;
-* any other gate, applied on its own over the whole state.
+* any other (two-qubit) gate, applied on its own over the whole state.
 
 One pass over the contiguous tiles of 2^L amplitudes applies a CX network (gathered from the other state
 buffer), the diagonal after it and the layer after that on qubits 0…L−1 (the lowest inside L1-sized
@@ -33,18 +33,6 @@ _TILE_BITS = 16
 _SUB_BITS = 10  # 2^10 amplitudes (16 KiB in complex128) stay in L1 for the lowest qubits of a layer
 
 # --------------------------------------------------------------------------- kernels
-
-
-@njit(cache=True, parallel=True)
-def _apply_1q(psi, q, m00, m01, m10, m11):
-    h = 1 << q
-    for r in prange(psi.size >> 1):
-        a = ((r >> q) << (q + 1)) | (r & (h - 1))
-        b = a | h
-        x0 = psi[a]
-        x1 = psi[b]
-        psi[a] = m00 * x0 + m01 * x1
-        psi[b] = m10 * x0 + m11 * x1
 
 
 @njit(cache=True, parallel=True)
@@ -363,13 +351,8 @@ class CircuitSimulator:
         no_diagonal = (np.empty(0), np.empty((0, 0)), np.empty(0), np.empty((0, 0)))
         while stages:
             if stages[0].kind == "gate":
-                op = stages.pop(0).gate
-                m = self._matrix(op, values)
-                qubits = op[2]
-                if len(qubits) == 1:
-                    _apply_1q(self._psi, qubits[0], m[0, 0], m[0, 1], m[1, 0], m[1, 1])
-                else:
-                    _apply_2q(self._psi, qubits[0], qubits[1], m)
+                op = stages.pop(0).gate  # a two-qubit gate of no other stage's kind
+                _apply_2q(self._psi, *op[2], self._matrix(op, values))
                 continue
             gather, diagonal, layer, source = (none, none), no_diagonal, _Stage("layer"), self._psi
             if stages[0].kind == "cx":
