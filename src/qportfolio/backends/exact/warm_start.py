@@ -178,7 +178,7 @@ def _pass_low(psi, energy, bits, kinds, layers, g, rot, rot_t, d_sub, d_top, ini
 
 
 @njit(cache=True, parallel=True)
-def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_top, expect):
+def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_high, expect):
     """Ops on the high qubits: a tile gathers the 2^(n−low_bits) runs of 2^run_bits amplitudes that differ
     only in qubits low_bits…n−1 (tile bits run_bits…)."""
     nh = psi.size >> low_bits
@@ -196,7 +196,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_
             src = (h << low_bits) | (t << run_bits)
             x[h * run:(h + 1) * run] = psi[src:src + run]
             e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_forward(x, e, kinds, layers, g, rot, rot_t, d_top, d_top, low_bits, run_bits, kh, 0)
+        _tile_forward(x, e, kinds, layers, g, rot, rot_t, d_high, d_high, low_bits, run_bits, kh, 0)
         if expect:
             s = 0.0
             for j in range(size):
@@ -225,7 +225,7 @@ def _adjoint_low(phi, lam, energy, bits, kinds, layers, g, rot, rot_t, d_sub, d_
 
 
 @njit(cache=True, parallel=True)
-def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_top, z_top):
+def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_high, z_high):
     """:func:`_tile_backward` on the gathered high-qubit tiles of φ and λ."""
     nh = phi.size >> low_bits
     kh = 0
@@ -244,7 +244,7 @@ def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, rot, r
             xf[h * run:(h + 1) * run] = phi[src:src + run]
             xl[h * run:(h + 1) * run] = lam[src:src + run]
             e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_backward(xf, xl, e, kinds, layers, g, rot, rot_t, d_top, d_top, z_top, z_top, low_bits, run_bits, kh,
+        _tile_backward(xf, xl, e, kinds, layers, g, rot, rot_t, d_high, d_high, z_high, z_high, low_bits, run_bits, kh,
                        0, out[t])
         for h in range(nh):
             src = (h << low_bits) | (t << run_bits)
