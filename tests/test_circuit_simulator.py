@@ -106,3 +106,21 @@ def test_diagonal_ladders_are_one_stage_each(blocks, n, tile_bits):
 def test_random_circuits_use_every_kind_of_stage():
     assert {stage.kind for stage in CircuitSimulator(random_circuit(7, 42, 70))._stages} == {
         "layer", "cx", "diagonal", "gate"}
+
+
+def test_parallel_and_serial_kernels_agree():
+    """The passes on 2 threads and on 1 (small states normally run on one thread)."""
+    import numba
+
+    circuit = random_circuit(9, 60, 5)
+    simulator = CircuitSimulator(circuit, tile_bits=4)
+    values = np.random.default_rng(5).uniform(-np.pi, np.pi, circuit.num_parameters)
+    states = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            states.append(simulator._run(values).copy())
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_allclose(states[0], states[1], atol=1e-14)
