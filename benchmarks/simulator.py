@@ -458,7 +458,7 @@ def main(argv=None):
     vqe_form = default_vqe_form()
     # real_amplitudes: (reps + 1) RY layers and reps CX layers of n − 1 gates; efficient_su2 twice the rotations
     vqe_gates_per_qubit = (p + 1) * (2 if vqe_form[0] == "efficient_su2" else 1) + p
-    predict = initial_predictors(vqe_gates_per_qubit / 1.0)
+    predict = initial_predictors(vqe_gates_per_qubit)
     running = [OURS, OURS_SINGLE] + [name for name, (path, _) in libraries.items() if path]
     running += ([] if aer_missing else [AER]) + [WARM, VQE]
 
@@ -470,12 +470,11 @@ def main(argv=None):
     diagonal_seconds = 2e-8  # per amplitude, building each n's energy diagonal
     total = 30.0 + sum(planned(n, name) for n in sizes for name in running) + sum(diagonal_seconds * 2.0**n
                                                                                     for n in sizes)
+    skipped_peers = [f"{name}: {note}" for name, (path, note) in libraries.items() if path is None]
+    skipped_peers += [f"{AER}: {aer_missing}"] if aer_missing else []
     print(f"plan: n = {sizes}, p = {p}; {', '.join(running)}")
-    for name, (path, note) in libraries.items():
-        if path is None:
-            print(f"  {name}: {note}")
-    if aer_missing:
-        print(f"  {AER}: {aer_missing}")
+    for line in skipped_peers:
+        print(f"  {line}")
     print(f"predicted time: about {total / 60:.1f} min on an idle machine (longer while others share the cores)",
           flush=True)
 
@@ -562,7 +561,7 @@ def main(argv=None):
                                             "peak_mb": r.peak_mb, "note": r.note} for r in rows], indent=1) + "\n")
     loads = (load_start, os.getloadavg())
     Path(args.md).write_text(markdown(command, rows, bandwidth, floor_bandwidth, traffic, p, loads, vqe_form,
-                                      time.perf_counter() - started))
+                                      time.perf_counter() - started, skipped_peers))
     print(f"wrote {args.json} and {args.md} ({(time.perf_counter() - started) / 60:.1f} min)")
 
 
@@ -607,7 +606,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> str:
     return "" if not numerator or not denominator else f"{numerator / denominator:.2f}"
 
 
-def markdown(command, rows, bandwidth, floor_bandwidth, traffic, p, loads, vqe_form, wall) -> str:
+def markdown(command, rows, bandwidth, floor_bandwidth, traffic, p, loads, vqe_form, wall, skipped_peers) -> str:
     """The results page: context, the X-mixer table, the other ansätze, the aims and the skipped rows."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, " \
@@ -699,8 +698,9 @@ def markdown(command, rows, bandwidth, floor_bandwidth, traffic, p, loads, vqe_f
                   "| N | simulator | ms | value |", "|---:|---|---:|---:|"]
         lines += [f"| {r.n} | {r.impl} | {_ms(r.seconds)} | {r.value:.10f} |" for r in subspace]
     notes = [r for r in rows if r.seconds is None or "DISAGREES" in r.note]
-    if notes:
+    if notes or skipped_peers:
         lines += ["", "## Notes", ""]
+        lines += [f"* {line}" for line in skipped_peers]
         lines += [f"* n = {r.n}, {r.impl}: {r.note}" for r in notes]
     return "\n".join(lines) + "\n"
 
