@@ -489,7 +489,7 @@ def main(argv=None):
 
     rows: list[Row] = []
     traffic: dict[tuple[int, str], tuple[float, str]] = {}
-    steps_total = len(sizes) * len(running) + (2 * len(args.subspace))
+    steps = [(n, name) for n in sizes for name in running] + [(n, "subspace") for n in args.subspace for _ in "rc"]
     done = 0
 
     def report(row: Row):
@@ -497,10 +497,12 @@ def main(argv=None):
         done += 1
         rows.append(row)
         elapsed = time.perf_counter() - started
+        left = sum(planned(n, name) for n, name in steps[done:] if name in predict)
         time_text = "skipped" if row.seconds is None else f"{row.seconds * 1e3:10.2f} ms"
         diff = row.difference
-        print(f"[{done}/{steps_total} {elapsed / 60:4.1f} min] n={row.n:>2} {row.impl:<24} {time_text:>14} "
-              f"{'' if row.value is None else f'{row.value:.12f}':>16} "
+        left_text = f"{left:.0f} s" if left < 120 else f"{left / 60:.1f} min"
+        print(f"[{done}/{len(steps)}, {elapsed / 60:.1f} min, ~{left_text} left] n={row.n:>2} "
+              f"{row.impl:<24} {time_text:>14} {'' if row.value is None else f'{row.value:.12f}':>16} "
               f"{'' if diff is None else f'|Δ|={diff:.1e}':>11} {row.note}", flush=True)
 
     for n in sizes:
