@@ -17,6 +17,7 @@ from qportfolio.backends.exact.kernels import (
     _weighted_dot,
     check_memory,
 )
+from qportfolio.backends.exact.phases import QuboPhases, multiply_block_phases, no_qubo_arguments
 
 # --------------------------------------------------------------------------- X-mixer kernels
 
@@ -116,11 +117,12 @@ def _mixer_table(k, beta, out):
 
 
 @njit(cache=True)
-def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub):
+def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, where):
     """Apply the ops to a tile whose bits b0…b0+k-1 are the mixed qubits (others: independent).
 
     With b0 = 0 a mixer is split into its part on bits 0…sub-1, done W·D·W inside L1-sized
     sub-blocks, and its part on bits sub…k-1, done W·D·W over the whole tile (sub = 0 otherwise).
+    A phase reads the energies ``e`` or, given a QUBO (``phases``, see :func:`_phase_tile`), none.
     """
     xf = x.view(x.real.dtype)
     bs = 1 << sub
@@ -129,10 +131,7 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub):
     top_mask = (1 << top_bits) - 1
     for o in range(kinds.size):
         if kinds[o] == 0:
-            g = values[o]
-            for j in range(x.size):
-                s, c = _sincos(g * e[j])
-                x[j] = x[j] * complex(c, -s)
+            _phase_tile(x, e, values[o], o, phases, where)
             continue
         if sub > 0:
             ts = tab_sub[o]
@@ -152,6 +151,26 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub):
 
 
 @njit(cache=True)
+def _phase_tile(x, e, g, o, phases, where):
+    """x ← e^{−igE} x on a tile. ``phases`` = (pair, diag, const, m, tables): a QUBO (empty pair: use
+    ``e``) and the per-op tables T over blocks of 2^m; ``where`` = (base, run_bits, shift): tile index j
+    is basis state ((j >> run_bits) << shift) | base | (j mod 2^run_bits)."""
+    pair, diag, const, m, tables = phases
+    if pair.shape[0] == 0:
+        for j in range(x.size):
+            s, c = _sincos(g * e[j])
+            x[j] = x[j] * complex(c, -s)
+        return
+    base, run_bits, shift = where
+    run_mask = (1 << run_bits) - 1
+    out = np.empty(1 << m, dtype=np.complex128)
+    w = np.empty(max(m, 1))
+    for start in range(0, x.size, 1 << m):
+        z = ((start >> run_bits) << shift) | base | (start & run_mask)
+        multiply_block_phases(x, start, z, m, g, tables[o], pair, diag, const, out, w)
+
+
+@njit(cache=True)
 def _tables(kinds, values, k, sub, dtype_array):
     tab_sub = np.empty((kinds.size, 1 << sub), dtype=dtype_array.dtype)
     tab_top = np.empty((kinds.size, 1 << (k - sub)), dtype=dtype_array.dtype)
@@ -164,12 +183,12 @@ def _tables(kinds, values, k, sub, dtype_array):
 
 
 @njit(cache=True, parallel=True)
-def _pass_low(psi, energy, bits, kinds, values, init, expect):
+def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
     """Apply ops to each contiguous tile of 2^bits amplitudes (mixers act on bits 0…bits-1).
 
     ops: kind 0 = phase exp(-i·value·E), kind 1 = mixer on the tile's bits with β = value.
     init ≠ 0: the tiles start as the constant ``init`` instead of being read. expect: return
-    Σ|ψ|²E of the result without writing the state back.
+    Σ|ψ|²E of the result without writing the state back. phases: see :func:`_phase_tile`.
     """
     size = 1 << bits
     ntiles = psi.size >> bits
@@ -185,7 +204,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect):
         if init != 0:
             x[:] = init
         e = energy[off:off + size]
-        _tile_ops(x, e, kinds, values, tab_sub, tab_top, 0, bits, sub)
+        _tile_ops(x, e, kinds, values, tab_sub, tab_top, 0, bits, sub, phases, (off, bits, bits))
         if expect:
             s = 0.0
             for j in range(size):
@@ -196,7 +215,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect):
 
 
 @njit(cache=True, parallel=True)
-def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect):
+def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
     """Like :func:`_pass_low` for the high bits: a tile gathers 2^(n-low_bits) runs of 2^run_bits
     amplitudes; the high qubits are the tile's bits run_bits….""" 
     nh = psi.size >> low_bits
@@ -208,7 +227,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect):
     tab_sub, tab_top = _tables(kinds, values, kh, 0, psi)
     need_e = expect
     for o in range(kinds.size):
-        if kinds[o] == 0:
+        if kinds[o] == 0 and phases[0].shape[0] == 0:
             need_e = True
     ntiles = 1 << (low_bits - run_bits)
     acc = np.zeros(ntiles)
@@ -220,7 +239,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect):
             x[h * run:(h + 1) * run] = psi[src:src + run]
             if need_e:
                 e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0)
+        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0, phases, (t << run_bits, run_bits, low_bits))
         if expect:
             s = 0.0
             for j in range(size):
@@ -254,11 +273,14 @@ class QAOASimulator(_DiagonalObjective):
     """Exact QAOA with the X mixer on ``n = log2(len(cost_diagonal))`` qubits.
 
     ``cost_diagonal`` E[z] is in original units (objectives are reported in them); the cost layer
-    is ``exp(-i γ · phase_scale · E)``. ``tile_bits``: log2 of amplitudes per cache tile.
+    is ``exp(-i γ · phase_scale · E)``. ``tile_bits``: log2 of amplitudes per cache tile. ``qubo``
+    (a :class:`~qportfolio.encoding.qubo.Qubo` or :class:`~.phases.QuboPhases`) whose energies are
+    ``cost_diagonal``: the phases are then built from it (:mod:`.phases`) and the energies are read
+    only for the objective; a QUBO that does not reproduce the diagonal is ignored.
     """
 
     def __init__(self, cost_diagonal, *, phase_scale: float = 1.0, dtype=np.complex128,
-                 tile_bits: int | None = None):
+                 tile_bits: int | None = None, qubo=None):
         super().__init__(None, phase_scale, dtype)
         size = len(cost_diagonal)
         copies = not (isinstance(cost_diagonal, np.ndarray) and cost_diagonal.dtype == np.float64)
@@ -271,6 +293,7 @@ class QAOASimulator(_DiagonalObjective):
         self.low_bits = min(self.n, max(tile_bits, (self.n + 3) // 2))
         self.run_bits = max(0, min(self.low_bits, tile_bits - (self.n - self.low_bits)))
         self._psi = np.empty(self.cost.size, dtype=self.dtype)
+        self.qubo_phases = _checked_phases(qubo, self.cost)
 
     @classmethod
     def required_bytes(cls, n: int, dtype=np.complex128) -> float:
@@ -302,11 +325,38 @@ class QAOASimulator(_DiagonalObjective):
             last = expect and i == len(passes) - 1
             kinds = kinds.astype(np.int64)
             values = values.astype(np.float64)
+            phases = self._phase_arguments(where, kinds, values)
             if where == "low":
-                value = _pass_low(psi, self.cost, self.low_bits, kinds, values, init if i == 0 else 0.0, last)
+                value = _pass_low(psi, self.cost, self.low_bits, kinds, values, init if i == 0 else 0.0, last,
+                                  phases)
             else:
-                value = _pass_high(psi, self.cost, self.low_bits, self.run_bits, kinds, values, last)
+                value = _pass_high(psi, self.cost, self.low_bits, self.run_bits, kinds, values, last, phases)
         return value
+
+    def _phase_arguments(self, where, kinds, values):
+        """The ``phases`` of :func:`_phase_tile` for a pass: blocks no longer than the tile's runs."""
+        if self.qubo_phases is None:
+            return (*no_qubo_arguments(), 0, np.ones((kinds.size, 1), dtype=np.complex128))
+        m = self.qubo_phases.block_bits(self.low_bits if where == "low" else self.run_bits)
+        tables = np.ones((kinds.size, 1 << m), dtype=np.complex128)
+        for o in np.flatnonzero(kinds == 0):
+            tables[o] = self.qubo_phases.table(values[o], m)
+        return (*self.qubo_phases.arguments(), m, tables)
+
+    def traffic_per_amplitude(self, p: int) -> float:
+        """Bytes the pass plan of one :meth:`expectation` at depth ``p`` moves per amplitude: each pass reads
+        and writes the state (the first only writes it, the last only reads it), and a pass reads the
+        energies when its phases come from the table or it evaluates ⟨E⟩."""
+        theta = np.zeros(2 * p)
+        passes = self._passes(*_split_theta(theta))
+        state = float(self.dtype.itemsize)
+        total = 0.0
+        for i, (_, kinds, _) in enumerate(passes):
+            first, last = i == 0, i == len(passes) - 1
+            total += (0.0 if first else state) + (0.0 if last else state)
+            if last or (self.qubo_phases is None and np.any(kinds == 0)):
+                total += 8.0
+        return total
 
     def _evolve(self, theta):
         self._run(theta, expect=False)
@@ -319,9 +369,10 @@ class QAOASimulator(_DiagonalObjective):
     def _mixer(self, psi, beta):
         one = np.array([1], dtype=np.int64)
         b = np.array([beta], dtype=np.float64)
-        _pass_low(psi, self.cost, self.low_bits, one, b, 0.0, False)
+        phases = (*no_qubo_arguments(), 0, np.ones((1, 1), dtype=np.complex128))
+        _pass_low(psi, self.cost, self.low_bits, one, b, 0.0, False, phases)
         if self.low_bits < self.n:
-            _pass_high(psi, self.cost, self.low_bits, self.run_bits, one, b, False)
+            _pass_high(psi, self.cost, self.low_bits, self.run_bits, one, b, False, phases)
 
     def expectation_and_gradient(self, theta, observable=None) -> tuple[float, np.ndarray]:
         """⟨O⟩ and its exact gradient w.r.t. θ = (β…, γ…) by the adjoint method (two states); ``O`` is a
@@ -343,9 +394,21 @@ class QAOASimulator(_DiagonalObjective):
             grad[layer] = 2.0 * _mixer_overlap(lam, phi).imag
             self._mixer(phi, -beta[layer])
             self._mixer(lam, -beta[layer])
-            grad[p + layer] = 2.0 * s * _weighted_dot(lam, phi, self.cost).imag
-            _phase(phi, self.cost, -gamma[layer] * s)
-            _phase(lam, self.cost, -gamma[layer] * s)
+            if self.qubo_phases is not None:
+                dot = self.qubo_phases.dot_and_apply(lam, phi, self.cost, -gamma[layer] * s)
+            else:
+                dot = _weighted_dot(lam, phi, self.cost)
+                _phase(phi, self.cost, -gamma[layer] * s)
+                _phase(lam, self.cost, -gamma[layer] * s)
+            grad[p + layer] = 2.0 * s * dot.imag
         return value, grad
+
+
+def _checked_phases(qubo, cost) -> QuboPhases | None:
+    """The QUBO's phases if its energies are ``cost`` (else None: the phases then read the table)."""
+    if qubo is None:
+        return None
+    phases = qubo if isinstance(qubo, QuboPhases) else QuboPhases.of(qubo)
+    return phases if phases.reproduces(cost) else None
 
 
