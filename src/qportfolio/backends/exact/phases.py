@@ -42,8 +42,8 @@ def _low_energies(pair, diag, m):
 
 @njit(cache=True)
 def block_phases(out, base, m, g, table, pair, diag, const, w):
-    """out[a] = e^{−igE(base + a)} for a < 2^m (base's m low bits are zero; table = T for g; w: m floats of
-    scratch)."""
+    """out[0] + i·out[1] = e^{−igE(base + a)} for a < 2^m (base's m low bits are zero; table = T for g as
+    real and imaginary rows, shape (2, 2^m); w: m floats of scratch). Real rows, so the loops vectorise."""
     n = diag.size
     rest = const
     for i in range(m):
@@ -56,37 +56,54 @@ def block_phases(out, base, m, g, table, pair, diag, const, w):
                     rest += pair[j, k]
             for i in range(m):
                 w[i] += pair[i, j]
+    re = out[0]
+    im = out[1]
     s, c = _sincos(g * rest)
-    out[0] = complex(c, -s)
+    re[0] = c
+    im[0] = -s
     for i in range(m):
         s, c = _sincos(g * w[i])
-        f = complex(c, -s)
         h = 1 << i
         for a in range(h):
-            out[h + a] = out[a] * f
+            r = re[a]
+            q = im[a]
+            re[h + a] = r * c + q * s
+            im[h + a] = q * c - r * s
+    tr = table[0]
+    ti = table[1]
     for a in range(1 << m):
-        out[a] = out[a] * table[a]
+        r = re[a]
+        q = im[a]
+        re[a] = r * tr[a] - q * ti[a]
+        im[a] = r * ti[a] + q * tr[a]
 
 
 @njit(cache=True)
 def multiply_block_phases(x, start, base, m, g, table, pair, diag, const, out, w):
-    """x[start + a] ← e^{−igE(base + a)} x[start + a] for a < 2^m."""
+    """x[start + a] ← e^{−igE(base + a)} x[start + a] for a < 2^m (out: (2, 2^m) floats of scratch)."""
     block_phases(out, base, m, g, table, pair, diag, const, w)
+    xf = x.view(x.real.dtype)
+    re = out[0]
+    im = out[1]
     for a in range(1 << m):
-        x[start + a] = x[start + a] * out[a]
+        j = 2 * (start + a)
+        xr = xf[j]
+        xi = xf[j + 1]
+        xf[j] = xr * re[a] - xi * im[a]
+        xf[j + 1] = xr * im[a] + xi * re[a]
 
 
 @njit(cache=True, parallel=True)
 def _apply_parallel(psi, m, g, table, pair, diag, const):
     for b in prange(psi.size >> m):
-        out = np.empty(1 << m, dtype=np.complex128)
+        out = np.empty((2, 1 << m))
         w = np.empty(max(m, 1))
         multiply_block_phases(psi, b << m, b << m, m, g, table, pair, diag, const, out, w)
 
 
 @njit(cache=True)
 def _apply_serial(psi, m, g, table, pair, diag, const):
-    out = np.empty(1 << m, dtype=np.complex128)
+    out = np.empty((2, 1 << m))
     w = np.empty(max(m, 1))
     for b in range(psi.size >> m):
         multiply_block_phases(psi, b << m, b << m, m, g, table, pair, diag, const, out, w)
@@ -96,17 +113,24 @@ def _apply_serial(psi, m, g, table, pair, diag, const):
 def _dot_and_apply(lam, phi, energy, m, g, table, pair, diag, const):
     acc = 0.0j
     for b in prange(phi.size >> m):
-        out = np.empty(1 << m, dtype=np.complex128)
+        out = np.empty((2, 1 << m))
         w = np.empty(max(m, 1))
         start = b << m
-        block_phases(out, start, m, g, table, pair, diag, const, w)
         s = 0.0j
         for a in range(1 << m):
             z = start + a
             s += np.conj(lam[z]) * phi[z] * energy[z]
-            phi[z] = phi[z] * out[a]
-            lam[z] = lam[z] * out[a]
         acc += s
+        multiply_block_phases(phi, start, start, m, g, table, pair, diag, const, out, w)
+        re = out[0]
+        im = out[1]
+        lf = lam.view(lam.real.dtype)
+        for a in range(1 << m):
+            j = 2 * (start + a)
+            xr = lf[j]
+            xi = lf[j + 1]
+            lf[j] = xr * re[a] - xi * im[a]
+            lf[j + 1] = xr * im[a] + xi * re[a]
     return acc
 
 
@@ -130,10 +154,11 @@ class QuboPhases:
         return max(0, min(self.n, limit))
 
     def table(self, g: float, m: int) -> np.ndarray:
-        """T[a] = e^{−igE_a(a)} over the m low bits (complex128, 2^m entries)."""
+        """T[a] = e^{−igE_a(a)} over the m low bits: real and imaginary rows, shape (2, 2^m)."""
         if m not in self._low:
             self._low[m] = _low_energies(self.pair, self.diag, m)
-        return np.exp(-1j * g * self._low[m])
+        angle = g * self._low[m]
+        return np.stack([np.cos(angle), -np.sin(angle)])
 
     def energies(self, states) -> np.ndarray:
         """E of the given basis indices (float64)."""

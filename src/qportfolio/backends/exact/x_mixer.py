@@ -163,7 +163,7 @@ def _phase_tile(x, e, g, o, phases, where):
         return
     base, run_bits, shift = where
     run_mask = (1 << run_bits) - 1
-    out = np.empty(1 << m, dtype=np.complex128)
+    out = np.empty((2, 1 << m))
     w = np.empty(max(m, 1))
     for start in range(0, x.size, 1 << m):
         z = ((start >> run_bits) << shift) | base | (start & run_mask)
@@ -336,9 +336,9 @@ class QAOASimulator(_DiagonalObjective):
     def _phase_arguments(self, where, kinds, values):
         """The ``phases`` of :func:`_phase_tile` for a pass: blocks no longer than the tile's runs."""
         if self.qubo_phases is None:
-            return (*no_qubo_arguments(), 0, np.ones((kinds.size, 1), dtype=np.complex128))
+            return (*no_qubo_arguments(), 0, np.ones((kinds.size, 2, 1)))
         m = self.qubo_phases.block_bits(self.low_bits if where == "low" else self.run_bits)
-        tables = np.ones((kinds.size, 1 << m), dtype=np.complex128)
+        tables = np.ones((kinds.size, 2, 1 << m))
         for o in np.flatnonzero(kinds == 0):
             tables[o] = self.qubo_phases.table(values[o], m)
         return (*self.qubo_phases.arguments(), m, tables)
@@ -369,7 +369,7 @@ class QAOASimulator(_DiagonalObjective):
     def _mixer(self, psi, beta):
         one = np.array([1], dtype=np.int64)
         b = np.array([beta], dtype=np.float64)
-        phases = (*no_qubo_arguments(), 0, np.ones((1, 1), dtype=np.complex128))
+        phases = (*no_qubo_arguments(), 0, np.ones((1, 2, 1)))
         _pass_low(psi, self.cost, self.low_bits, one, b, 0.0, False, phases)
         if self.low_bits < self.n:
             _pass_high(psi, self.cost, self.low_bits, self.run_bits, one, b, False, phases)
