@@ -41,6 +41,17 @@ def _low_energies(pair, diag, m):
 
 
 @njit(cache=True)
+def phase_table(low_energies, g):
+    """T = e^{−igE_a} from E_a (:meth:`QuboPhases.low_energies`) as real and imaginary rows, shape (2, 2^m)."""
+    table = np.empty((2, low_energies.size))
+    for a in range(low_energies.size):
+        s, c = _sincos(g * low_energies[a])
+        table[0, a] = c
+        table[1, a] = -s
+    return table
+
+
+@njit(cache=True)
 def block_phases(out, base, m, g, table, pair, diag, const, w):
     """out[0] + i·out[1] = e^{−igE(base + a)} for a < 2^m (base's m low bits are zero; table = T for g as
     real and imaginary rows, shape (2, 2^m); w: m floats of scratch). Real rows, so the loops vectorise."""
@@ -94,7 +105,8 @@ def multiply_block_phases(x, start, base, m, g, table, pair, diag, const, out, w
 
 
 @njit(cache=True, parallel=True)
-def _apply_parallel(psi, m, g, table, pair, diag, const):
+def _apply_parallel(psi, m, g, low_energies, pair, diag, const):
+    table = phase_table(low_energies, g)
     for b in prange(psi.size >> m):
         out = np.empty((2, 1 << m))
         w = np.empty(max(m, 1))
@@ -102,7 +114,8 @@ def _apply_parallel(psi, m, g, table, pair, diag, const):
 
 
 @njit(cache=True)
-def _apply_serial(psi, m, g, table, pair, diag, const):
+def _apply_serial(psi, m, g, low_energies, pair, diag, const):
+    table = phase_table(low_energies, g)
     out = np.empty((2, 1 << m))
     w = np.empty(max(m, 1))
     for b in range(psi.size >> m):
@@ -110,7 +123,9 @@ def _apply_serial(psi, m, g, table, pair, diag, const):
 
 
 @njit(cache=True, parallel=True)
-def _dot_and_apply(lam, phi, energy, m, g, table, pair, diag, const):
+def _dot_and_apply(lam, phi, energy, m, g, low_energies, pair, diag, const):
+    table = phase_table(low_energies, g)
+    lam_f = lam.view(lam.real.dtype)
     acc = 0.0j
     for b in prange(phi.size >> m):
         out = np.empty((2, 1 << m))
@@ -124,20 +139,20 @@ def _dot_and_apply(lam, phi, energy, m, g, table, pair, diag, const):
         multiply_block_phases(phi, start, start, m, g, table, pair, diag, const, out, w)
         re = out[0]
         im = out[1]
-        lf = lam.view(lam.real.dtype)
         for a in range(1 << m):
             j = 2 * (start + a)
-            xr = lf[j]
-            xi = lf[j + 1]
-            lf[j] = xr * re[a] - xi * im[a]
-            lf[j + 1] = xr * im[a] + xi * re[a]
+            xr = lam_f[j]
+            xi = lam_f[j + 1]
+            lam_f[j] = xr * re[a] - xi * im[a]
+            lam_f[j + 1] = xr * im[a] + xi * re[a]
     return acc
 
 
 class QuboPhases:
     """The phases ``e^{−igE}`` of the QUBO ``E(z) = zᵀQz + cᵀz + const`` (module docstring).
 
-    ``pair``, ``diag``, ``const`` are the arrays :func:`block_phases` takes; :meth:`table` its ``T``.
+    ``pair``, ``diag``, ``const`` are the arrays :func:`block_phases` takes; its table ``T`` is
+    ``phase_table(low_energies(m), g)`` (computed inside the kernels: no Python between them).
     """
 
     def __init__(self, quadratic, linear, constant: float = 0.0):
@@ -150,15 +165,14 @@ class QuboPhases:
         return cls(qubo.quadratic, qubo.linear, qubo.constant)
 
     def block_bits(self, limit: int = BLOCK_BITS) -> int:
-        """The block size m (log2) for blocks of at most 2^limit amplitudes."""
-        return max(0, min(self.n, limit))
+        """The block size m (log2): at most BLOCK_BITS, ``limit`` and n."""
+        return max(0, min(self.n, limit, BLOCK_BITS))
 
-    def table(self, g: float, m: int) -> np.ndarray:
-        """T[a] = e^{−igE_a(a)} over the m low bits: real and imaginary rows, shape (2, 2^m)."""
+    def low_energies(self, m: int) -> np.ndarray:
+        """E_a(a) for a < 2^m: the energy of the m low bits alone, without the constant."""
         if m not in self._low:
             self._low[m] = _low_energies(self.pair, self.diag, m)
-        angle = g * self._low[m]
-        return np.stack([np.cos(angle), -np.sin(angle)])
+        return self._low[m]
 
     def energies(self, states) -> np.ndarray:
         """E of the given basis indices (float64)."""
@@ -184,12 +198,12 @@ class QuboPhases:
         """ψ_z ← e^{−igE(z)} ψ_z over the whole state."""
         m = self.block_bits()
         kernel = _apply_parallel if psi.size >= _PARALLEL_MIN else _apply_serial
-        kernel(psi, m, g, self.table(g, m), self.pair, self.diag, self.const)
+        kernel(psi, m, g, self.low_energies(m), self.pair, self.diag, self.const)
 
     def dot_and_apply(self, lam: np.ndarray, phi: np.ndarray, energy: np.ndarray, g: float) -> complex:
         """Σ_z conj(λ_z) E_z φ_z, then φ and λ ← e^{−igE} φ, λ (the dot is unchanged by the common phase)."""
         m = self.block_bits()
-        return _dot_and_apply(lam, phi, energy, m, g, self.table(g, m), self.pair, self.diag, self.const)
+        return _dot_and_apply(lam, phi, energy, m, g, self.low_energies(m), self.pair, self.diag, self.const)
 
 
 def no_qubo_arguments():

@@ -17,7 +17,7 @@ from qportfolio.backends.exact.kernels import (
     _weighted_dot,
     check_memory,
 )
-from qportfolio.backends.exact.phases import QuboPhases, multiply_block_phases, no_qubo_arguments
+from qportfolio.backends.exact.phases import QuboPhases, multiply_block_phases, no_qubo_arguments, phase_table
 
 # --------------------------------------------------------------------------- X-mixer kernels
 
@@ -117,7 +117,7 @@ def _mixer_table(k, beta, out):
 
 
 @njit(cache=True)
-def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, where):
+def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables, where):
     """Apply the ops to a tile whose bits b0…b0+k-1 are the mixed qubits (others: independent).
 
     With b0 = 0 a mixer is split into its part on bits 0…sub-1, done W·D·W inside L1-sized
@@ -131,7 +131,7 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, where):
     top_mask = (1 << top_bits) - 1
     for o in range(kinds.size):
         if kinds[o] == 0:
-            _phase_tile(x, e, values[o], o, phases, where)
+            _phase_tile(x, e, values[o], o, phases, tables, where)
             continue
         if sub > 0:
             ts = tab_sub[o]
@@ -151,11 +151,11 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, where):
 
 
 @njit(cache=True)
-def _phase_tile(x, e, g, o, phases, where):
-    """x ← e^{−igE} x on a tile. ``phases`` = (pair, diag, const, m, tables): a QUBO (empty pair: use
-    ``e``) and the per-op tables T over blocks of 2^m; ``where`` = (base, run_bits, shift): tile index j
-    is basis state ((j >> run_bits) << shift) | base | (j mod 2^run_bits)."""
-    pair, diag, const, m, tables = phases
+def _phase_tile(x, e, g, o, phases, tables, where):
+    """x ← e^{−igE} x on a tile. ``phases`` = (pair, diag, const, m, low_energies): a QUBO (empty pair:
+    use ``e``) and the energies E_a of blocks of 2^m (:mod:`.phases`); ``where`` = (base, run_bits, shift):
+    tile index j is basis state ((j >> run_bits) << shift) | base | (j mod 2^run_bits)."""
+    pair, diag, const, m, _ = phases
     if pair.shape[0] == 0:
         for j in range(x.size):
             s, c = _sincos(g * e[j])
@@ -163,11 +163,12 @@ def _phase_tile(x, e, g, o, phases, where):
         return
     base, run_bits, shift = where
     run_mask = (1 << run_bits) - 1
+    table = tables[o]
     out = np.empty((2, 1 << m))
     w = np.empty(max(m, 1))
     for start in range(0, x.size, 1 << m):
         z = ((start >> run_bits) << shift) | base | (start & run_mask)
-        multiply_block_phases(x, start, z, m, g, tables[o], pair, diag, const, out, w)
+        multiply_block_phases(x, start, z, m, g, table, pair, diag, const, out, w)
 
 
 @njit(cache=True)
@@ -182,6 +183,18 @@ def _tables(kinds, values, k, sub, dtype_array):
     return tab_sub, tab_top
 
 
+@njit(cache=True)
+def _phase_tables(kinds, values, phases):
+    """The table T of :mod:`.phases` for each phase op (given a QUBO)."""
+    low_energies = phases[4]
+    tables = np.ones((kinds.size, 2, low_energies.size))
+    if phases[0].shape[0] > 0:
+        for o in range(kinds.size):
+            if kinds[o] == 0:
+                tables[o] = phase_table(low_energies, values[o])
+    return tables
+
+
 @njit(cache=True, parallel=True)
 def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
     """Apply ops to each contiguous tile of 2^bits amplitudes (mixers act on bits 0…bits-1).
@@ -194,6 +207,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
     ntiles = psi.size >> bits
     sub = min(bits, _SUB_BITS)
     tab_sub, tab_top = _tables(kinds, values, bits, sub, psi)
+    tables = _phase_tables(kinds, values, phases)
     acc = np.zeros(ntiles)
     for t in prange(ntiles):
         off = t * size
@@ -204,7 +218,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
         if init != 0:
             x[:] = init
         e = energy[off:off + size]
-        _tile_ops(x, e, kinds, values, tab_sub, tab_top, 0, bits, sub, phases, (off, bits, bits))
+        _tile_ops(x, e, kinds, values, tab_sub, tab_top, 0, bits, sub, phases, tables, (off, bits, bits))
         if expect:
             s = 0.0
             for j in range(size):
@@ -225,6 +239,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
     run = 1 << run_bits
     size = nh * run
     tab_sub, tab_top = _tables(kinds, values, kh, 0, psi)
+    tables = _phase_tables(kinds, values, phases)
     need_e = expect
     for o in range(kinds.size):
         if kinds[o] == 0 and phases[0].shape[0] == 0:
@@ -239,7 +254,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
             x[h * run:(h + 1) * run] = psi[src:src + run]
             if need_e:
                 e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0, phases, (t << run_bits, run_bits, low_bits))
+        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0, phases, tables, (t << run_bits, run_bits, low_bits))
         if expect:
             s = 0.0
             for j in range(size):
@@ -319,13 +334,12 @@ class QAOASimulator(_DiagonalObjective):
         beta, gamma = _split_theta(theta)
         psi = self._psi
         init = 1.0 / math.sqrt(psi.size)
-        passes = self._passes(beta, gamma)
+        passes = [(where, kinds.astype(np.int64), values.astype(np.float64))
+                  for where, kinds, values in self._passes(beta, gamma)]
         value = 0.0
         for i, (where, kinds, values) in enumerate(passes):
             last = expect and i == len(passes) - 1
-            kinds = kinds.astype(np.int64)
-            values = values.astype(np.float64)
-            phases = self._phase_arguments(where, kinds, values)
+            phases = self._phase_arguments(where)
             if where == "low":
                 value = _pass_low(psi, self.cost, self.low_bits, kinds, values, init if i == 0 else 0.0, last,
                                   phases)
@@ -333,15 +347,12 @@ class QAOASimulator(_DiagonalObjective):
                 value = _pass_high(psi, self.cost, self.low_bits, self.run_bits, kinds, values, last, phases)
         return value
 
-    def _phase_arguments(self, where, kinds, values):
+    def _phase_arguments(self, where):
         """The ``phases`` of :func:`_phase_tile` for a pass: blocks no longer than the tile's runs."""
         if self.qubo_phases is None:
-            return (*no_qubo_arguments(), 0, np.ones((kinds.size, 2, 1)))
+            return (*no_qubo_arguments(), 0, np.zeros(1))
         m = self.qubo_phases.block_bits(self.low_bits if where == "low" else self.run_bits)
-        tables = np.ones((kinds.size, 2, 1 << m))
-        for o in np.flatnonzero(kinds == 0):
-            tables[o] = self.qubo_phases.table(values[o], m)
-        return (*self.qubo_phases.arguments(), m, tables)
+        return (*self.qubo_phases.arguments(), m, self.qubo_phases.low_energies(m))
 
     def traffic_per_amplitude(self, p: int) -> float:
         """Bytes the pass plan of one :meth:`expectation` at depth ``p`` moves per amplitude: each pass reads
@@ -369,7 +380,7 @@ class QAOASimulator(_DiagonalObjective):
     def _mixer(self, psi, beta):
         one = np.array([1], dtype=np.int64)
         b = np.array([beta], dtype=np.float64)
-        phases = (*no_qubo_arguments(), 0, np.ones((1, 2, 1)))
+        phases = self._phase_arguments("low")
         _pass_low(psi, self.cost, self.low_bits, one, b, 0.0, False, phases)
         if self.low_bits < self.n:
             _pass_high(psi, self.cost, self.low_bits, self.run_bits, one, b, False, phases)
