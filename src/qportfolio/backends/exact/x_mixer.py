@@ -23,6 +23,46 @@ from qportfolio.backends.exact.phases import QuboPhases, multiply_block_phases, 
 
 
 @njit(cache=True)
+def _wht_radix8(x, q):
+    """Three Walsh–Hadamard stages (float bits q, q+1, q+2) in one sweep, eight streams in registers."""
+    h = 1 << q
+    for start in range(0, x.size, 8 * h):
+        a0 = x[start:start + h]
+        a1 = x[start + h:start + 2 * h]
+        a2 = x[start + 2 * h:start + 3 * h]
+        a3 = x[start + 3 * h:start + 4 * h]
+        a4 = x[start + 4 * h:start + 5 * h]
+        a5 = x[start + 5 * h:start + 6 * h]
+        a6 = x[start + 6 * h:start + 7 * h]
+        a7 = x[start + 7 * h:start + 8 * h]
+        for j in range(h):
+            s01 = a0[j] + a1[j]
+            d01 = a0[j] - a1[j]
+            s23 = a2[j] + a3[j]
+            d23 = a2[j] - a3[j]
+            s45 = a4[j] + a5[j]
+            d45 = a4[j] - a5[j]
+            s67 = a6[j] + a7[j]
+            d67 = a6[j] - a7[j]
+            t0 = s01 + s23
+            t1 = d01 + d23
+            t2 = s01 - s23
+            t3 = d01 - d23
+            t4 = s45 + s67
+            t5 = d45 + d67
+            t6 = s45 - s67
+            t7 = d45 - d67
+            a0[j] = t0 + t4
+            a1[j] = t1 + t5
+            a2[j] = t2 + t6
+            a3[j] = t3 + t7
+            a4[j] = t0 - t4
+            a5[j] = t1 - t5
+            a6[j] = t2 - t6
+            a7[j] = t3 - t7
+
+
+@njit(cache=True)
 def _wht_radix4(x, q):
     h = 1 << q
     for start in range(0, x.size, 4 * h):
@@ -90,13 +130,17 @@ def _wht_low3(xf):
 def _wht(xf, b0, k):
     """Unnormalised Walsh–Hadamard transform on complex bits b0 … b0+k-1 of a tile given as its
     interleaved float view xf (complex bit q = float bit q+1; real coefficients, so the float
-    loops vectorise)."""
+    loops vectorise). Three stages a sweep: a sweep of an L2-resident tile costs about as much as a
+    radix-4 one (measured 0.66 vs 0.95 ns/amp for six bits of a 1 MiB tile)."""
     q = b0 + 1
     end = b0 + k + 1
     if b0 == 0 and k >= 3:
         _wht_low3(xf)
         q = 4
-    while q + 1 < end:
+    while q + 2 < end:
+        _wht_radix8(xf, q)
+        q += 3
+    if q + 1 < end:
         _wht_radix4(xf, q)
         q += 2
     if q < end:
