@@ -312,20 +312,91 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
     return acc.sum()
 
 
-@njit(cache=True, parallel=True)
-def _mixer_overlap(lam, phi):
-    """⟨λ| Σ_i X_i |φ⟩."""
-    n = 0
-    while (1 << n) < phi.size:
-        n += 1
-    acc = 0.0j
-    for z in prange(phi.size):
-        s = 0.0j
-        for i in range(n):
-            s += phi[z ^ (1 << i)]
-        acc += np.conj(lam[z]) * s
-    return acc
+@njit(cache=True)
+def _z_weights(k):
+    """w[j] = k − 2·popcount(j) for j < 2^k: the eigenvalue of Σ Z_i on |j⟩."""
+    w = np.empty(1 << k)
+    w[0] = k
+    for t in range(k):
+        for j in range(1 << t):
+            w[j | (1 << t)] = w[j] - 2.0
+    return w
 
+
+@njit(cache=True)
+def _mixer_pair(x, y, table, weights, b0, k):
+    """The mixer W·D·W on bits b0…b0+k−1 of the tiles x (φ) and y (λ) alike, and, from the middle, where
+    Σ X_i = W (Σ Z_i) W / 2^k is diagonal, ⟨λ|Σ_{those qubits} X_i|φ⟩ = Σ_j conj(Wλ)_j w_j (Wφ)_j / 2^k."""
+    xf = x.view(x.real.dtype)
+    yf = y.view(y.real.dtype)
+    _wht(xf, b0, k)
+    _wht(yf, b0, k)
+    mask = (1 << k) - 1
+    acc = 0.0j
+    for j in range(x.size):
+        c = (j >> b0) & mask
+        acc += np.conj(y[j]) * x[j] * weights[c]
+        x[j] = x[j] * table[c]
+        y[j] = y[j] * table[c]
+    _wht(xf, b0, k)
+    _wht(yf, b0, k)
+    return acc / (1 << k)
+
+
+@njit(cache=True, parallel=True)
+def _pass_low_pair(phi, lam, bits, beta):
+    """The mixer on bits 0…bits−1 of φ and λ alike, tile by tile (sub-blocks of 2^_SUB_BITS first, as in
+    :func:`_tile_ops`); returns ⟨λ|Σ_{i<bits} X_i|φ⟩."""
+    size = 1 << bits
+    sub = min(bits, _SUB_BITS)
+    top = bits - sub
+    bs = 1 << sub
+    one = np.ones(1, dtype=np.int64)
+    tab_sub, tab_top = _tables(one, np.array([beta]), bits, sub, phi)
+    w_sub = _z_weights(sub)
+    w_top = _z_weights(top)
+    ntiles = phi.size >> bits
+    acc = np.zeros(ntiles, dtype=np.complex128)
+    for t in prange(ntiles):
+        x = phi[t * size:(t + 1) * size]
+        y = lam[t * size:(t + 1) * size]
+        s = 0.0j
+        for start in range(0, size, bs):
+            s += _mixer_pair(x[start:start + bs], y[start:start + bs], tab_sub[0], w_sub, 0, sub)
+        if top > 0:
+            s += _mixer_pair(x, y, tab_top[0], w_top, sub, top)
+        acc[t] = s
+    return acc.sum()
+
+
+@njit(cache=True, parallel=True)
+def _pass_high_pair(phi, lam, low_bits, run_bits, beta):
+    """The mixer on bits low_bits…n−1 of φ and λ alike, on gathered tiles as in :func:`_pass_high`;
+    returns ⟨λ|Σ_{i≥low_bits} X_i|φ⟩."""
+    nh = phi.size >> low_bits
+    kh = 0
+    while (1 << kh) < nh:
+        kh += 1
+    run = 1 << run_bits
+    size = nh * run
+    one = np.ones(1, dtype=np.int64)
+    tab_sub, tab_top = _tables(one, np.array([beta]), kh, 0, phi)
+    weights = _z_weights(kh)
+    ntiles = 1 << (low_bits - run_bits)
+    acc = np.zeros(ntiles, dtype=np.complex128)
+    for t in prange(ntiles):
+        x = np.empty(size, dtype=phi.dtype)
+        y = np.empty(size, dtype=lam.dtype)
+        for h in range(nh):
+            src = (h << low_bits) | (t << run_bits)
+            x[h * run:(h + 1) * run] = phi[src:src + run]
+            y[h * run:(h + 1) * run] = lam[src:src + run]
+        acc[t] = _mixer_pair(x, y, tab_top[0], weights, run_bits, kh)
+        for h in range(nh):
+            src = (h << low_bits) | (t << run_bits)
+            phi[src:src + run] = x[h * run:(h + 1) * run]
+            lam[src:src + run] = y[h * run:(h + 1) * run]
+    return acc.sum()
 
 
 class QAOASimulator(_DiagonalObjective):
@@ -421,13 +492,12 @@ class QAOASimulator(_DiagonalObjective):
         with _threads(self.cost.size):
             return float(self._run(theta, expect=True))
 
-    def _mixer(self, psi, beta):
-        one = np.array([1], dtype=np.int64)
-        b = np.array([beta], dtype=np.float64)
-        phases = self._phase_arguments("low")
-        _pass_low(psi, self.cost, self.low_bits, one, b, 0.0, False, phases)
+    def _undo_mixer_pair(self, phi, lam, beta) -> complex:
+        """φ, λ ← M(β)† φ, M(β)† λ; returns ⟨λ|Σ_i X_i|φ⟩ (the same before and after: Σ X_i commutes with M)."""
+        overlap = _pass_low_pair(phi, lam, self.low_bits, -beta)
         if self.low_bits < self.n:
-            _pass_high(psi, self.cost, self.low_bits, self.run_bits, one, b, False, phases)
+            overlap += _pass_high_pair(phi, lam, self.low_bits, self.run_bits, -beta)
+        return overlap
 
     def expectation_and_gradient(self, theta, observable=None) -> tuple[float, np.ndarray]:
         """⟨O⟩ and its exact gradient w.r.t. θ = (β…, γ…) by the adjoint method (two states); ``O`` is a
@@ -446,9 +516,7 @@ class QAOASimulator(_DiagonalObjective):
         grad = np.empty(2 * p)
         s = self.phase_scale
         for layer in range(p - 1, -1, -1):
-            grad[layer] = 2.0 * _mixer_overlap(lam, phi).imag
-            self._mixer(phi, -beta[layer])
-            self._mixer(lam, -beta[layer])
+            grad[layer] = 2.0 * self._undo_mixer_pair(phi, lam, beta[layer]).imag
             if self.qubo_phases is not None:
                 dot = self.qubo_phases.dot_and_apply(lam, phi, self.cost, -gamma[layer] * s)
             else:
