@@ -1,4 +1,10 @@
-"""QAOA with the X mixer: Walsh–Hadamard tiles fused with the cost phases, and the adjoint gradient."""
+"""QAOA with the X mixer: Walsh–Hadamard tiles fused with the cost phases, and the adjoint gradient.
+
+A mixer ``Π_i e^{−iβX_i}`` on a tile's qubits S is ``W D W`` (W the unnormalised Walsh–Hadamard transform,
+``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``). The phases come from the energy table or, given the QUBO, from
+:mod:`.phases`. The adjoint gradient undoes each mixer on φ and λ together and takes
+``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|`` (per tile part S) between the two W.
+"""
 
 from __future__ import annotations
 
