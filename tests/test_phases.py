@@ -113,3 +113,19 @@ def test_exact_backend_with_the_encodings_qubo(selection_problem):
     value_without, gradient_without = without.value_and_gradient(ansatz.circuit, theta)
     assert value == pytest.approx(value_without, abs=1e-10)
     np.testing.assert_allclose(gradient, gradient_without, atol=1e-9)
+
+
+def test_dot_and_apply():
+    n = 12
+    q, c, const = random_qubo(n, 8)
+    energies = brute_energies(q, c, const)
+    rng = np.random.default_rng(0)
+    phi = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+    lam = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+    expected_dot = np.vdot(lam, energies * phi)
+    phase = np.exp(-0.6j * energies)
+    expected_phi, expected_lam = phase * phi, phase * lam
+    dot = QuboPhases(q, c, const).dot_and_apply(lam, phi, energies, 0.6)
+    assert dot == pytest.approx(expected_dot, abs=1e-9)
+    np.testing.assert_allclose(phi, expected_phi, atol=1e-12)
+    np.testing.assert_allclose(lam, expected_lam, atol=1e-12)

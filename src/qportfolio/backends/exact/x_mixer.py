@@ -16,11 +16,9 @@ from numba import njit, prange
 from qportfolio.backends.exact.kernels import (
     _cost_array,
     _DiagonalObjective,
-    _phase,
     _sincos,
     _split_theta,
     _threads,
-    _weighted_dot,
     check_memory,
 )
 from qportfolio.backends.exact.phases import QuboPhases, multiply_block_phases, no_qubo_arguments, phase_table
@@ -349,10 +347,33 @@ def _mixer_pair(x, y, table, weights, b0, k):
     return acc / (1 << k)
 
 
+@njit(cache=True)
+def _dot_and_phase_pair(x, y, e, g, phases, table, base):
+    """Σ_j conj(y_j) e_j x_j, then x, y ← e^{−igE} x, y, on a tile of consecutive basis states from
+    ``base`` (phases from ``e`` or, given a QUBO, from :mod:`.phases` with ``table``)."""
+    pair, diag, const, m, _ = phases
+    acc = 0.0j
+    for j in range(x.size):
+        acc += np.conj(y[j]) * x[j] * e[j]
+    if pair.shape[0] == 0:
+        for j in range(x.size):
+            s, c = _sincos(g * e[j])
+            f = complex(c, -s)
+            x[j] = x[j] * f
+            y[j] = y[j] * f
+        return acc
+    out = np.empty((2, 1 << m))
+    w = np.empty(max(m, 1))
+    for start in range(0, x.size, 1 << m):
+        multiply_block_phases(x, start, base + start, m, g, table, pair, diag, const, out, w)
+        multiply_block_phases(y, start, base + start, m, g, table, pair, diag, const, out, w)
+    return acc
+
+
 @njit(cache=True, parallel=True)
-def _pass_low_pair(phi, lam, bits, beta):
+def _pass_low_pair(phi, lam, bits, beta, energy, g, phases):
     """The mixer on bits 0…bits−1 of φ and λ alike, tile by tile (sub-blocks of 2^_SUB_BITS first, as in
-    :func:`_tile_ops`); returns ⟨λ|Σ_{i<bits} X_i|φ⟩."""
+    :func:`_tile_ops`), then :func:`_dot_and_phase_pair` with ``g``; returns (⟨λ|Σ_{i<bits} X_i|φ⟩, that dot)."""
     size = 1 << bits
     sub = min(bits, _SUB_BITS)
     top = bits - sub
@@ -361,8 +382,10 @@ def _pass_low_pair(phi, lam, bits, beta):
     tab_sub, tab_top = _tables(one, np.array([beta]), bits, sub, phi)
     w_sub = _z_weights(sub)
     w_top = _z_weights(top)
+    table = phase_table(phases[4], g)
     ntiles = phi.size >> bits
     acc = np.zeros(ntiles, dtype=np.complex128)
+    dots = np.zeros(ntiles, dtype=np.complex128)
     for t in prange(ntiles):
         x = phi[t * size:(t + 1) * size]
         y = lam[t * size:(t + 1) * size]
@@ -372,7 +395,8 @@ def _pass_low_pair(phi, lam, bits, beta):
         if top > 0:
             s += _mixer_pair(x, y, tab_top[0], w_top, sub, top)
         acc[t] = s
-    return acc.sum()
+        dots[t] = _dot_and_phase_pair(x, y, energy[t * size:(t + 1) * size], g, phases, table, t * size)
+    return acc.sum(), dots.sum()
 
 
 @njit(cache=True, parallel=True)
@@ -498,12 +522,15 @@ class QAOASimulator(_DiagonalObjective):
         with _threads(self.cost.size):
             return float(self._run(theta, expect=True))
 
-    def _undo_mixer_pair(self, phi, lam, beta) -> complex:
-        """φ, λ ← M(β)† φ, M(β)† λ; returns ⟨λ|Σ_i X_i|φ⟩ (the same before and after: Σ X_i commutes with M)."""
-        overlap = _pass_low_pair(phi, lam, self.low_bits, -beta)
+    def _undo_layer_pair(self, phi, lam, beta, g) -> tuple[complex, complex]:
+        """φ, λ ← P(g)† M(β)† φ, λ (the high mixer qubits first, then the low ones with the phase undone in
+        the same pass); returns ⟨λ|Σ_i X_i|φ⟩ (unchanged by M: Σ X_i commutes with it) and ⟨λ|E|φ⟩
+        (unchanged by the diagonal P)."""
+        overlap = 0.0j
         if self.low_bits < self.n:
             overlap += _pass_high_pair(phi, lam, self.low_bits, self.run_bits, -beta)
-        return overlap
+        low, dot = _pass_low_pair(phi, lam, self.low_bits, -beta, self.cost, -g, self._phase_arguments("low"))
+        return overlap + low, dot
 
     def expectation_and_gradient(self, theta, observable=None) -> tuple[float, np.ndarray]:
         """⟨O⟩ and its exact gradient w.r.t. θ = (β…, γ…) by the adjoint method (two states); ``O`` is a
@@ -522,13 +549,8 @@ class QAOASimulator(_DiagonalObjective):
         grad = np.empty(2 * p)
         s = self.phase_scale
         for layer in range(p - 1, -1, -1):
-            grad[layer] = 2.0 * self._undo_mixer_pair(phi, lam, beta[layer]).imag
-            if self.qubo_phases is not None:
-                dot = self.qubo_phases.dot_and_apply(lam, phi, self.cost, -gamma[layer] * s)
-            else:
-                dot = _weighted_dot(lam, phi, self.cost)
-                _phase(phi, self.cost, -gamma[layer] * s)
-                _phase(lam, self.cost, -gamma[layer] * s)
+            overlap, dot = self._undo_layer_pair(phi, lam, beta[layer], gamma[layer] * s)
+            grad[layer] = 2.0 * overlap.imag
             grad[p + layer] = 2.0 * s * dot.imag
         return value, grad
 
