@@ -150,7 +150,8 @@ def write_report(args, rows) -> None:
             flow = f"{traffic['new, table']:.0f} → {traffic['new']:.0f}" if traffic["new"] is not None else "–"
             lines.append(f"| {n} | {what} | {1e3 * old:.1f} | {1e3 * new:.1f} | {new / old:.2f} | {1e3 * table:.1f} | "
                          f"{table / old:.2f} | {flow if what == 'expectation' else ''} |")
-        drift = max(abs(values[name, what] - values["old", what]) for name in SIDES for what in ("expectation", "gradient"))
+        drift = max(abs(values[name, what] - values["old", what])
+                    for name in SIDES for what in ("expectation", "gradient"))
         lines.append(f"| {n} | max value difference vs old | {drift:.1e} | | | | | |")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines) + "\n")

@@ -302,7 +302,8 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
             x[h * run:(h + 1) * run] = psi[src:src + run]
             if need_e:
                 e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0, phases, tables, (t << run_bits, run_bits, low_bits))
+        where = (t << run_bits, run_bits, low_bits)
+        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0, phases, tables, where)
         if expect:
             s = 0.0
             for j in range(size):
@@ -429,6 +430,17 @@ def _pass_high_pair(phi, lam, low_bits, run_bits, beta):
     return acc.sum()
 
 
+@njit(cache=True, parallel=True)
+def _weighted_copy(lam, phi, observable):
+    """λ ← O φ; returns ⟨φ|O|φ⟩ (one pass instead of a copy, a product and a dot)."""
+    acc = 0.0
+    for z in prange(phi.size):
+        a = phi[z]
+        lam[z] = a * observable[z]
+        acc += (a.real * a.real + a.imag * a.imag) * observable[z]
+    return acc
+
+
 class QAOASimulator(_DiagonalObjective):
     """Exact QAOA with the X mixer on ``n = log2(len(cost_diagonal))`` qubits.
 
@@ -538,14 +550,15 @@ class QAOASimulator(_DiagonalObjective):
         beta, gamma = _split_theta(theta)
         check_memory(2.0 * self.dtype.itemsize * self.cost.size, "the adjoint gradient's two states")
         with _threads(self.cost.size):
-            return self._adjoint(beta, gamma, self.cost if observable is None else observable)
+            observable = self.cost if observable is None else _cost_array(observable, self.cost.size)
+            return self._adjoint(beta, gamma, observable)
 
     def _adjoint(self, beta, gamma, observable):
         p = beta.size
         self._run(np.concatenate([beta, gamma]), expect=False)
-        phi = self._psi.copy()
-        lam = phi * np.asarray(observable, dtype=np.float64).astype(self.dtype)
-        value = float(np.vdot(phi, lam).real)
+        phi = self._psi  # the state buffer is taken back in place: every evaluation evolves it afresh
+        lam = np.empty_like(phi)
+        value = _weighted_copy(lam, phi, observable)
         grad = np.empty(2 * p)
         s = self.phase_scale
         for layer in range(p - 1, -1, -1):
