@@ -32,7 +32,8 @@ def make_backend(name: str, shots: int, seed: int | None, **options):
     ``options`` (``None`` values are ignored) are the hardware options of :mod:`qportfolio.backends.ibm`
     (``optimization_level``, ``seed_transpiler``, ``initial_layout``, ``execution_mode``,
     ``dynamical_decoupling``, ``twirling``, ``max_execution_time``, ``mitigation``, ``min_qubits``,
-    ``account``, ``channel``, ``instance``, …); the Aer simulators take none.
+    ``account``, ``channel``, ``instance``, …); the Aer simulators take none. ``exact`` takes ``energies``
+    (required), ``precision`` and ``qubo`` (the QUBO of the energies: phases without the table).
     """
     options = {key: value for key, value in options.items() if value is not None}
     if name == "exact":
@@ -40,11 +41,13 @@ def make_backend(name: str, shots: int, seed: int | None, **options):
         if energies is None:
             raise ConfigError("the exact backend needs the QUBO's energy table: it is built by qportfolio run")
         precision = options.pop("precision", "complex128")
+        qubo = options.pop("qubo", None)
         if options:
             raise ConfigError(f"backend options {sorted(options)} do not apply to the exact backend")
-        return ExactBackend(energies, seed, precision)
+        return ExactBackend(energies, seed, precision, qubo=qubo)
     if name in BACKENDS:
         options.pop("energies", None)
+        options.pop("qubo", None)
         if options:
             raise ConfigError(f"backend options {sorted(options)} apply only to the "
                               f"{'/'.join(p + ':*' for p in HARDWARE_PREFIXES)} backends, not {name}")

@@ -505,12 +505,13 @@ class QuantumSolver:
         self = self.resolved(problem)
         return self.build_ansatz(problem, encoding, self.reps, self.warm_start_probabilities(problem, encoding))
 
-    def make_backend(self, energies: np.ndarray | None = None, name: str | None = None) -> Backend:
-        """The configured backend (``name`` overrides, e.g. the device ``ibm:least_busy`` resolved to)."""
+    def make_backend(self, energies: np.ndarray | None = None, name: str | None = None, qubo=None) -> Backend:
+        """The configured backend (``name`` overrides, e.g. the device ``ibm:least_busy`` resolved to);
+        ``qubo``: the QUBO of ``energies``, for the exact backend's phases."""
         if not isinstance(self.backend, str) and (name is None or name == self.backend_name):
             return self.backend
         name = name or self.backend
-        extra = {"energies": energies} if name == "exact" else {}
+        extra = {"energies": energies, "qubo": qubo} if name == "exact" else {}
         return make_backend(name, self.shots, self.seed, **self.backend_options(), **extra)
 
     # ------------------------------------------------------------------ solving
@@ -542,8 +543,9 @@ class QuantumSolver:
                 f"({MAX_ENUMERATED_QUBITS}): use fewer assets or a smaller max_shares / max_qubits, a sampling "
                 "backend (aer_shots, ibm:*), or `qportfolio baseline`")
         warm_start = self.warm_start_probabilities(problem, encoding)
-        backend = self.make_backend(energies, backend_name)
-        trainer = make_backend("exact", self.shots, self.seed, energies=energies, precision=self.precision) \
+        backend = self.make_backend(energies, backend_name, encoding.qubo)
+        trainer = make_backend("exact", self.shots, self.seed, energies=energies, precision=self.precision,
+                               qubo=encoding.qubo) \
             if pretrain else backend
         start_info = {"backend": backend.name, "warm_start": warm_start}
         if isinstance(backend, JobBackend):

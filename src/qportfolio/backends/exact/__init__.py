@@ -1,6 +1,7 @@
 """The exact statevector simulator, one module per engine (numba kernels).
 
 * :mod:`.x_mixer` — QAOA with the X mixer, Walsh–Hadamard tiles fused with the phases; adjoint gradient;
+* :mod:`.phases` — the cost phases of a QUBO block by block from its structure (no sine per amplitude);
 * :mod:`.warm_start` — warm-start QAOA, each mixer R·D(β)·Rᵀ, R fixed rotations (:mod:`.single_qubit`); adjoint gradient;
 * :mod:`.xy_mixer` — XY mixers from a Dicke state, on the full space and on the K-of-N subspace;
 * :mod:`.circuit` — any bound circuit (VQE): single-qubit layers, CX networks and diagonals in tiled passes;

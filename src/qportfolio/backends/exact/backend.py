@@ -9,6 +9,7 @@ from qiskit import QuantumCircuit
 
 from qportfolio.backends.base import Distribution
 from qportfolio.backends.exact.circuit import CircuitSimulator
+from qportfolio.backends.exact.phases import QuboPhases
 from qportfolio.backends.exact.warm_start import WarmStartQAOASimulator
 from qportfolio.backends.exact.x_mixer import QAOASimulator
 from qportfolio.backends.exact.xy_mixer import SubspaceQAOASimulator, weight_k_states
@@ -24,14 +25,17 @@ class ExactBackend:
 
     ``energies`` is the QUBO's full energy table (index ``z`` ↔ bitstring, problem units); the QAOA
     phase is ``e^{−iγE/cost_scale}``, exactly as in the circuit. With an XY mixer the state lives on the
-    weight-K states only (``num_selected``), so the distribution's indices are those states.
+    weight-K states only (``num_selected``), so the distribution's indices are those states. ``qubo``
+    (optional) is the QUBO those energies come from: the X-mixer QAOA then builds its phases from it
+    (:mod:`.phases`) instead of reading the table in every layer.
     """
 
     name = "exact"
     exact = True
 
-    def __init__(self, energies: np.ndarray, seed: int | None = None, precision: str = "complex128"):
+    def __init__(self, energies: np.ndarray, seed: int | None = None, precision: str = "complex128", qubo=None):
         self.energies = energies
+        self.qubo_phases = None if qubo is None else QuboPhases.of(qubo)
         self.dtype = {"complex128": np.complex128, "complex64": np.complex64}[precision]
         self._rng = np.random.default_rng(seed)
         self._prepared: dict[int, tuple] = {}
@@ -47,7 +51,8 @@ class ExactBackend:
             meta = circuit.metadata or {}
             n = circuit.num_qubits
             if meta.get("algorithm") == "qaoa" and meta.get("mixer") == "x" and meta.get("initial_state") == "uniform":
-                simulator = QAOASimulator(self.energies, phase_scale=1 / meta["cost_scale"], dtype=self.dtype)
+                simulator = QAOASimulator(self.energies, phase_scale=1 / meta["cost_scale"], dtype=self.dtype,
+                                          qubo=self.qubo_phases)
                 indices = None
             elif meta.get("algorithm") == "qaoa" and meta.get("mixer") == "x" and meta.get("initial_state") == "warm_start":
                 simulator = WarmStartQAOASimulator(self.energies, meta["warm_start"], phase_scale=1 / meta["cost_scale"],

@@ -1,0 +1,211 @@
+"""QAOA cost phases ``e^{−igE(z)}`` of a QUBO energy, block by block, without a sine per amplitude.
+
+With ``E(z) = Σ_{i<j} P_ij z_i z_j + Σ_i d_i z_i + const`` (``P = Q + Qᵀ`` off the diagonal, ``d = diag Q + c``)
+and ``z = (r, a)`` split into its ``m`` low bits ``a`` and the rest ``r``::
+
+    E(z) = E_a(a) + E_r(r) + Σ_{i<m} a_i w_i(r),      w_i(r) = Σ_{j≥m} P_ij z_j,
+
+so over a block of ``2^m`` consecutive amplitudes (``r`` fixed)::
+
+    e^{−igE} = T[a] · e^{−igE_r(r)} · Π_{i<m, a_i=1} e^{−ig w_i(r)},      T[a] = e^{−igE_a(a)}.
+
+``T`` is one table per layer (``g``); the product is built by doubling, ``2^m`` complex multiplies a block,
+and ``E_r``, ``w_i`` cost ``O(n²)`` a block, so a block of ``2^m ≥ n`` amplitudes costs two complex
+multiplies and ``(m + 1)/2^m`` sines per amplitude. Rounding: each phase is a product of ≤ m + 2 unit
+factors, a relative error of a few ``(m + 2)·ε``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from qportfolio.backends.exact.kernels import _PARALLEL_MIN, _sincos
+from qportfolio.encoding.energies import _qubo_parts, qubo_energies
+
+BLOCK_BITS = 10  # 2^10 amplitudes: a block, its table and its phases (16 KiB each) stay in L1
+
+
+@njit(cache=True)
+def _low_energies(pair, diag, m):
+    """E_a(a) for a < 2^m: the energy of the m low bits alone (no constant)."""
+    out = np.zeros(1 << m)
+    for k in range(m):
+        for a in range(1 << k):
+            e = out[a] + diag[k]
+            for j in range(k):
+                if (a >> j) & 1:
+                    e += pair[k, j]
+            out[a | (1 << k)] = e
+    return out
+
+
+@njit(cache=True)
+def phase_table(low_energies, g):
+    """T = e^{−igE_a} from E_a (:meth:`QuboPhases.low_energies`) as real and imaginary rows, shape (2, 2^m)."""
+    table = np.empty((2, low_energies.size))
+    for a in range(low_energies.size):
+        s, c = _sincos(g * low_energies[a])
+        table[0, a] = c
+        table[1, a] = -s
+    return table
+
+
+@njit(cache=True)
+def block_phases(out, base, m, g, table, pair, diag, const, w):
+    """out[0] + i·out[1] = e^{−igE(base + a)} for a < 2^m (base's m low bits are zero; table = T for g as
+    real and imaginary rows, shape (2, 2^m); w: m floats of scratch). Real rows, so the loops vectorise."""
+    n = diag.size
+    rest = const
+    for i in range(m):
+        w[i] = 0.0
+    for j in range(m, n):
+        if (base >> j) & 1:
+            rest += diag[j]
+            for k in range(j + 1, n):
+                if (base >> k) & 1:
+                    rest += pair[j, k]
+            for i in range(m):
+                w[i] += pair[i, j]
+    re = out[0]
+    im = out[1]
+    s, c = _sincos(g * rest)
+    re[0] = c
+    im[0] = -s
+    for i in range(m):
+        s, c = _sincos(g * w[i])
+        h = 1 << i
+        for a in range(h):
+            r = re[a]
+            q = im[a]
+            re[h + a] = r * c + q * s
+            im[h + a] = q * c - r * s
+    tr = table[0]
+    ti = table[1]
+    for a in range(1 << m):
+        r = re[a]
+        q = im[a]
+        re[a] = r * tr[a] - q * ti[a]
+        im[a] = r * ti[a] + q * tr[a]
+
+
+@njit(cache=True)
+def multiply_block_phases(x, start, base, m, g, table, pair, diag, const, out, w):
+    """x[start + a] ← e^{−igE(base + a)} x[start + a] for a < 2^m (out: (2, 2^m) floats of scratch)."""
+    block_phases(out, base, m, g, table, pair, diag, const, w)
+    xf = x.view(x.real.dtype)
+    re = out[0]
+    im = out[1]
+    for a in range(1 << m):
+        j = 2 * (start + a)
+        xr = xf[j]
+        xi = xf[j + 1]
+        xf[j] = xr * re[a] - xi * im[a]
+        xf[j + 1] = xr * im[a] + xi * re[a]
+
+
+@njit(cache=True, parallel=True)
+def _apply_parallel(psi, m, g, low_energies, pair, diag, const):
+    table = phase_table(low_energies, g)
+    for b in prange(psi.size >> m):
+        out = np.empty((2, 1 << m))
+        w = np.empty(max(m, 1))
+        multiply_block_phases(psi, b << m, b << m, m, g, table, pair, diag, const, out, w)
+
+
+@njit(cache=True)
+def _apply_serial(psi, m, g, low_energies, pair, diag, const):
+    table = phase_table(low_energies, g)
+    out = np.empty((2, 1 << m))
+    w = np.empty(max(m, 1))
+    for b in range(psi.size >> m):
+        multiply_block_phases(psi, b << m, b << m, m, g, table, pair, diag, const, out, w)
+
+
+@njit(cache=True, parallel=True)
+def _dot_and_apply(lam, phi, energy, m, g, low_energies, pair, diag, const):
+    table = phase_table(low_energies, g)
+    lam_f = lam.view(lam.real.dtype)
+    acc = 0.0j
+    for b in prange(phi.size >> m):
+        out = np.empty((2, 1 << m))
+        w = np.empty(max(m, 1))
+        start = b << m
+        s = 0.0j
+        for a in range(1 << m):
+            z = start + a
+            s += np.conj(lam[z]) * phi[z] * energy[z]
+        acc += s
+        multiply_block_phases(phi, start, start, m, g, table, pair, diag, const, out, w)
+        re = out[0]
+        im = out[1]
+        for a in range(1 << m):
+            j = 2 * (start + a)
+            xr = lam_f[j]
+            xi = lam_f[j + 1]
+            lam_f[j] = xr * re[a] - xi * im[a]
+            lam_f[j + 1] = xr * im[a] + xi * re[a]
+    return acc
+
+
+class QuboPhases:
+    """The phases ``e^{−igE}`` of the QUBO ``E(z) = zᵀQz + cᵀz + const`` (module docstring).
+
+    ``pair``, ``diag``, ``const`` are the arrays :func:`block_phases` takes; its table ``T`` is
+    ``phase_table(low_energies(m), g)`` (computed inside the kernels: no Python between them).
+    """
+
+    def __init__(self, quadratic, linear, constant: float = 0.0):
+        self.n, self.pair, self.diag, self.const = _qubo_parts(quadratic, linear, constant)
+        self._low: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, qubo) -> QuboPhases:
+        """From a :class:`~qportfolio.encoding.qubo.Qubo` (or anything with quadratic, linear, constant)."""
+        return cls(qubo.quadratic, qubo.linear, qubo.constant)
+
+    def block_bits(self, limit: int = BLOCK_BITS) -> int:
+        """The block size m (log2): at most BLOCK_BITS, ``limit`` and n."""
+        return max(0, min(self.n, limit, BLOCK_BITS))
+
+    def low_energies(self, m: int) -> np.ndarray:
+        """E_a(a) for a < 2^m: the energy of the m low bits alone, without the constant."""
+        if m not in self._low:
+            self._low[m] = _low_energies(self.pair, self.diag, m)
+        return self._low[m]
+
+    def energies(self, states) -> np.ndarray:
+        """E of the given basis indices (float64)."""
+        return qubo_energies(self.pair / 2, self.diag, self.const, states)
+
+    def reproduces(self, energies: np.ndarray, samples: int = 256, seed: int = 0) -> bool:
+        """Whether ``energies`` is this QUBO's table (2^n entries, same units and offset), checked on the
+        states with one bit set, all set, none and ``samples`` random ones, to rounding."""
+        energies = np.asarray(energies)
+        if energies.shape != (1 << self.n,):
+            return False
+        states = np.concatenate([[0, (1 << self.n) - 1], 1 << np.arange(self.n),
+                                 np.random.default_rng(seed).integers(0, 1 << self.n, samples)])
+        expected = self.energies(states)
+        tolerance = 1e-11 * max(1.0, float(np.max(np.abs(expected))), float(np.sum(np.abs(self.pair))))
+        return bool(np.all(np.abs(energies[states] - expected) <= tolerance))
+
+    def arguments(self):
+        """(pair, diag, const): the QUBO as :func:`block_phases` takes it."""
+        return self.pair, self.diag, self.const
+
+    def apply(self, psi: np.ndarray, g: float) -> None:
+        """ψ_z ← e^{−igE(z)} ψ_z over the whole state."""
+        m = self.block_bits()
+        kernel = _apply_parallel if psi.size >= _PARALLEL_MIN else _apply_serial
+        kernel(psi, m, g, self.low_energies(m), self.pair, self.diag, self.const)
+
+    def dot_and_apply(self, lam: np.ndarray, phi: np.ndarray, energy: np.ndarray, g: float) -> complex:
+        """Σ_z conj(λ_z) E_z φ_z, then φ and λ ← e^{−igE} φ, λ (the dot is unchanged by the common phase)."""
+        m = self.block_bits()
+        return _dot_and_apply(lam, phi, energy, m, g, self.low_energies(m), self.pair, self.diag, self.const)
+
+
+def no_qubo_arguments():
+    """The (pair, diag, const) of "no QUBO": kernels taking both paths read the energy table instead."""
+    return np.zeros((0, 0)), np.zeros(0), 0.0
