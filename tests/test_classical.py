@@ -36,6 +36,29 @@ def test_exact_enumeration_matches_a_plain_loop(which, shares_problem, selection
     assert any(tuple(row) == x for row in solution.optimal_allocations)
 
 
+@pytest.mark.parametrize("n", range(0, 9))
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 17])
+def test_selection_candidates_are_itertools_combinations_in_order(n, chunk):
+    from qportfolio.classical.enumeration import _selections
+
+    for k in range(n + 1):
+        expected = np.zeros((len(list(itertools.combinations(range(n), k))), n))
+        for row, combination in enumerate(itertools.combinations(range(n), k)):
+            expected[row, list(combination)] = 1.0
+        chunks = list(_selections(n, k, chunk))
+        assert all(len(x) <= chunk for x in chunks)
+        assert np.array_equal(np.vstack(chunks), expected)
+
+
+def test_selection_enumeration_keeps_every_tied_optimum_in_itertools_order():
+    # equal assets: every K-subset is optimal; the optimum rows come in itertools.combinations order
+    problem = SelectionProblem(tuple("ABCDEF"), np.full(6, 0.01), np.eye(6) * 1e-3, 3, risk_aversion=1.0)
+    solution = enumerate_optimum(problem)
+    expected = [tuple(c) for c in itertools.combinations(range(6), 3)]
+    assert [tuple(np.flatnonzero(row)) for row in solution.optimal_allocations] == expected
+    assert solution.num_feasible == 20
+
+
 def test_exact_enumeration_refuses_huge_instances(shares_problem):
     with pytest.raises(ResourceError, match="above the limit"):
         enumerate_optimum(shares_problem, limit=10)

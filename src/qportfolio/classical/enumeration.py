@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 
 import numpy as np
+from numba import njit
 
 from qportfolio.classical.solution import ClassicalSolution
 from qportfolio.errors import (
@@ -21,7 +21,8 @@ from qportfolio.problems import (
 
 #: Largest number of candidate allocations enumerated by :func:`solve_exact`.
 MAX_ENUMERATED = 200_000_000
-CHUNK = 1_000_000
+#: Candidate allocations evaluated at once: ``CHUNK × n`` float64 rows (24 MiB for n = 24) and a few temporaries.
+CHUNK = 1 << 17
 
 
 def enumeration_size(problem: DiscreteProblem) -> int:
@@ -30,27 +31,57 @@ def enumeration_size(problem: DiscreteProblem) -> int:
     return math.prod(int(u) + 1 for u in problem.upper_bounds)
 
 
-def _candidates(problem: DiscreteProblem):
-    """Chunks of candidate allocations, each an ``(m, n)`` integer array."""
+@njit(cache=True)
+def _fill_selections(combination, out) -> int:
+    """Write the next K-subsets of ``range(n)`` as 0/1 rows of ``out`` (``m × n``, zeroed), in the order of
+    ``itertools.combinations``, starting from ``combination`` (ascending indices ``c_0 < … < c_{K−1}``).
+
+    Lexicographic successor: take the last ``i`` with ``c_i < n − K + i``, increment it and set
+    ``c_j = c_{j−1} + 1`` for ``j > i``. ``combination`` is advanced in place; returns the rows written
+    (fewer than ``m`` once the last subset ``(n − K, …, n − 1)`` is written, and then ``c_0 = −1``).
+    """
+    n = out.shape[1]
+    k = combination.size
+    for row in range(out.shape[0]):
+        if k > 0 and combination[0] < 0:
+            return row
+        for j in range(k):
+            out[row, combination[j]] = 1.0
+        i = k - 1
+        while i >= 0 and combination[i] == n - k + i:
+            i -= 1
+        if i < 0:
+            if k > 0:
+                combination[0] = -1
+            return row + 1
+        combination[i] += 1
+        for j in range(i + 1, k):
+            combination[j] = combination[j - 1] + 1
+    return out.shape[0]
+
+
+def _selections(n: int, k: int, chunk: int = CHUNK):
+    """Every K-subset of ``n`` assets as chunks of 0/1 float rows, in ``itertools.combinations`` order."""
+    combination = np.arange(k, dtype=np.int64)
+    total = math.comb(n, k)
+    while total > 0:
+        x = np.zeros((min(chunk, total), n))
+        written = _fill_selections(combination, x)
+        total -= written
+        yield x[:written]
+
+
+def _candidates(problem: DiscreteProblem, chunk: int = CHUNK):
+    """Chunks of candidate allocations, each an ``(m, n)`` array (0/1 floats for a selection, integers otherwise)."""
     if isinstance(problem, SelectionProblem):
-        n, k = problem.num_assets, problem.num_selected
-        combos = itertools.combinations(range(n), k)
-        while True:
-            chunk = np.array(list(itertools.islice(combos, CHUNK)), dtype=np.int64).reshape(-1, k)
-            if len(chunk) == 0:
-                return
-            x = np.zeros((len(chunk), n), dtype=np.int64)
-            np.put_along_axis(x, chunk, 1, axis=1)
-            yield x
+        yield from _selections(problem.num_assets, problem.num_selected, chunk)
         return
     sizes = problem.upper_bounds.astype(np.int64) + 1
     total = int(np.prod(sizes))
     strides = np.cumprod(np.concatenate([[1], sizes[::-1][:-1]]))[::-1]
-    for start in range(0, total, CHUNK):
-        flat = np.arange(start, min(start + CHUNK, total), dtype=np.int64)
+    for start in range(0, total, chunk):
+        flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
         yield (flat[:, None] // strides) % sizes
-
-
 
 
 def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> ClassicalSolution:
