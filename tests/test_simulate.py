@@ -119,6 +119,13 @@ def test_qubo_ground_index_is_the_first_minimum_of_brute_force(n):
         assert qubo_ground_index(q, c, 0.5) == int(np.argmin(energies))
 
 
+def test_dicke_state_is_uniform_on_the_weight_k_states():
+    for n, k in [(1, 0), (1, 1), (5, 2), (8, 4)]:
+        expected = np.zeros(2**n)
+        expected[[sum(1 << i for i in c) for c in combinations(range(n), k)]] = 1.0 / np.sqrt(comb(n, k))
+        np.testing.assert_array_equal(dicke_state(n, k), expected)
+
+
 def test_ising_form_is_the_diagonal():
     q, c, const = random_qubo(5, 4)
     offset, h, j = ising(q, c, const)

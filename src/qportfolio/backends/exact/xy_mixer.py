@@ -129,12 +129,8 @@ def _xy_sub_parallel(psi, left, right, counts, c, s):
 def dicke_state(n: int, k: int, dtype=np.complex128) -> np.ndarray:
     """|D^n_k⟩ on the full 2ⁿ space: equal amplitudes on all weight-k basis states."""
     check_memory(np.dtype(dtype).itemsize * 2.0**n, f"the {n}-qubit Dicke state")
-    z = np.arange(1 << n, dtype=np.int64)
-    weight = np.zeros(z.size, dtype=np.int64)
-    for i in range(n):
-        weight += (z >> i) & 1
-    psi = np.zeros(z.size, dtype=dtype)
-    psi[weight == k] = 1.0 / math.sqrt(comb(n, k))
+    psi = np.zeros(1 << n, dtype=dtype)
+    psi[weight_k_states(n, k)] = 1.0 / math.sqrt(comb(n, k))
     return psi
 
 
