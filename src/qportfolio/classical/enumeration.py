@@ -32,21 +32,35 @@ def enumeration_size(problem: DiscreteProblem) -> int:
 
 
 @njit(cache=True)
-def _fill_selections(combination, out) -> int:
-    """Write the next K-subsets of ``range(n)`` as 0/1 rows of ``out`` (``m × n``, zeroed), in the order of
-    ``itertools.combinations``, starting from ``combination`` (ascending indices ``c_0 < … < c_{K−1}``).
+def _fill_selections(combination, sigma, mu, risk_aversion, out, objective) -> int:
+    """Write the next K-subsets ``S`` of ``range(n)`` as 0/1 rows of ``out`` (``m × n``, zeroed), in the order of
+    ``itertools.combinations``, from ``combination`` (ascending ``c_0 < … < c_{K−1}``), and their objectives
+    ``objective[r] = λ·Σ_{a,b∈S} Σ_ab − Σ_{a∈S} μ_a`` (= λ·xᵀΣx − μᵀx for a symmetric Σ).
 
     Lexicographic successor: take the last ``i`` with ``c_i < n − K + i``, increment it and set
-    ``c_j = c_{j−1} + 1`` for ``j > i``. ``combination`` is advanced in place; returns the rows written
-    (fewer than ``m`` once the last subset ``(n − K, …, n − 1)`` is written, and then ``c_0 = −1``).
+    ``c_j = c_{j−1} + 1`` for ``j > i``. The prefix sums ``V_{j+1} = V_j + Σ_{c_j c_j} + 2 Σ_{l<j} Σ_{c_l c_j}``
+    and ``M_{j+1} = M_j + μ_{c_j}`` are recomputed from ``j = i`` only. ``combination`` is advanced in place;
+    returns the rows written (fewer than ``m`` after the last subset, and then ``c_0 = −1``).
     """
-    n = out.shape[1]
     k = combination.size
+    n = out.shape[1]
+    variance = np.zeros(k + 1)
+    expected = np.zeros(k + 1)
+    changed = 0
     for row in range(out.shape[0]):
         if k > 0 and combination[0] < 0:
             return row
-        for j in range(k):
+        for j in range(changed, k):
+            a = combination[j]
+            v = variance[j] + sigma[a, a]
+            for l in range(j):
+                v += 2.0 * sigma[combination[l], a]
+            variance[j + 1] = v
+            expected[j + 1] = expected[j] + mu[a]
+            out[row, a] = 1.0
+        for j in range(changed):
             out[row, combination[j]] = 1.0
+        objective[row] = risk_aversion * variance[k] - expected[k]
         i = k - 1
         while i >= 0 and combination[i] == n - k + i:
             i -= 1
@@ -57,31 +71,40 @@ def _fill_selections(combination, out) -> int:
         combination[i] += 1
         for j in range(i + 1, k):
             combination[j] = combination[j - 1] + 1
+        changed = i
     return out.shape[0]
 
 
-def _selections(n: int, k: int, chunk: int = CHUNK):
-    """Every K-subset of ``n`` assets as chunks of 0/1 float rows, in ``itertools.combinations`` order."""
+def _selections(problem: SelectionProblem, chunk: int = CHUNK):
+    """Every K-subset of the assets as chunks ``(x, objective)``: 0/1 float rows in ``itertools.combinations``
+    order and their objectives (:func:`_fill_selections`)."""
+    n, k = problem.num_assets, problem.num_selected
+    sigma, mu = np.ascontiguousarray(problem.sigma, dtype=np.float64), np.ascontiguousarray(problem.mu, dtype=np.float64)
     combination = np.arange(k, dtype=np.int64)
     total = math.comb(n, k)
     while total > 0:
         x = np.zeros((min(chunk, total), n))
-        written = _fill_selections(combination, x)
+        objective = np.empty(len(x))
+        written = _fill_selections(combination, sigma, mu, float(problem.risk_aversion), x, objective)
         total -= written
-        yield x[:written]
+        yield x[:written], objective[:written]
 
 
 def _candidates(problem: DiscreteProblem, chunk: int = CHUNK):
-    """Chunks of candidate allocations, each an ``(m, n)`` array (0/1 floats for a selection, integers otherwise)."""
+    """Chunks ``(x, objective, feasible)`` of every candidate allocation: ``x`` an ``(m, n)`` array (0/1 floats for
+    a selection, whose rows are all feasible; integers otherwise, judged by ``problem.evaluate``)."""
     if isinstance(problem, SelectionProblem):
-        yield from _selections(problem.num_assets, problem.num_selected, chunk)
+        for x, objective in _selections(problem, chunk):
+            yield x, objective, np.ones(len(x), dtype=bool)
         return
     sizes = problem.upper_bounds.astype(np.int64) + 1
     total = int(np.prod(sizes))
     strides = np.cumprod(np.concatenate([[1], sizes[::-1][:-1]]))[::-1]
     for start in range(0, total, chunk):
         flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
-        yield (flat[:, None] // strides) % sizes
+        x = (flat[:, None] // strides) % sizes
+        evaluation = problem.evaluate(x)
+        yield x, evaluation.objective, evaluation.feasible
 
 
 def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> ClassicalSolution:
@@ -94,12 +117,11 @@ def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> 
         )
     started = time.perf_counter()
     best_value, best_rows, worst, feasible_count = np.inf, [], -np.inf, 0
-    for x in _candidates(problem):
-        evaluation = problem.evaluate(x)
-        objective = np.where(evaluation.feasible, evaluation.objective, np.inf)
-        feasible_count += int(evaluation.feasible.sum())
+    for x, values, feasible in _candidates(problem):
+        objective = np.where(feasible, values, np.inf)
+        feasible_count += int(feasible.sum())
         if feasible_count:
-            worst = max(worst, float(np.max(np.where(evaluation.feasible, evaluation.objective, -np.inf))))
+            worst = max(worst, float(np.max(np.where(feasible, values, -np.inf))))
         low = float(objective.min())
         tolerance = optimum_tolerance(low) if np.isfinite(low) else 0.0
         if low < best_value - 1e-9 * max(1.0, abs(best_value) if np.isfinite(best_value) else 1.0):
@@ -111,7 +133,7 @@ def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> 
             f"no allocation of whole shares meets every constraint ({size:,} checked): "
             "lower problem.min_return or raise problem.budget"
         )
-    optimal = np.vstack(best_rows)
+    optimal = np.vstack(best_rows).astype(np.int64)
     return ClassicalSolution("classical_exact", optimal[0], problem.evaluate(optimal[:1]), True,
                              time.perf_counter() - started, worst, feasible_count, optimal)
 
