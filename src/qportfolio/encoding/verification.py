@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qportfolio.backends.exact.xy_mixer import weight_k_states
+from qportfolio.combinations import weight_k_states
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS
 from qportfolio.encoding.penalties import QuboEncoding
 from qportfolio.encoding.qubo import bits_of

@@ -17,6 +17,7 @@ from qportfolio.backends.exact.kernels import (
     check_memory,
 )
 from qportfolio.circuits import xy_pairs
+from qportfolio.combinations import weight_k_states
 
 
 def _pair_array(pairs, n) -> np.ndarray:
@@ -165,19 +166,6 @@ class XYQAOASimulator(_DiagonalObjective):
 
 
 @njit(cache=True)
-def _weight_k_states(n, k, out):
-    if k == 0:
-        out[0] = 0
-        return
-    z = (np.int64(1) << k) - 1
-    for r in range(out.size):
-        out[r] = z
-        c = z & -z  # Gosper's hack: the next integer with the same number of set bits
-        t = z + c
-        z = (((t ^ z) >> 2) // c) | t
-
-
-@njit(cache=True)
 def _rank(z, binom):
     r = 0
     t = 1
@@ -206,16 +194,6 @@ def _pair_tables(states, pairs, binom, left, right, counts):
                 right[p, e] = _rank(z ^ m, binom)
                 e += 1
         counts[p] = e
-
-
-def weight_k_states(n: int, k: int) -> np.ndarray:
-    """The C(n, k) basis indices of weight k in increasing order (= combinatorial rank order), int64."""
-    if not 0 <= k <= n <= 62:
-        raise ValueError(f"need 0 <= k <= n <= 62, got n = {n}, k = {k}")
-    check_memory(8.0 * comb(n, k), f"the C({n}, {k}) weight-{k} basis states")
-    out = np.empty(comb(n, k), dtype=np.int64)
-    _weight_k_states(n, k, out)
-    return out
 
 
 class SubspaceQAOASimulator(_DiagonalObjective):
