@@ -176,8 +176,8 @@ def write_report(path: Path, args, config: Path, summary: dict, floor: float, pr
             lines.append(f"* {name}: wall {r['wall_s']:.1f} s, {r['evaluations']} evaluations "
                          f"{r['evaluation_s']:.1f} s; {timing}")
     if profile_rows:
-        lines += ["", "Steps outside the evaluations (one cProfile run of the current tree, cumulative seconds; "
-                      "`all_energies` counts the calibration's tables too):", "", "| step | s |", "|---|---|"]
+        lines += ["", "Steps outside the evaluations (one cProfile run of the current tree, cumulative seconds, "
+                      "profiler overhead included; `sample` includes the final state's evolution):", "", "| step | s |", "|---|---|"]
         lines += [f"| `{where}` | {seconds:.2f} |" for where, seconds in profile_rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
