@@ -96,6 +96,18 @@ def test_auto_penalty_ground_state_is_feasible_and_checked(which, shares_problem
         assert check.optimal
 
 
+def test_xy_verification_judges_the_lowest_weight_k_state(selection_problem):
+    """Cardinality penalty dropped (XY mixer): the ground state is the lowest of the weight-K states only,
+    found here by masking the full table."""
+    encoding = to_qubo(selection_problem, penalty={"cardinality": 0.0})
+    energies = encoding.qubo.all_energies()
+    weight = all_bits(encoding.num_qubits).sum(axis=1)
+    masked = np.where(weight == selection_problem.num_selected, energies, np.inf)
+    check = verify_ground_state(selection_problem, encoding, solve_exact(selection_problem).objective)
+    assert check.ground_energy == masked.min() and check.optimal
+    assert check.ground_allocation == encoding.decode(all_bits(encoding.num_qubits)[[np.argmin(masked)]])[0].tolist()
+
+
 def test_squared_encoding_is_reported_as_such(shares_problem):
     encoding = to_qubo(shares_problem, "squared", penalty={"budget": 2.0, "return": 5.0})
     assert encoding.num_qubits == encoding.num_decision_qubits

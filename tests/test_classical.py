@@ -36,6 +36,34 @@ def test_exact_enumeration_matches_a_plain_loop(which, shares_problem, selection
     assert any(tuple(row) == x for row in solution.optimal_allocations)
 
 
+@pytest.mark.parametrize("n", range(1, 9))
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 17])
+def test_selection_candidates_are_itertools_combinations_in_order_with_their_objectives(n, chunk, rng):
+    from qportfolio.classical.enumeration import _candidates
+
+    for k in range(1, n + 1):
+        problem = SelectionProblem(tuple(f"A{i}" for i in range(n)), rng.normal(0.01, 0.01, n),
+                                   random_covariance(n, rng, 1e-3), k, risk_aversion=1.7)
+        expected = np.zeros((len(list(itertools.combinations(range(n), k))), n))
+        for row, combination in enumerate(itertools.combinations(range(n), k)):
+            expected[row, list(combination)] = 1.0
+        chunks = list(_candidates(problem, chunk))
+        assert all(len(x) <= chunk for x, _, _ in chunks)
+        assert np.array_equal(np.vstack([x for x, _, _ in chunks]), expected)
+        assert all(feasible.all() for _, _, feasible in chunks)
+        objectives = np.concatenate([objective for _, objective, _ in chunks])
+        np.testing.assert_allclose(objectives, problem.evaluate(expected).objective, rtol=1e-12, atol=1e-15)
+
+
+def test_selection_enumeration_keeps_every_tied_optimum_in_itertools_order():
+    # equal assets: every K-subset is optimal; the optimum rows come in itertools.combinations order
+    problem = SelectionProblem(tuple("ABCDEF"), np.full(6, 0.01), np.eye(6) * 1e-3, 3, risk_aversion=1.0)
+    solution = enumerate_optimum(problem)
+    expected = [tuple(c) for c in itertools.combinations(range(6), 3)]
+    assert [tuple(np.flatnonzero(row)) for row in solution.optimal_allocations] == expected
+    assert solution.num_feasible == 20
+
+
 def test_exact_enumeration_refuses_huge_instances(shares_problem):
     with pytest.raises(ResourceError, match="above the limit"):
         enumerate_optimum(shares_problem, limit=10)

@@ -15,7 +15,7 @@ def test_metrics_by_hand(selection_problem):
     infeasible = 0  # no asset selected
     from qportfolio.classical.enumeration import _candidates
 
-    feasible = next(_candidates(selection_problem))
+    feasible = next(_candidates(selection_problem))[0]
     objectives = selection_problem.evaluate(feasible).objective
     worst = feasible[int(np.argmax(objectives))]
     index_worst = int(np.dot(encoding.encode(worst), 2 ** np.arange(encoding.num_qubits)))

@@ -107,6 +107,25 @@ def test_qubo_diagonal_matches_brute_force():
     np.testing.assert_allclose(qubo_energies(q, c, const, states), brute_energies(q, c, const)[states], atol=1e-10)
 
 
+@pytest.mark.parametrize("n", [1, 4, 12, 13, 15])
+def test_qubo_ground_index_is_the_first_minimum_of_brute_force(n):
+    from qportfolio.encoding.energies import qubo_ground_index
+
+    rng = np.random.default_rng(n)
+    for integer in (False, True):  # small integers: many tied minima, the first must win
+        q, c = (np.triu(rng.integers(-2, 3, (n, n))).astype(float), rng.integers(-2, 3, n).astype(float)) \
+            if integer else random_qubo(n, n)[:2]
+        energies = brute_energies(q, c, 0.5)
+        assert qubo_ground_index(q, c, 0.5) == int(np.argmin(energies))
+
+
+def test_dicke_state_is_uniform_on_the_weight_k_states():
+    for n, k in [(1, 0), (1, 1), (5, 2), (8, 4)]:
+        expected = np.zeros(2**n)
+        expected[[sum(1 << i for i in c) for c in combinations(range(n), k)]] = 1.0 / np.sqrt(comb(n, k))
+        np.testing.assert_array_equal(dicke_state(n, k), expected)
+
+
 def test_ising_form_is_the_diagonal():
     q, c, const = random_qubo(5, 4)
     offset, h, j = ising(q, c, const)

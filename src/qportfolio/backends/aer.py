@@ -7,6 +7,7 @@ from qiskit import QuantumCircuit, transpile
 
 from qportfolio.backends.base import Distribution
 from qportfolio.memory import require_memory
+from qportfolio.sampling import sample_counts
 
 
 class AerStatevectorBackend:
@@ -31,21 +32,19 @@ class AerStatevectorBackend:
             self._compiled = {key: compiled}
         return self._compiled[key]
 
-    def distributions(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[Distribution]:
+    def _probabilities(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[np.ndarray]:
+        """``|ψ(θ)|²`` over all basis states for each parameter set."""
         compiled = self._prepare(circuit)
         bound = [compiled.assign_parameters(theta) for theta in np.atleast_2d(parameter_sets)]
         result = self._simulator.run(bound).result()
-        out = []
-        for k in range(len(bound)):
-            probabilities = np.abs(np.asarray(result.get_statevector(k))) ** 2
-            out.append(Distribution(np.arange(len(probabilities)), probabilities))
-        return out
+        return [np.abs(np.asarray(result.get_statevector(k))) ** 2 for k in range(len(bound))]
+
+    def distributions(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[Distribution]:
+        return [Distribution(np.arange(len(p)), p) for p in self._probabilities(circuit, parameter_sets)]
 
     def sample(self, circuit: QuantumCircuit, parameters: np.ndarray, shots: int) -> Distribution:
-        exact = self.distributions(circuit, parameters)[0]
-        counts = self._rng.multinomial(shots, exact.probabilities / exact.probabilities.sum())
-        hit = np.flatnonzero(counts)
-        return Distribution(exact.indices[hit], counts[hit] / shots, shots)
+        states, counts = sample_counts(self._probabilities(circuit, parameters)[0], shots, self._rng)
+        return Distribution(states, counts / shots, shots)
 
 
 class AerShotsBackend:

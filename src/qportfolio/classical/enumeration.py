@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 
 import numpy as np
+from numba import njit
 
 from qportfolio.classical.solution import ClassicalSolution
 from qportfolio.errors import (
@@ -21,7 +21,8 @@ from qportfolio.problems import (
 
 #: Largest number of candidate allocations enumerated by :func:`solve_exact`.
 MAX_ENUMERATED = 200_000_000
-CHUNK = 1_000_000
+#: Candidate allocations evaluated at once: ``CHUNK × n`` float64 rows (24 MiB for n = 24) and a few temporaries.
+CHUNK = 1 << 17
 
 
 def enumeration_size(problem: DiscreteProblem) -> int:
@@ -30,27 +31,80 @@ def enumeration_size(problem: DiscreteProblem) -> int:
     return math.prod(int(u) + 1 for u in problem.upper_bounds)
 
 
-def _candidates(problem: DiscreteProblem):
-    """Chunks of candidate allocations, each an ``(m, n)`` integer array."""
+@njit(cache=True)
+def _fill_selections(combination, sigma, mu, risk_aversion, out, objective) -> int:
+    """Write the next K-subsets ``S`` of ``range(n)`` as 0/1 rows of ``out`` (``m × n``, zeroed), in the order of
+    ``itertools.combinations``, from ``combination`` (ascending ``c_0 < … < c_{K−1}``), and their objectives
+    ``objective[r] = λ·Σ_{a,b∈S} Σ_ab − Σ_{a∈S} μ_a`` (= λ·xᵀΣx − μᵀx for a symmetric Σ).
+
+    Lexicographic successor: take the last ``i`` with ``c_i < n − K + i``, increment it and set
+    ``c_j = c_{j−1} + 1`` for ``j > i``. The prefix sums ``V_{j+1} = V_j + Σ_{c_j c_j} + 2 Σ_{l<j} Σ_{c_l c_j}``
+    and ``M_{j+1} = M_j + μ_{c_j}`` are recomputed from ``j = i`` only. ``combination`` is advanced in place;
+    returns the rows written (fewer than ``m`` after the last subset, and then ``c_0 = −1``).
+    """
+    k = combination.size
+    n = out.shape[1]
+    variance = np.zeros(k + 1)
+    expected = np.zeros(k + 1)
+    changed = 0
+    for row in range(out.shape[0]):
+        if k > 0 and combination[0] < 0:
+            return row
+        for j in range(changed, k):
+            a = combination[j]
+            v = variance[j] + sigma[a, a]
+            for l in range(j):
+                v += 2.0 * sigma[combination[l], a]
+            variance[j + 1] = v
+            expected[j + 1] = expected[j] + mu[a]
+            out[row, a] = 1.0
+        for j in range(changed):
+            out[row, combination[j]] = 1.0
+        objective[row] = risk_aversion * variance[k] - expected[k]
+        i = k - 1
+        while i >= 0 and combination[i] == n - k + i:
+            i -= 1
+        if i < 0:
+            if k > 0:
+                combination[0] = -1
+            return row + 1
+        combination[i] += 1
+        for j in range(i + 1, k):
+            combination[j] = combination[j - 1] + 1
+        changed = i
+    return out.shape[0]
+
+
+def _selections(problem: SelectionProblem, chunk: int = CHUNK):
+    """Every K-subset of the assets as chunks ``(x, objective)``: 0/1 float rows in ``itertools.combinations``
+    order and their objectives (:func:`_fill_selections`)."""
+    n, k = problem.num_assets, problem.num_selected
+    sigma, mu = np.ascontiguousarray(problem.sigma, dtype=np.float64), np.ascontiguousarray(problem.mu, dtype=np.float64)
+    combination = np.arange(k, dtype=np.int64)
+    total = math.comb(n, k)
+    while total > 0:
+        x = np.zeros((min(chunk, total), n))
+        objective = np.empty(len(x))
+        written = _fill_selections(combination, sigma, mu, float(problem.risk_aversion), x, objective)
+        total -= written
+        yield x[:written], objective[:written]
+
+
+def _candidates(problem: DiscreteProblem, chunk: int = CHUNK):
+    """Chunks ``(x, objective, feasible)`` of every candidate allocation: ``x`` an ``(m, n)`` array (0/1 floats for
+    a selection, whose rows are all feasible; integers otherwise, judged by ``problem.evaluate``)."""
     if isinstance(problem, SelectionProblem):
-        n, k = problem.num_assets, problem.num_selected
-        combos = itertools.combinations(range(n), k)
-        while True:
-            chunk = np.array(list(itertools.islice(combos, CHUNK)), dtype=np.int64).reshape(-1, k)
-            if len(chunk) == 0:
-                return
-            x = np.zeros((len(chunk), n), dtype=np.int64)
-            np.put_along_axis(x, chunk, 1, axis=1)
-            yield x
+        for x, objective in _selections(problem, chunk):
+            yield x, objective, np.ones(len(x), dtype=bool)
         return
     sizes = problem.upper_bounds.astype(np.int64) + 1
     total = int(np.prod(sizes))
     strides = np.cumprod(np.concatenate([[1], sizes[::-1][:-1]]))[::-1]
-    for start in range(0, total, CHUNK):
-        flat = np.arange(start, min(start + CHUNK, total), dtype=np.int64)
-        yield (flat[:, None] // strides) % sizes
-
-
+    for start in range(0, total, chunk):
+        flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
+        x = (flat[:, None] // strides) % sizes
+        evaluation = problem.evaluate(x)
+        yield x, evaluation.objective, evaluation.feasible
 
 
 def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> ClassicalSolution:
@@ -63,12 +117,11 @@ def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> 
         )
     started = time.perf_counter()
     best_value, best_rows, worst, feasible_count = np.inf, [], -np.inf, 0
-    for x in _candidates(problem):
-        evaluation = problem.evaluate(x)
-        objective = np.where(evaluation.feasible, evaluation.objective, np.inf)
-        feasible_count += int(evaluation.feasible.sum())
+    for x, values, feasible in _candidates(problem):
+        objective = np.where(feasible, values, np.inf)
+        feasible_count += int(feasible.sum())
         if feasible_count:
-            worst = max(worst, float(np.max(np.where(evaluation.feasible, evaluation.objective, -np.inf))))
+            worst = max(worst, float(np.max(np.where(feasible, values, -np.inf))))
         low = float(objective.min())
         tolerance = optimum_tolerance(low) if np.isfinite(low) else 0.0
         if low < best_value - 1e-9 * max(1.0, abs(best_value) if np.isfinite(best_value) else 1.0):
@@ -80,7 +133,7 @@ def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> 
             f"no allocation of whole shares meets every constraint ({size:,} checked): "
             "lower problem.min_return or raise problem.budget"
         )
-    optimal = np.vstack(best_rows)
+    optimal = np.vstack(best_rows).astype(np.int64)
     return ClassicalSolution("classical_exact", optimal[0], problem.evaluate(optimal[:1]), True,
                              time.perf_counter() - started, worst, feasible_count, optimal)
 

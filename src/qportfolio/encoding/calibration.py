@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from qiskit_optimization import QuadraticProgram
 
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS
@@ -86,8 +85,7 @@ def calibrate_penalties(problem: DiscreteProblem, constraint_encoding: str = "sl
                        integer_encoding, program, slack_divisor)
 
     def ground(encoding: QuboEncoding):
-        energies = encoding.qubo.all_energies()
-        bits = bits_of([int(np.argmin(energies))], encoding.num_qubits)
+        bits = bits_of([encoding.qubo.ground_index()], encoding.num_qubits)
         evaluation = problem.evaluate(encoding.decode(bits))
         return bool(evaluation.feasible[0]), float(evaluation.objective[0])
 

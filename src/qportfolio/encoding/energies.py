@@ -43,12 +43,17 @@ def qubo_energies(quadratic, linear, constant: float, states) -> np.ndarray:
     return const + x @ diag + 0.5 * np.einsum("...i,ij,...j->...", x, pair, x)
 
 
-@njit(cache=True, parallel=True)
-def _qubo_diagonal_kernel(pair, diag, const, out):
-    n = diag.size
-    b = min(n, 12)
-    size = 1 << b
-    low = np.zeros(size)
+def qubo_ground_index(quadratic, linear=None, constant: float = 0.0) -> int:
+    """``argmin_z E[z]`` (the first ``z`` on ties), the same as ``np.argmin(qubo_diagonal(...))`` without its
+    8·2ⁿ-byte table: each tile's minimum is taken as the tile is computed."""
+    n, pair, diag, const = _qubo_parts(quadratic, linear, constant)
+    return int(_qubo_argmin_kernel(pair, diag, const))
+
+
+@njit(cache=True)
+def _low_energies(pair, diag, b):
+    """``E_low[z] = Σ_{i<b} d_i x_i + Σ_{j<i<b} P_ij x_i x_j`` for ``z < 2^b``: the low bits' own energy."""
+    low = np.zeros(1 << b)
     for k in range(b):
         for z in range(1 << k):
             e = low[z] + diag[k]
@@ -56,25 +61,62 @@ def _qubo_diagonal_kernel(pair, diag, const, out):
                 if (z >> j) & 1:
                     e += pair[k, j]
             low[z | (1 << k)] = e
-    for zh in prange(1 << (n - b)):
-        eh = const
-        for i in range(b, n):
-            if (zh >> (i - b)) & 1:
-                eh += diag[i]
-                for j in range(i + 1, n):
-                    if (zh >> (j - b)) & 1:
-                        eh += pair[i, j]
-        lin = np.empty(size)
-        lin[0] = eh
-        for i in range(b):
-            f = 0.0
-            for j in range(b, n):
+    return low
+
+
+@njit(cache=True)
+def _high_energies(pair, diag, const, zh, b):
+    """For the high bits ``zh`` (bits b…n−1): ``const`` + their own energy + their coupling to each low
+    state ``z < 2^b``; ``E[zh·2^b + z] = E_low[z] + this[z]``."""
+    n = diag.size
+    eh = const
+    for i in range(b, n):
+        if (zh >> (i - b)) & 1:
+            eh += diag[i]
+            for j in range(i + 1, n):
                 if (zh >> (j - b)) & 1:
-                    f += pair[i, j]
-            for z in range(1 << i):
-                lin[z | (1 << i)] = lin[z] + f
+                    eh += pair[i, j]
+    lin = np.empty(1 << b)
+    lin[0] = eh
+    for i in range(b):
+        f = 0.0
+        for j in range(b, n):
+            if (zh >> (j - b)) & 1:
+                f += pair[i, j]
+        for z in range(1 << i):
+            lin[z | (1 << i)] = lin[z] + f
+    return lin
+
+
+@njit(cache=True, parallel=True)
+def _qubo_diagonal_kernel(pair, diag, const, out):
+    n = diag.size
+    b = min(n, 12)
+    low = _low_energies(pair, diag, b)
+    for zh in prange(1 << (n - b)):
+        lin = _high_energies(pair, diag, const, zh, b)
         base = zh << b
-        for z in range(size):
+        for z in range(1 << b):
             out[base + z] = low[z] + lin[z]
 
 
+@njit(cache=True, parallel=True)
+def _qubo_argmin_kernel(pair, diag, const):
+    n = diag.size
+    b = min(n, 12)
+    low = _low_energies(pair, diag, b)
+    tiles = 1 << (n - b)
+    smallest = np.empty(tiles)
+    where = np.empty(tiles, dtype=np.int64)
+    for zh in prange(tiles):
+        lin = _high_energies(pair, diag, const, zh, b)
+        best = low[0] + lin[0]
+        at = 0
+        for z in range(1, 1 << b):
+            e = low[z] + lin[z]
+            if e < best:
+                best = e
+                at = z
+        smallest[zh] = best
+        where[zh] = (zh << b) + at
+    return where[np.argmin(smallest)]

@@ -9,7 +9,7 @@ import numpy as np
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_optimization import QuadraticProgram
 
-from qportfolio.encoding.energies import qubo_diagonal
+from qportfolio.encoding.energies import qubo_diagonal, qubo_ground_index
 from qportfolio.memory import require_memory
 
 
@@ -36,6 +36,10 @@ class Qubo:
         n = self.num_variables
         require_memory(8 * 2**n, f"the {n}-qubit QUBO's 2^{n} energies")
         return qubo_diagonal(self.quadratic, self.linear, self.constant)
+
+    def ground_index(self) -> int:
+        """``argmin_z E(z)`` (the first on ties) over every basis index, without keeping the 2ᴺ table."""
+        return qubo_ground_index(self.quadratic, self.linear, self.constant)
 
     def to_quadratic_program(self, names: list[str] | None = None) -> QuadraticProgram:
         program = QuadraticProgram(name="qubo")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qportfolio.combinations import weight_k_states
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS
 from qportfolio.encoding.penalties import QuboEncoding
 from qportfolio.encoding.qubo import bits_of
@@ -48,8 +49,12 @@ def verify_ground_state(problem: DiscreteProblem, encoding: QuboEncoding, optima
         energies = encoding.qubo.all_energies()
     reachable = _reachable_states(problem, encoding)
     if reachable is not None:  # the penalty of a constraint the mixer keeps was dropped on purpose
-        energies = np.where(reachable, energies, np.inf)
-    ground = np.flatnonzero(energies <= energies.min() + optimum_tolerance(energies.min()))
+        energies = energies[reachable]
+    lowest = energies.min()
+    ground = np.flatnonzero(energies <= lowest + optimum_tolerance(lowest))
+    ground_energy = float(energies[ground[0]])
+    if reachable is not None:
+        ground = reachable[ground]
     bits = bits_of(ground, encoding.num_qubits)
     evaluation = problem.evaluate(encoding.decode(bits))
     feasible = bool(np.all(evaluation.feasible))
@@ -67,21 +72,16 @@ def verify_ground_state(problem: DiscreteProblem, encoding: QuboEncoding, optima
     else:
         reason = "feasible; optimality not checked (no exact optimum given)"
     allocation = encoding.decode(bits[:1])[0].tolist()
-    return GroundStateCheck(True, feasible, optimal, float(energies[ground[0]]), allocation, reason)
+    return GroundStateCheck(True, feasible, optimal, ground_energy, allocation, reason)
 
 
 
 
 def _reachable_states(problem: DiscreteProblem, encoding: QuboEncoding) -> np.ndarray | None:
-    """A mask of the basis states an XY mixer reaches (Hamming weight K) when the selection's cardinality
+    """The basis states an XY mixer reaches (Hamming weight K, ascending) when the selection's cardinality
     penalty was dropped for it (penalty 0); None when every state counts."""
     if not isinstance(problem, SelectionProblem):
         return None
     if not any(c.name == "cardinality" and c.penalty == 0 for c in encoding.constraints):
         return None
-    n = encoding.num_qubits
-    indices = np.arange(2**n, dtype=np.int64)
-    weights = np.zeros(2**n, dtype=np.int64)
-    for i in range(n):
-        weights += (indices >> i) & 1
-    return weights == problem.num_selected
+    return weight_k_states(encoding.num_qubits, problem.num_selected)

@@ -18,6 +18,7 @@ from qportfolio.errors import (
     ConfigError,
 )
 from qportfolio.objective import Objective
+from qportfolio.sampling import sample_counts
 
 
 class ExactBackend:
@@ -41,9 +42,10 @@ class ExactBackend:
         self._prepared: dict[int, tuple] = {}
 
     @cached_property
-    def _order(self) -> np.ndarray:
-        """Basis states by ascending energy: only the circuit path's CVaR needs it."""
-        return np.argsort(self.energies, kind="stable")
+    def _order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Basis states by ascending energy and those energies: only the circuit path's CVaR needs them."""
+        order = np.argsort(self.energies, kind="stable")
+        return order, self.energies[order]
 
     def _prepare(self, circuit: QuantumCircuit):
         key = id(circuit)
@@ -88,8 +90,8 @@ class ExactBackend:
                 cost = simulator.cost if hasattr(simulator, "cost") and simulator.cost is not None else self.energies
                 return np.array([alpha.value(cost, simulator.probabilities(t)) for t in thetas])
         if isinstance(simulator, CircuitSimulator):
-            return np.array([cvar_sorted(self.energies[self._order], simulator.probabilities(t)[self._order], alpha)
-                             for t in thetas])
+            order, energies = self._order
+            return np.array([cvar_sorted(energies, simulator.probabilities(t)[order], alpha) for t in thetas])
         return simulator.expectations(thetas) if alpha >= 1 else simulator.cvars(thetas, alpha)
 
     def has_gradient(self, circuit: QuantumCircuit) -> bool:
@@ -112,8 +114,8 @@ class ExactBackend:
         return float(value), np.asarray(gradient, dtype=float)
 
     def sample(self, circuit: QuantumCircuit, parameters: np.ndarray, shots: int) -> Distribution:
-        indices, probabilities = self._probabilities(circuit, parameters)
-        counts = self._rng.multinomial(shots, probabilities / probabilities.sum())
-        hit = np.flatnonzero(counts)
-        return Distribution(indices[hit], counts[hit] / shots, shots)
+        """``shots`` draws from the final state (:func:`~qportfolio.sampling.sample_counts`: no 2ⁿ temporaries)."""
+        simulator, indices = self._prepare(circuit)
+        states, counts = sample_counts(simulator.probabilities(parameters), shots, self._rng)
+        return Distribution(states if indices is None else indices[states], counts / shots, shots)
 

@@ -17,6 +17,7 @@ from qportfolio.backends.exact.kernels import (
     check_memory,
 )
 from qportfolio.circuits import xy_pairs
+from qportfolio.combinations import weight_k_states
 
 
 def _pair_array(pairs, n) -> np.ndarray:
@@ -129,12 +130,8 @@ def _xy_sub_parallel(psi, left, right, counts, c, s):
 def dicke_state(n: int, k: int, dtype=np.complex128) -> np.ndarray:
     """|D^n_k⟩ on the full 2ⁿ space: equal amplitudes on all weight-k basis states."""
     check_memory(np.dtype(dtype).itemsize * 2.0**n, f"the {n}-qubit Dicke state")
-    z = np.arange(1 << n, dtype=np.int64)
-    weight = np.zeros(z.size, dtype=np.int64)
-    for i in range(n):
-        weight += (z >> i) & 1
-    psi = np.zeros(z.size, dtype=dtype)
-    psi[weight == k] = 1.0 / math.sqrt(comb(n, k))
+    psi = np.zeros(1 << n, dtype=dtype)
+    psi[weight_k_states(n, k)] = 1.0 / math.sqrt(comb(n, k))
     return psi
 
 
@@ -169,19 +166,6 @@ class XYQAOASimulator(_DiagonalObjective):
 
 
 @njit(cache=True)
-def _weight_k_states(n, k, out):
-    if k == 0:
-        out[0] = 0
-        return
-    z = (np.int64(1) << k) - 1
-    for r in range(out.size):
-        out[r] = z
-        c = z & -z  # Gosper's hack: the next integer with the same number of set bits
-        t = z + c
-        z = (((t ^ z) >> 2) // c) | t
-
-
-@njit(cache=True)
 def _rank(z, binom):
     r = 0
     t = 1
@@ -210,16 +194,6 @@ def _pair_tables(states, pairs, binom, left, right, counts):
                 right[p, e] = _rank(z ^ m, binom)
                 e += 1
         counts[p] = e
-
-
-def weight_k_states(n: int, k: int) -> np.ndarray:
-    """The C(n, k) basis indices of weight k in increasing order (= combinatorial rank order), int64."""
-    if not 0 <= k <= n <= 62:
-        raise ValueError(f"need 0 <= k <= n <= 62, got n = {n}, k = {k}")
-    check_memory(8.0 * comb(n, k), f"the C({n}, {k}) weight-{k} basis states")
-    out = np.empty(comb(n, k), dtype=np.int64)
-    _weight_k_states(n, k, out)
-    return out
 
 
 class SubspaceQAOASimulator(_DiagonalObjective):
