@@ -55,6 +55,7 @@ from qportfolio.backends.exact import (  # noqa: E402
 )
 from qportfolio.circuits import vqe_ansatz  # noqa: E402
 from qportfolio.encoding import qubo_diagonal, qubo_energies  # noqa: E402
+from qportfolio.encoding.qubo import Qubo  # noqa: E402
 
 COPY_BYTES = 2**30  # per array of the bandwidth measurement: far beyond any cache
 AGREEMENT = 1e-12  # |value − qportfolio complex128| expected of every complex128 implementation
@@ -239,7 +240,7 @@ def qaoa_simulator(problem: Problem, dtype) -> QAOASimulator:
     """The X-mixer simulator, given the QUBO too when its constructor accepts ``qubo=``."""
     kwargs = {"phase_scale": problem.scale, "dtype": dtype}
     if "qubo" in inspect.signature(QAOASimulator).parameters:
-        kwargs["qubo"] = (problem.quad, problem.lin, problem.const)
+        kwargs["qubo"] = Qubo(problem.quad, problem.lin, problem.const)
     return QAOASimulator(problem.energy, **kwargs)
 
 
@@ -638,10 +639,11 @@ def markdown(command, rows, bandwidth, floor_bandwidth, traffic, p, loads, vqe_f
         f"Date: {now} ({wall / 60:.1f} min)  ",
         f"Machine: {cpu}; load average (1, 5, 15 min) {'/'.join(f'{x:.1f}' for x in loads[0])} at the start, "
         f"{'/'.join(f'{x:.1f}' for x in loads[1])} at the end",
-        "(a 1-minute load above ~1 means other processes shared the cores and inflated the wall times).",
+        "(a 1-minute load above ~1 at the start means other processes shared the cores and inflated the wall times;",
+        "the load at the end includes the benchmark's own two threads).",
         "",
     ]
-    if max(loads[0][0], loads[1][0]) > LOADED:
+    if loads[0][0] > LOADED:
         lines += [f"**Loaded machine** (1-minute load above {LOADED:g}): these times check that the benchmark runs;",
                   "do not quote them. Rerun on an idle machine for the table.", ""]
     lines += [
