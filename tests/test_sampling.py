@@ -92,3 +92,18 @@ def test_backends_sample_their_own_final_state(kind, selection_problem, rng):
         assert not observed[~mass].any()
         expected = shots * probabilities[mass] / probabilities[mass].sum()
         assert chisquare(np.round(observed[mass]), expected).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_amplitudes_are_drawn_as_their_probabilities(dtype):
+    """Given a statevector, the draws are those of its |ψ|² vector (computed in the amplitudes' precision):
+    the same states and counts from the same seed."""
+    rng = np.random.default_rng(3)
+    psi = (rng.normal(size=512) + 1j * rng.normal(size=512)).astype(dtype)
+    psi[::7] = 0
+    probabilities = (psi.real * psi.real + psi.imag * psi.imag).astype(np.float64)
+    from_state = sample_counts(psi, 20_000, np.random.default_rng(11))
+    from_probabilities = sample_counts(probabilities, 20_000, np.random.default_rng(11))
+    assert np.array_equal(from_state[0], from_probabilities[0])
+    assert np.array_equal(from_state[1], from_probabilities[1])
+    assert not np.isin(np.arange(0, 512, 7), from_state[0]).any()

@@ -4,7 +4,8 @@ Inverse-CDF sampling: with ``S_z = Σ_{y ≤ z} p_y`` (one running sum, in index
 each shot draws ``u ~ U[0, 1)`` and lands on the ``z`` with ``S_{z−1} ≤ u·T < S_z``, so ``P(z) = p_z / T``:
 the counts of ``shots`` independent draws are exactly ``Multinomial(shots, p / T)``. Sorting the
 ``shots`` uniforms first lets one pass over ``p`` place all of them (O(2ⁿ + shots·log shots), no 2ⁿ
-temporaries); a state of zero probability is never drawn.
+temporaries); a state of zero probability is never drawn. Given a statevector instead, ``p_z = |ψ_z|²`` is
+read off the amplitudes in the same pass, so not even the probability vector is made.
 """
 
 from __future__ import annotations
@@ -13,25 +14,37 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, inline="always")
+def _weight(values, z, pairs):
+    """``p_z``: ``values[z]``, or ``|ψ_z|²`` from the float view of a statevector (computed as the simulator's
+    probabilities are, in the amplitudes' precision)."""
+    if pairs:
+        re, im = values[2 * z], values[2 * z + 1]
+        return np.float64(re * re + im * im)
+    return np.float64(values[z])
+
+
 @njit(cache=True)
-def _inverse_cdf_counts(probabilities, uniforms, indices, counts) -> int:
-    """Place the sorted ``uniforms`` (in [0, 1)) on the running sum of ``probabilities``; write the states hit
-    (ascending) and their counts, return how many (−1: no positive probability). A uniform above the last partial sum (rounding) goes
-    to the last state of nonzero probability."""
+def _inverse_cdf_counts(values, pairs, uniforms, indices, counts) -> int:
+    """Place the sorted ``uniforms`` (in [0, 1)) on the running sum of the weights ``p_z`` (:func:`_weight`); write
+    the states hit (ascending) and their counts, return how many (−1: no positive weight). A uniform above the
+    last partial sum (rounding) goes to the last state of nonzero weight."""
+    size = values.size // 2 if pairs else values.size
     total = 0.0
-    for z in range(probabilities.size):
-        if probabilities[z] > 0.0:
-            total += probabilities[z]
+    for z in range(size):
+        p = _weight(values, z, pairs)
+        if p > 0.0:
+            total += p
     if not total > 0.0:
         return -1
     hits = 0
     j = 0
     running = 0.0
     last = -1
-    for z in range(probabilities.size):
+    for z in range(size):
         if j == uniforms.size:
             break
-        p = probabilities[z]
+        p = _weight(values, z, pairs)
         if p <= 0.0:
             continue
         running += p
@@ -45,8 +58,8 @@ def _inverse_cdf_counts(probabilities, uniforms, indices, counts) -> int:
             counts[hits] = c
             hits += 1
     if j < uniforms.size:  # u·T rounded up to T: the last state with mass
-        for z in range(probabilities.size - 1, -1, -1):
-            if probabilities[z] > 0.0:
+        for z in range(size - 1, -1, -1):
+            if _weight(values, z, pairs) > 0.0:
                 last = z
                 break
         if hits > 0 and indices[hits - 1] == last:
@@ -58,16 +71,20 @@ def _inverse_cdf_counts(probabilities, uniforms, indices, counts) -> int:
     return hits
 
 
-def sample_counts(probabilities: np.ndarray, shots: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``(states, counts)`` of ``shots`` draws from ``probabilities`` (any nonnegative weights, normalised by their
-    sum): the states hit in ascending order, int64, and how often each was drawn. Reproducible from ``rng``."""
-    probabilities = np.ascontiguousarray(probabilities, dtype=np.float64).ravel()
+def sample_counts(weights: np.ndarray, shots: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(states, counts)`` of ``shots`` draws from ``weights``: nonnegative real weights (normalised by their sum),
+    or complex amplitudes, drawn by ``|ψ_z|²`` in place. The states hit come in ascending order, int64, with
+    how often each was drawn. Reproducible from ``rng``."""
+    weights = np.ascontiguousarray(weights).ravel()
+    pairs = np.iscomplexobj(weights)
+    values = weights.view(np.float64 if weights.dtype == np.complex128 else np.float32) if pairs \
+        else weights.astype(np.float64, copy=False)
     if shots < 1:
         raise ValueError(f"need shots ≥ 1, got {shots}")
     uniforms = np.sort(rng.random(shots))
-    size = min(shots, probabilities.size)
+    size = min(shots, weights.size)
     indices, counts = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
-    hits = _inverse_cdf_counts(probabilities, uniforms, indices, counts)
+    hits = _inverse_cdf_counts(values, pairs, uniforms, indices, counts)
     if hits < 0:
         raise ValueError("cannot sample: no basis state has a positive probability")
     return indices[:hits], counts[:hits]

@@ -18,7 +18,6 @@ from qportfolio.errors import (
     ConfigError,
 )
 from qportfolio.objective import Objective
-from qportfolio.sampling import sample_counts
 
 
 class ExactBackend:
@@ -114,8 +113,9 @@ class ExactBackend:
         return float(value), np.asarray(gradient, dtype=float)
 
     def sample(self, circuit: QuantumCircuit, parameters: np.ndarray, shots: int) -> Distribution:
-        """``shots`` draws from the final state (:func:`~qportfolio.sampling.sample_counts`: no 2ⁿ temporaries)."""
+        """``shots`` draws from the final state, read in place (:func:`~qportfolio.sampling.sample_counts`: no 2ⁿ
+        temporaries, not even the probability vector)."""
         simulator, indices = self._prepare(circuit)
-        states, counts = sample_counts(simulator.probabilities(parameters), shots, self._rng)
+        states, counts = simulator.sample(parameters, shots, self._rng)
         return Distribution(states if indices is None else indices[states], counts / shots, shots)
 

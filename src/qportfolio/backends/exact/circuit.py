@@ -28,6 +28,7 @@ from qportfolio.backends.exact.kernels import (
     check_memory,
 )
 from qportfolio.backends.exact.single_qubit import apply_unitaries
+from qportfolio.sampling import sample_counts
 
 _TILE_BITS = 16
 _SUB_BITS = 10  # 2^10 amplitudes (16 KiB in complex128) stay in L1 for the lowest qubits of a layer
@@ -329,6 +330,13 @@ class CircuitSimulator:
         values = self._check(values)
         with _threads(self._psi.size):
             return _probabilities(self._run(values))
+
+    def sample(self, values, shots: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(states, counts)`` of ``shots`` draws from |ψ_z|², read off the final state in place."""
+        values = self._check(values)
+        with _threads(self._psi.size):
+            psi = self._run(values)
+        return sample_counts(psi, shots, rng)
 
     def _product(self, stage, values, qubits) -> np.ndarray:
         """Amplitudes of ⊗_q U_q|0⟩ over ``qubits`` (the lowest one the lowest bit)."""

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from qportfolio.memory import SIMULATOR_ADVICE, require_memory
+from qportfolio.sampling import sample_counts
 
 _GIB = float(1 << 30)
 _DTYPES = (np.complex128, np.complex64)
@@ -191,6 +192,12 @@ class _DiagonalObjective:
         check_memory(8.0 * self.cost.size, "the probability vector")
         with _threads(self.cost.size):
             return _probabilities(self._evolve(theta))
+
+    def sample(self, theta, shots: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(states, counts)`` of ``shots`` draws from |ψ(θ)|², read off the final state in place."""
+        with _threads(self.cost.size):
+            psi = self._evolve(theta)
+        return sample_counts(psi, shots, rng)
 
     def expectation(self, theta) -> float:
         """⟨ψ(θ)|E|ψ(θ)⟩ in the units of the cost diagonal."""
