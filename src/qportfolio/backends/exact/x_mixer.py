@@ -21,7 +21,13 @@ from qportfolio.backends.exact.kernels import (
     _threads,
     check_memory,
 )
-from qportfolio.backends.exact.phases import QuboPhases, multiply_block_phases, no_qubo_arguments, phase_table
+from qportfolio.backends.exact.phases import (
+    QuboPhases,
+    multiply_block_phases,
+    multiply_rows,
+    no_qubo_arguments,
+    phase_table,
+)
 
 # --------------------------------------------------------------------------- X-mixer kernels
 
@@ -165,6 +171,28 @@ def _mixer_table(k, beta, out):
 
 
 @njit(cache=True)
+def _multiply_runs(xf, re, im, shift, mask):
+    """x_j ← x_j·(re + i·im)[(j >> shift) & mask] on the float view xf: a constant factor per run of
+    2^shift amplitudes, so the inner loop vectorises (shift 0: the rows repeat every mask + 1 amplitudes)."""
+    if shift == 0:
+        period = mask + 1
+        for start in range(0, xf.size // 2, period):
+            multiply_rows(xf[2 * start:2 * (start + period)], re[:period], im[:period])
+        return
+    run = 2 << shift
+    for r in range(xf.size // run):
+        c = r & mask
+        v = xf[r * run:(r + 1) * run]
+        fr = re[c]
+        fi = im[c]
+        for a in range(run // 2):
+            xr = v[2 * a]
+            xi = v[2 * a + 1]
+            v[2 * a] = xr * fr - xi * fi
+            v[2 * a + 1] = xr * fi + xi * fr
+
+
+@njit(cache=True)
 def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables, where):
     """Apply the ops to a tile whose bits b0…b0+k-1 are the mixed qubits (others: independent).
 
@@ -184,17 +212,14 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables,
         if sub > 0:
             ts = tab_sub[o]
             for start in range(0, x.size, bs):
-                v = x[start:start + bs]
                 vf = xf[2 * start:2 * start + 2 * bs]
                 _wht(vf, 0, sub)
-                for j in range(bs):
-                    v[j] = v[j] * ts[j]
+                multiply_rows(vf, ts[0], ts[1])
                 _wht(vf, 0, sub)
         if top_bits > 0:
             tt = tab_top[o]
             _wht(xf, top_shift, top_bits)
-            for j in range(x.size):
-                x[j] = x[j] * tt[(j >> top_shift) & top_mask]
+            _multiply_runs(xf, tt[0], tt[1], top_shift, top_mask)
             _wht(xf, top_shift, top_bits)
 
 
@@ -221,13 +246,21 @@ def _phase_tile(x, e, g, o, phases, tables, where):
 
 @njit(cache=True)
 def _tables(kinds, values, k, sub, dtype_array):
-    tab_sub = np.empty((kinds.size, 1 << sub), dtype=dtype_array.dtype)
-    tab_top = np.empty((kinds.size, 1 << (k - sub)), dtype=dtype_array.dtype)
+    """D over the sub qubits and over the top ones (D over k qubits is their product) for each mixer op,
+    as real and imaginary rows of the state's float type: shapes (ops, 2, 2^sub) and (ops, 2, 2^(k−sub))."""
+    real = dtype_array.real.dtype
+    tab_sub = np.empty((kinds.size, 2, 1 << sub), dtype=real)
+    tab_top = np.empty((kinds.size, 2, 1 << (k - sub)), dtype=real)
+    d_sub = np.empty(1 << sub, dtype=dtype_array.dtype)
+    d_top = np.empty(1 << (k - sub), dtype=dtype_array.dtype)
     for o in range(kinds.size):
         if kinds[o] == 1:
-            # D over k qubits factorises into D over the sub qubits times D over the top qubits
-            _mixer_table(sub, values[o], tab_sub[o])
-            _mixer_table(k - sub, values[o], tab_top[o])
+            _mixer_table(sub, values[o], d_sub)
+            _mixer_table(k - sub, values[o], d_top)
+            tab_sub[o, 0] = d_sub.real
+            tab_sub[o, 1] = d_sub.imag
+            tab_top[o, 0] = d_top.real
+            tab_top[o, 1] = d_top.imag
     return tab_sub, tab_top
 
 
@@ -339,10 +372,9 @@ def _mixer_pair(x, y, table, weights, b0, k):
     mask = (1 << k) - 1
     acc = 0.0j
     for j in range(x.size):
-        c = (j >> b0) & mask
-        acc += np.conj(y[j]) * x[j] * weights[c]
-        x[j] = x[j] * table[c]
-        y[j] = y[j] * table[c]
+        acc += np.conj(y[j]) * x[j] * weights[(j >> b0) & mask]
+    _multiply_runs(xf, table[0], table[1], b0, mask)
+    _multiply_runs(yf, table[0], table[1], b0, mask)
     _wht(xf, b0, k)
     _wht(yf, b0, k)
     return acc / (1 << k)
