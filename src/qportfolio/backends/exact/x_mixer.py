@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from qportfolio.backends.exact.kernels import (
     _cost_array,
@@ -119,14 +121,45 @@ def _wht_radix2(x, q):
             b[j] = t - u
 
 
+def _vector_stage(builder, v, lanes, k):
+    """One Walsh–Hadamard stage between lanes i and i + k (i & k = 0) of an LLVM vector of ``lanes``."""
+    lo = [i for i in range(lanes) if not i & k]
+    back = [0] * lanes
+    for pos, i in enumerate(lo):
+        back[i] = pos
+        back[i | k] = lanes // 2 + pos
+    index = ir.IntType(32)
+    a = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), lo))
+    b = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), [i | k for i in lo]))
+    return builder.shuffle_vector(builder.fadd(a, b), builder.fsub(a, b), ir.Constant(ir.VectorType(index, lanes), back))
+
+
+@intrinsic
+def _wht16_at(typingctx, xf, start):
+    """xf[start:start+16] ← its Walsh–Hadamard transform on float strides 2, 4, 8 (complex bits 0, 1, 2),
+    as one LLVM vector: the in-register shuffles that numba's loop vectoriser does not form (its SLP
+    vectoriser is off). No bounds check: the caller keeps start + 16 ≤ xf.size."""
+    if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C" and isinstance(start, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        element = context.get_data_type(signature.args[0].dtype)
+        where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(ir.VectorType(element, 16)))
+        v = builder.load(where, align=1)
+        for k in (2, 4, 8):
+            v = _vector_stage(builder, v, 16, k)
+        builder.store(v, where, align=1)
+        return context.get_dummy_value()
+
+    return types.void(xf, start), codegen
+
+
 @njit(cache=True)
 def _wht_low3(xf):
-    """Walsh–Hadamard transform on complex bits 0, 1, 2 (float strides 2, 4, 8), unrolled."""
-    for g in range(0, xf.size, 16):
-        v = xf[g:g + 16]
-        for r in range(2):
-            (v[r], v[r + 2], v[r + 4], v[r + 6], v[r + 8], v[r + 10], v[r + 12], v[r + 14]) = _butterfly8(
-                v[r], v[r + 2], v[r + 4], v[r + 6], v[r + 8], v[r + 10], v[r + 12], v[r + 14])
+    """Walsh–Hadamard transform on complex bits 0, 1, 2 (float strides 2, 4, 8) of each 16 floats."""
+    for g in range(0, xf.size - 15, 16):
+        _wht16_at(xf, g)
 
 
 @njit(cache=True)
