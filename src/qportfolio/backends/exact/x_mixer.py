@@ -218,6 +218,78 @@ def _multiply_runs(xf, re, im, shift, mask):
             v[2 * a + 1] = xr * fi + xi * fr
 
 
+def _vector_butterfly8(builder, u):
+    """The 8-point Walsh–Hadamard transform of eight LLVM vectors (element-wise)."""
+    for k in (1, 2, 4):
+        out = list(u)
+        for i in range(8):
+            if not i & k:
+                out[i] = builder.fadd(u[i], u[i | k])
+                out[i | k] = builder.fsub(u[i], u[i | k])
+        u = out
+    return u
+
+
+@intrinsic
+def _mixer8_at(typingctx, xf, pos, h, fg):
+    """For the eight streams s: v_s = xf[pos + s·h : pos + s·h + 8] (four complex numbers each): v ← W(D(Wv))
+    with W the 8-point transform across streams and D_s = fg[s] + i·fg[8 + s], as LLVM vectors (the
+    re/im swap of the complex product is a shuffle the loop vectoriser does not form). No bounds check."""
+    if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C" and isinstance(fg, types.Array)
+            and fg.ndim == 1 and fg.layout == "C" and fg.dtype == xf.dtype
+            and isinstance(pos, types.Integer) and isinstance(h, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        factors = context.make_array(signature.args[3])(context, builder, args[3]).data
+        pos_, h_ = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:3], signature.args[1:3]))
+        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), 8)
+        index = ir.IntType(32)
+        where = [builder.bitcast(builder.gep(data, [builder.add(pos_, builder.mul(h_, ir.Constant(h_.type, s)))]),
+                                 ir.PointerType(vector)) for s in range(8)]
+        p = _vector_butterfly8(builder, [builder.load(w, align=1) for w in where])
+        swap = ir.Constant(ir.VectorType(index, 8), [1, 0, 3, 2, 5, 4, 7, 6])
+        splat = ir.Constant(ir.VectorType(index, 8), [0] * 8)
+        sign = ir.Constant(vector, [-1.0, 1.0] * 4)
+        undefined = ir.Constant(vector, ir.Undefined)
+
+        def broadcast(i):
+            scalar = builder.load(builder.gep(factors, [ir.Constant(ir.IntType(64), i)]))
+            return builder.shuffle_vector(builder.insert_element(undefined, scalar, ir.Constant(index, 0)),
+                                          undefined, splat)
+
+        q = []
+        for s in range(8):
+            # (re, im)·(f + ig) = (re·f − im·g, im·f + re·g): f·v + sign·g·swap(v)
+            cross = builder.fmul(sign, builder.fmul(builder.shuffle_vector(p[s], p[s], swap), broadcast(8 + s)))
+            q.append(builder.fadd(builder.fmul(p[s], broadcast(s)), cross))
+        for w, v in zip(where, _vector_butterfly8(builder, q)):
+            builder.store(v, w, align=1)
+        return context.get_dummy_value()
+
+    return types.void(xf, pos, h, fg), codegen
+
+
+@njit(cache=True)
+def _mixer_top3(xf, b0, k, re, im):
+    """W·D·W restricted to the top three mixed bits b0+k−3 … b0+k−1 in one sweep, for
+    D_j = (re + i·im)[(j >> b0) mod 2^k], constant along runs of 2^b0 ≥ 4 amplitudes. With W over bits
+    b0 … b0+k−4 on either side this is the whole mixer on those k bits (D factorises over the qubits)."""
+    h = 2 << (b0 + k - 3)
+    run = 2 << b0
+    low = k - 3
+    fg = np.empty(16, dtype=xf.dtype)
+    for start in range(0, xf.size, 8 * h):
+        for r0 in range(0, h, run):
+            c = r0 >> (b0 + 1)
+            for s in range(8):
+                fg[s] = re[(s << low) | c]
+                fg[8 + s] = im[(s << low) | c]
+            for pos in range(start + r0, start + r0 + run, 8):
+                _mixer8_at(xf, pos, h, fg)
+
+
 @njit(cache=True)
 def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables, where):
     """Apply the ops to a tile whose bits b0…b0+k-1 are the mixed qubits (others: independent).
@@ -242,7 +314,12 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables,
                 _wht(vf, 0, sub)
                 multiply_rows(vf, ts[0], ts[1])
                 _wht(vf, 0, sub)
-        if top_bits > 0:
+        if top_bits >= 3 and top_shift >= 2:
+            tt = tab_top[o]
+            _wht(xf, top_shift, top_bits - 3)
+            _mixer_top3(xf, top_shift, top_bits, tt[0], tt[1])
+            _wht(xf, top_shift, top_bits - 3)
+        elif top_bits > 0:
             tt = tab_top[o]
             _wht(xf, top_shift, top_bits)
             _multiply_runs(xf, tt[0], tt[1], top_shift, top_mask)
