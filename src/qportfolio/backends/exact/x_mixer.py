@@ -296,20 +296,28 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables,
 
     With b0 = 0 a mixer is split into its part on bits 0…sub-1, done W·D·W inside L1-sized
     sub-blocks, and its part on bits sub…k-1, done W·D·W over the whole tile (sub = 0 otherwise).
-    A phase reads the energies ``e`` or, given a QUBO (``phases``, see :func:`_phase_tile`), none.
+    A phase reads the energies ``e`` or, given a QUBO (``phases``, see :func:`_phase_tile`), none; one
+    followed by such a mixer is applied to each sub-block just before it (one sweep of the tile fewer).
     """
     xf = x.view(x.real.dtype)
     bs = 1 << sub
     top_bits = k - sub
     top_shift = b0 + sub
     top_mask = (1 << top_bits) - 1
+    base, run_bits, shift = where
     for o in range(kinds.size):
         if kinds[o] == 0:
-            _phase_tile(x, e, values[o], o, phases, tables, where)
+            if not (sub > 0 and run_bits >= sub and o + 1 < kinds.size and kinds[o + 1] == 1):
+                _phase_tile(x, e, values[o], o, phases, tables, where)
             continue
         if sub > 0:
             ts = tab_sub[o]
+            phase_first = o > 0 and kinds[o - 1] == 0 and run_bits >= sub  # deferred from above: sub-block-wise
             for start in range(0, x.size, bs):
+                if phase_first:
+                    z = ((start >> run_bits) << shift) | base | (start & ((1 << run_bits) - 1))
+                    _phase_tile(x[start:start + bs], e[start:start + bs], values[o - 1], o - 1, phases, tables,
+                                (z, sub, sub))
                 vf = xf[2 * start:2 * start + 2 * bs]
                 _wht(vf, 0, sub)
                 multiply_rows(vf, ts[0], ts[1])
