@@ -134,32 +134,47 @@ def _vector_stage(builder, v, lanes, k):
     return builder.shuffle_vector(builder.fadd(a, b), builder.fsub(a, b), ir.Constant(ir.VectorType(index, lanes), back))
 
 
-@intrinsic
-def _wht16_at(typingctx, xf, start):
-    """xf[start:start+16] ← its Walsh–Hadamard transform on float strides 2, 4, 8 (complex bits 0, 1, 2),
-    as one LLVM vector: the in-register shuffles that numba's loop vectoriser does not form (its SLP
-    vectoriser is off). No bounds check: the caller keeps start + 16 ≤ xf.size."""
-    if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C" and isinstance(start, types.Integer)):
-        return None
+def _low_wht_intrinsic(lanes):
+    """An intrinsic f(xf, start): xf[start:start+lanes] ← its Walsh–Hadamard transform on float strides
+    2 … lanes/2 (complex bits 0 … log2(lanes)−2), as one LLVM vector: the in-register shuffles that numba's
+    loop vectoriser does not form (its SLP vectoriser is off). No bounds check: start + lanes ≤ xf.size."""
 
-    def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        element = context.get_data_type(signature.args[0].dtype)
-        where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(ir.VectorType(element, 16)))
-        v = builder.load(where, align=1)
-        for k in (2, 4, 8):
-            v = _vector_stage(builder, v, 16, k)
-        builder.store(v, where, align=1)
-        return context.get_dummy_value()
+    @intrinsic
+    def at(typingctx, xf, start):
+        if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C"
+                and isinstance(start, types.Integer)):
+            return None
 
-    return types.void(xf, start), codegen
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            element = context.get_data_type(signature.args[0].dtype)
+            where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(ir.VectorType(element, lanes)))
+            v = builder.load(where, align=1)
+            k = 2
+            while k < lanes:
+                v = _vector_stage(builder, v, lanes, k)
+                k *= 2
+            builder.store(v, where, align=1)
+            return context.get_dummy_value()
+
+        return types.void(xf, start), codegen
+
+    return at
+
+
+_wht16_at = _low_wht_intrinsic(16)
+_wht32_at = _low_wht_intrinsic(32)
 
 
 @njit(cache=True)
-def _wht_low3(xf):
-    """Walsh–Hadamard transform on complex bits 0, 1, 2 (float strides 2, 4, 8) of each 16 floats."""
-    for g in range(0, xf.size - 15, 16):
-        _wht16_at(xf, g)
+def _wht_low(xf, bits):
+    """Walsh–Hadamard transform on complex bits 0 … bits−1 (bits = 3 or 4) of each 2^(bits+1) floats."""
+    if bits == 4:
+        for g in range(0, xf.size - 31, 32):
+            _wht32_at(xf, g)
+    else:
+        for g in range(0, xf.size - 15, 16):
+            _wht16_at(xf, g)
 
 
 @njit(cache=True)
@@ -171,8 +186,9 @@ def _wht(xf, b0, k):
     q = b0 + 1
     end = b0 + k + 1
     if b0 == 0 and k >= 3:
-        _wht_low3(xf)
-        q = 4
+        low = min(k, 4)
+        _wht_low(xf, low)
+        q = low + 1
     while q + 2 < end:
         _wht_radix8(xf, q)
         q += 3
@@ -230,64 +246,85 @@ def _vector_butterfly8(builder, u):
     return u
 
 
-@intrinsic
-def _mixer8_at(typingctx, xf, pos, h, fg):
-    """For the eight streams s: v_s = xf[pos + s·h : pos + s·h + 8] (four complex numbers each): v ← W(D(Wv))
-    with W the 8-point transform across streams and D_s = fg[s] + i·fg[8 + s], as LLVM vectors (the
-    re/im swap of the complex product is a shuffle the loop vectoriser does not form). No bounds check."""
-    if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C" and isinstance(fg, types.Array)
-            and fg.ndim == 1 and fg.layout == "C" and fg.dtype == xf.dtype
-            and isinstance(pos, types.Integer) and isinstance(h, types.Integer)):
-        return None
+def _mixer8_intrinsic(per_amplitude):
+    """An intrinsic f(xf, pos, h, re, im, t, stride): for the eight streams s, v_s = xf[pos + s·h :][:8] (four
+    complex numbers each): v ← W(D(Wv)), W the 8-point transform across streams, D_s = re + i·im at
+    t + s·stride (per_amplitude: the four consecutive entries there, one per complex number; else that one
+    entry for all four), as LLVM vectors: the re/im swap of the complex product is a shuffle the loop
+    vectoriser does not form. No bounds check."""
 
-    def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        factors = context.make_array(signature.args[3])(context, builder, args[3]).data
-        pos_, h_ = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:3], signature.args[1:3]))
-        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), 8)
-        index = ir.IntType(32)
-        where = [builder.bitcast(builder.gep(data, [builder.add(pos_, builder.mul(h_, ir.Constant(h_.type, s)))]),
-                                 ir.PointerType(vector)) for s in range(8)]
-        p = _vector_butterfly8(builder, [builder.load(w, align=1) for w in where])
-        swap = ir.Constant(ir.VectorType(index, 8), [1, 0, 3, 2, 5, 4, 7, 6])
-        splat = ir.Constant(ir.VectorType(index, 8), [0] * 8)
-        sign = ir.Constant(vector, [-1.0, 1.0] * 4)
-        undefined = ir.Constant(vector, ir.Undefined)
+    @intrinsic
+    def at(typingctx, xf, pos, h, re, im, t, stride):
+        arrays = (xf, re, im)
+        if not (all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == xf.dtype
+                    for a in arrays) and all(isinstance(i, types.Integer) for i in (pos, h, t, stride))):
+            return None
 
-        def broadcast(i):
-            scalar = builder.load(builder.gep(factors, [ir.Constant(ir.IntType(64), i)]))
-            return builder.shuffle_vector(builder.insert_element(undefined, scalar, ir.Constant(index, 0)),
-                                          undefined, splat)
+        def codegen(context, builder, signature, args):
+            data, rows_re, rows_im = (context.make_array(signature.args[i])(context, builder, args[i]).data
+                                      for i in (0, 3, 4))
+            pos_, h_, t_, stride_ = (context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2, 5, 6))
+            element = context.get_data_type(signature.args[0].dtype)
+            vector = ir.VectorType(element, 8)
+            index = ir.IntType(32)
 
-        q = []
-        for s in range(8):
-            # (re, im)·(f + ig) = (re·f − im·g, im·f + re·g): f·v + sign·g·swap(v)
-            cross = builder.fmul(sign, builder.fmul(builder.shuffle_vector(p[s], p[s], swap), broadcast(8 + s)))
-            q.append(builder.fadd(builder.fmul(p[s], broadcast(s)), cross))
-        for w, v in zip(where, _vector_butterfly8(builder, q)):
-            builder.store(v, w, align=1)
-        return context.get_dummy_value()
+            def offset(base, step, s):
+                return builder.add(base, builder.mul(step, ir.Constant(step.type, s)))
 
-    return types.void(xf, pos, h, fg), codegen
+            where = [builder.bitcast(builder.gep(data, [offset(pos_, h_, s)]), ir.PointerType(vector)) for s in range(8)]
+            p = _vector_butterfly8(builder, [builder.load(w, align=1) for w in where])
+            if per_amplitude:
+                quad = ir.VectorType(element, 4)
+                spread = ir.Constant(ir.VectorType(index, 8), [0, 0, 1, 1, 2, 2, 3, 3])
+
+                def factor(rows, s):
+                    v = builder.load(builder.bitcast(builder.gep(rows, [offset(t_, stride_, s)]), ir.PointerType(quad)),
+                                     align=1)
+                    return builder.shuffle_vector(v, v, spread)
+            else:
+                undefined = ir.Constant(vector, ir.Undefined)
+                splat = ir.Constant(ir.VectorType(index, 8), [0] * 8)
+
+                def factor(rows, s):
+                    scalar = builder.load(builder.gep(rows, [offset(t_, stride_, s)]))
+                    return builder.shuffle_vector(builder.insert_element(undefined, scalar, ir.Constant(index, 0)),
+                                                  undefined, splat)
+
+            swap = ir.Constant(ir.VectorType(index, 8), [1, 0, 3, 2, 5, 4, 7, 6])
+            sign = ir.Constant(vector, [-1.0, 1.0] * 4)
+            q = []
+            for s in range(8):
+                # (re, im)·(f + ig) = (re·f − im·g, im·f + re·g): f·v + sign·g·swap(v)
+                cross = builder.fmul(sign, builder.fmul(builder.shuffle_vector(p[s], p[s], swap), factor(rows_im, s)))
+                q.append(builder.fadd(builder.fmul(p[s], factor(rows_re, s)), cross))
+            for w, v in zip(where, _vector_butterfly8(builder, q)):
+                builder.store(v, w, align=1)
+            return context.get_dummy_value()
+
+        return types.void(xf, pos, h, re, im, t, stride), codegen
+
+    return at
+
+
+_mixer8_amplitudes_at = _mixer8_intrinsic(True)
+_mixer8_runs_at = _mixer8_intrinsic(False)
 
 
 @njit(cache=True)
 def _mixer_top3(xf, b0, k, re, im):
     """W·D·W restricted to the top three mixed bits b0+k−3 … b0+k−1 in one sweep, for
-    D_j = (re + i·im)[(j >> b0) mod 2^k], constant along runs of 2^b0 ≥ 4 amplitudes. With W over bits
-    b0 … b0+k−4 on either side this is the whole mixer on those k bits (D factorises over the qubits)."""
+    D_j = (re + i·im)[(j >> b0) mod 2^k] (rows of the float type), b0 = 0 or b0 ≥ 2 (runs of ≥ 4 amplitudes
+    with one factor), k ≥ 3 (k ≥ 5 for b0 = 0). With W over bits b0 … b0+k−4 on either side this is the
+    whole mixer on those k bits (D factorises over the qubits)."""
     h = 2 << (b0 + k - 3)
-    run = 2 << b0
-    low = k - 3
-    fg = np.empty(16, dtype=xf.dtype)
+    stride = 1 << (k - 3)
     for start in range(0, xf.size, 8 * h):
-        for r0 in range(0, h, run):
-            c = r0 >> (b0 + 1)
-            for s in range(8):
-                fg[s] = re[(s << low) | c]
-                fg[8 + s] = im[(s << low) | c]
-            for pos in range(start + r0, start + r0 + run, 8):
-                _mixer8_at(xf, pos, h, fg)
+        if b0 == 0:
+            for pos in range(0, h, 8):
+                _mixer8_amplitudes_at(xf, start + pos, h, re, im, pos >> 1, stride)
+        else:
+            for pos in range(0, h, 8):
+                _mixer8_runs_at(xf, start + pos, h, re, im, pos >> (b0 + 1), stride)
 
 
 @njit(cache=True)
@@ -319,9 +356,14 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables,
                     _phase_tile(x[start:start + bs], e[start:start + bs], values[o - 1], o - 1, phases, tables,
                                 (z, sub, sub))
                 vf = xf[2 * start:2 * start + 2 * bs]
-                _wht(vf, 0, sub)
-                multiply_rows(vf, ts[0], ts[1])
-                _wht(vf, 0, sub)
+                if sub >= 5:
+                    _wht(vf, 0, sub - 3)
+                    _mixer_top3(vf, 0, sub, ts[0], ts[1])
+                    _wht(vf, 0, sub - 3)
+                else:
+                    _wht(vf, 0, sub)
+                    multiply_rows(vf, ts[0], ts[1])
+                    _wht(vf, 0, sub)
         if top_bits >= 3 and top_shift >= 2:
             tt = tab_top[o]
             _wht(xf, top_shift, top_bits - 3)
