@@ -4,6 +4,10 @@ A mixer ``Π_i e^{−iβX_i}`` on a tile's qubits S is ``W D W`` (W the unnormal
 ``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``). The phases come from the energy table or, given the QUBO, from
 :mod:`.phases`. The adjoint gradient undoes each mixer on φ and λ together and takes
 ``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|`` (per tile part S) between the two W.
+
+Where numba's loop vectoriser cannot form the shuffles (the low complex bits inside a register, the re/im swap
+of a complex product) the kernels are LLVM vector code (numba intrinsics), so every sweep runs at SIMD width;
+the top three bits of each mixer part do butterflies, D and butterflies in one sweep.
 """
 
 from __future__ import annotations
@@ -56,69 +60,7 @@ def _butterfly8(u0, u1, u2, u3, u4, u5, u6, u7):
     return t0 + t4, t1 + t5, t2 + t6, t3 + t7, t0 - t4, t1 - t5, t2 - t6, t3 - t7
 
 
-_SHORT_Q = 4  # float stride 16: the streams of a group are one 128-float slice at constant offsets
-
-
-@njit(cache=True)
-def _wht_radix8(x, q):
-    """Three Walsh–Hadamard stages (float bits q, q+1, q+2) in one sweep, eight streams in registers.
-
-    Streams as eight slices, so the loop over j vectorises; for the short streams of q = _SHORT_Q the
-    offsets are compile-time constants instead (no per-group slice set-up or overlap checks: 2× faster)."""
-    if q == _SHORT_Q:
-        h = 1 << _SHORT_Q
-        for start in range(0, x.size, 8 * h):
-            v = x[start:start + 8 * h]
-            for j in range(h):
-                (v[j], v[h + j], v[2 * h + j], v[3 * h + j], v[4 * h + j], v[5 * h + j], v[6 * h + j],
-                 v[7 * h + j]) = _butterfly8(v[j], v[h + j], v[2 * h + j], v[3 * h + j], v[4 * h + j],
-                                             v[5 * h + j], v[6 * h + j], v[7 * h + j])
-        return
-    h = 1 << q
-    for start in range(0, x.size, 8 * h):
-        a0 = x[start:start + h]
-        a1 = x[start + h:start + 2 * h]
-        a2 = x[start + 2 * h:start + 3 * h]
-        a3 = x[start + 3 * h:start + 4 * h]
-        a4 = x[start + 4 * h:start + 5 * h]
-        a5 = x[start + 5 * h:start + 6 * h]
-        a6 = x[start + 6 * h:start + 7 * h]
-        a7 = x[start + 7 * h:start + 8 * h]
-        for j in range(h):
-            a0[j], a1[j], a2[j], a3[j], a4[j], a5[j], a6[j], a7[j] = _butterfly8(
-                a0[j], a1[j], a2[j], a3[j], a4[j], a5[j], a6[j], a7[j])
-
-
-@njit(cache=True)
-def _wht_radix4(x, q):
-    h = 1 << q
-    for start in range(0, x.size, 4 * h):
-        a0 = x[start:start + h]
-        a1 = x[start + h:start + 2 * h]
-        a2 = x[start + 2 * h:start + 3 * h]
-        a3 = x[start + 3 * h:start + 4 * h]
-        for j in range(h):
-            s01 = a0[j] + a1[j]
-            d01 = a0[j] - a1[j]
-            s23 = a2[j] + a3[j]
-            d23 = a2[j] - a3[j]
-            a0[j] = s01 + s23
-            a1[j] = d01 + d23
-            a2[j] = s01 - s23
-            a3[j] = d01 - d23
-
-
-@njit(cache=True)
-def _wht_radix2(x, q):
-    h = 1 << q
-    for start in range(0, x.size, 2 * h):
-        a = x[start:start + h]
-        b = x[start + h:start + 2 * h]
-        for j in range(h):
-            t = a[j]
-            u = b[j]
-            a[j] = t + u
-            b[j] = t - u
+# --- LLVM-vector kernels (numba intrinsics)
 
 
 def _vector_stage(builder, v, lanes, k):
@@ -177,12 +119,107 @@ def _wht_low(xf, bits):
             _wht16_at(xf, g)
 
 
+def _vector_butterfly8(builder, u):
+    """The 8-point Walsh–Hadamard transform of eight LLVM vectors (element-wise)."""
+    for k in (1, 2, 4):
+        out = list(u)
+        for i in range(8):
+            if not i & k:
+                out[i] = builder.fadd(u[i], u[i | k])
+                out[i | k] = builder.fsub(u[i], u[i | k])
+        u = out
+    return u
+
+
+@intrinsic
+def _radix8_at(typingctx, xf, pos, h):
+    """v_s = xf[pos + s·h :][:8] for the eight streams s ← the 8-point transform across them (LLVM vectors)."""
+    if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C" and isinstance(pos, types.Integer)
+            and isinstance(h, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        where = _stream_pointers(context, builder, signature.args[0], args[0],
+                                 *(context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2)))
+        for w, v in zip(where, _vector_butterfly8(builder, [builder.load(w, align=1) for w in where])):
+            builder.store(v, w, align=1)
+        return context.get_dummy_value()
+
+    return types.void(xf, pos, h), codegen
+
+
+def _stream_pointers(context, builder, array_type, array, pos, h):
+    """Pointers to the vectors of 8 elements at pos + s·h, s < 8."""
+    data = context.make_array(array_type)(context, builder, array).data
+    vector = ir.PointerType(ir.VectorType(context.get_data_type(array_type.dtype), 8))
+    return [builder.bitcast(builder.gep(data, [builder.add(pos, builder.mul(h, ir.Constant(h.type, s)))]), vector)
+            for s in range(8)]
+
+
+@njit(cache=True)
+def _wht_radix8(x, q):
+    """Three Walsh–Hadamard stages (float bits q, q+1, q+2) in one sweep, eight streams in registers: for
+    short streams (q < 7, L1-resident sub-blocks) as LLVM vectors (no per-group slice set-up or overlap
+    checks), else as eight slices, whose loop over j vectorises."""
+    h = 1 << q
+    if 3 <= q < 7:
+        for start in range(0, x.size, 8 * h):
+            for j in range(start, start + h, 8):
+                _radix8_at(x, j, h)
+        return
+    for start in range(0, x.size, 8 * h):
+        a0 = x[start:start + h]
+        a1 = x[start + h:start + 2 * h]
+        a2 = x[start + 2 * h:start + 3 * h]
+        a3 = x[start + 3 * h:start + 4 * h]
+        a4 = x[start + 4 * h:start + 5 * h]
+        a5 = x[start + 5 * h:start + 6 * h]
+        a6 = x[start + 6 * h:start + 7 * h]
+        a7 = x[start + 7 * h:start + 8 * h]
+        for j in range(h):
+            a0[j], a1[j], a2[j], a3[j], a4[j], a5[j], a6[j], a7[j] = _butterfly8(
+                a0[j], a1[j], a2[j], a3[j], a4[j], a5[j], a6[j], a7[j])
+
+
+@njit(cache=True)
+def _wht_radix4(x, q):
+    h = 1 << q
+    for start in range(0, x.size, 4 * h):
+        a0 = x[start:start + h]
+        a1 = x[start + h:start + 2 * h]
+        a2 = x[start + 2 * h:start + 3 * h]
+        a3 = x[start + 3 * h:start + 4 * h]
+        for j in range(h):
+            s01 = a0[j] + a1[j]
+            d01 = a0[j] - a1[j]
+            s23 = a2[j] + a3[j]
+            d23 = a2[j] - a3[j]
+            a0[j] = s01 + s23
+            a1[j] = d01 + d23
+            a2[j] = s01 - s23
+            a3[j] = d01 - d23
+
+
+@njit(cache=True)
+def _wht_radix2(x, q):
+    h = 1 << q
+    for start in range(0, x.size, 2 * h):
+        a = x[start:start + h]
+        b = x[start + h:start + 2 * h]
+        for j in range(h):
+            t = a[j]
+            u = b[j]
+            a[j] = t + u
+            b[j] = t - u
+
+
 @njit(cache=True)
 def _wht(xf, b0, k):
     """Unnormalised Walsh–Hadamard transform on complex bits b0 … b0+k-1 of a tile given as its
     interleaved float view xf (complex bit q = float bit q+1; real coefficients, so the float
-    loops vectorise). Three stages a sweep: a sweep of an L2-resident tile costs about as much as a
-    radix-4 one (measured 0.66 vs 0.95 ns/amp for six bits of a 1 MiB tile)."""
+    loops vectorise; complex bits 0…3, inside a vector register, by :func:`_wht_low`). Three stages a
+    sweep: a sweep of an L2-resident tile costs about as much as a radix-4 one (measured 0.66 vs 0.95
+    ns/amp for six bits of a 1 MiB tile)."""
     q = b0 + 1
     end = b0 + k + 1
     if b0 == 0 and k >= 3:
@@ -234,18 +271,6 @@ def _multiply_runs(xf, re, im, shift, mask):
             v[2 * a + 1] = xr * fi + xi * fr
 
 
-def _vector_butterfly8(builder, u):
-    """The 8-point Walsh–Hadamard transform of eight LLVM vectors (element-wise)."""
-    for k in (1, 2, 4):
-        out = list(u)
-        for i in range(8):
-            if not i & k:
-                out[i] = builder.fadd(u[i], u[i | k])
-                out[i | k] = builder.fsub(u[i], u[i | k])
-        u = out
-    return u
-
-
 def _mixer8_intrinsic(per_amplitude):
     """An intrinsic f(xf, pos, h, re, im, t, stride): for the eight streams s, v_s = xf[pos + s·h :][:8] (four
     complex numbers each): v ← W(D(Wv)), W the 8-point transform across streams, D_s = re + i·im at
@@ -261,8 +286,7 @@ def _mixer8_intrinsic(per_amplitude):
             return None
 
         def codegen(context, builder, signature, args):
-            data, rows_re, rows_im = (context.make_array(signature.args[i])(context, builder, args[i]).data
-                                      for i in (0, 3, 4))
+            rows_re, rows_im = (context.make_array(signature.args[i])(context, builder, args[i]).data for i in (3, 4))
             pos_, h_, t_, stride_ = (context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2, 5, 6))
             element = context.get_data_type(signature.args[0].dtype)
             vector = ir.VectorType(element, 8)
@@ -271,7 +295,7 @@ def _mixer8_intrinsic(per_amplitude):
             def offset(base, step, s):
                 return builder.add(base, builder.mul(step, ir.Constant(step.type, s)))
 
-            where = [builder.bitcast(builder.gep(data, [offset(pos_, h_, s)]), ir.PointerType(vector)) for s in range(8)]
+            where = _stream_pointers(context, builder, signature.args[0], args[0], pos_, h_)
             p = _vector_butterfly8(builder, [builder.load(w, align=1) for w in where])
             if per_amplitude:
                 quad = ir.VectorType(element, 4)
