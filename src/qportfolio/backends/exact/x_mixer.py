@@ -538,6 +538,34 @@ def _z_weights(k):
     return w
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def _weighted_overlap(xf, yf, weights, shift, mask):
+    """Σ_j conj(y_j) x_j w[(j >> shift) & mask] from the float views, in float64: the sums may be reordered
+    (vectorised; a rounding-level change), each run of 2^shift amplitudes (or w's period, for shift 0) first."""
+    re = 0.0
+    im = 0.0
+    period = 1 << shift if shift > 0 else mask + 1
+    for r in range(xf.size // (2 * period)):
+        v = xf[2 * r * period:2 * (r + 1) * period]
+        u = yf[2 * r * period:2 * (r + 1) * period]
+        if shift > 0:
+            pr = 0.0
+            pi = 0.0
+            for a in range(period):
+                xr, xi, yr, yi = float(v[2 * a]), float(v[2 * a + 1]), float(u[2 * a]), float(u[2 * a + 1])
+                pr += yr * xr + yi * xi
+                pi += yr * xi - yi * xr
+            w = weights[r & mask]
+            re += w * pr
+            im += w * pi
+        else:
+            for a in range(period):
+                xr, xi, yr, yi = float(v[2 * a]), float(v[2 * a + 1]), float(u[2 * a]), float(u[2 * a + 1])
+                re += weights[a] * (yr * xr + yi * xi)
+                im += weights[a] * (yr * xi - yi * xr)
+    return complex(re, im)
+
+
 @njit(cache=True)
 def _mixer_pair(x, y, table, weights, b0, k):
     """The mixer W·D·W on bits b0…b0+k−1 of the tiles x (φ) and y (λ) alike, and, from the middle, where
@@ -547,9 +575,7 @@ def _mixer_pair(x, y, table, weights, b0, k):
     _wht(xf, b0, k)
     _wht(yf, b0, k)
     mask = (1 << k) - 1
-    acc = 0.0j
-    for j in range(x.size):
-        acc += np.conj(y[j]) * x[j] * weights[(j >> b0) & mask]
+    acc = _weighted_overlap(xf, yf, weights, b0, mask)
     _multiply_runs(xf, table[0], table[1], b0, mask)
     _multiply_runs(yf, table[0], table[1], b0, mask)
     _wht(xf, b0, k)
@@ -562,9 +588,7 @@ def _dot_and_phase_pair(x, y, e, g, phases, table, base):
     """Σ_j conj(y_j) e_j x_j, then x, y ← e^{−igE} x, y, on a tile of consecutive basis states from
     ``base`` (phases from ``e`` or, given a QUBO, from :mod:`.phases` with ``table``)."""
     pair, diag, const, m, _ = phases
-    acc = 0.0j
-    for j in range(x.size):
-        acc += np.conj(y[j]) * x[j] * e[j]
+    acc = _weighted_overlap(x.view(x.real.dtype), y.view(y.real.dtype), e, 0, x.size - 1)
     if pair.shape[0] == 0:
         for j in range(x.size):
             s, c = _sincos(g * e[j])
