@@ -94,14 +94,18 @@ def multiply_block_phases(x, start, base, m, g, table, pair, diag, const, out, w
     """x[start + a] ← e^{−igE(base + a)} x[start + a] for a < 2^m (out: (2, 2^m) floats of scratch)."""
     block_phases(out, base, m, g, table, pair, diag, const, w)
     xf = x.view(x.real.dtype)
-    re = out[0]
-    im = out[1]
-    for a in range(1 << m):
-        j = 2 * (start + a)
-        xr = xf[j]
-        xi = xf[j + 1]
-        xf[j] = xr * re[a] - xi * im[a]
-        xf[j + 1] = xr * im[a] + xi * re[a]
+    multiply_rows(xf[2 * start:2 * (start + (1 << m))], out[0], out[1])
+
+
+@njit(cache=True)
+def multiply_rows(vf, re, im):
+    """v ← v·(re + i·im) elementwise, v given as its interleaved float view (2·len(re) floats). A slice
+    indexed from 0 (no negative-index fix-ups), so the loop vectorises."""
+    for a in range(re.size):
+        xr = vf[2 * a]
+        xi = vf[2 * a + 1]
+        vf[2 * a] = xr * re[a] - xi * im[a]
+        vf[2 * a + 1] = xr * im[a] + xi * re[a]
 
 
 @njit(cache=True, parallel=True)
@@ -137,14 +141,7 @@ def _dot_and_apply(lam, phi, energy, m, g, low_energies, pair, diag, const):
             s += np.conj(lam[z]) * phi[z] * energy[z]
         acc += s
         multiply_block_phases(phi, start, start, m, g, table, pair, diag, const, out, w)
-        re = out[0]
-        im = out[1]
-        for a in range(1 << m):
-            j = 2 * (start + a)
-            xr = lam_f[j]
-            xi = lam_f[j + 1]
-            lam_f[j] = xr * re[a] - xi * im[a]
-            lam_f[j + 1] = xr * im[a] + xi * re[a]
+        multiply_rows(lam_f[2 * start:2 * (start + (1 << m))], out[0], out[1])
     return acc
 
 

@@ -4,6 +4,10 @@ A mixer ``Π_i e^{−iβX_i}`` on a tile's qubits S is ``W D W`` (W the unnormal
 ``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``). The phases come from the energy table or, given the QUBO, from
 :mod:`.phases`. The adjoint gradient undoes each mixer on φ and λ together and takes
 ``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|`` (per tile part S) between the two W.
+
+Where numba's loop vectoriser cannot form the shuffles (the low complex bits inside a register, the re/im swap
+of a complex product) the kernels are LLVM vector code (numba intrinsics), so every sweep runs at SIMD width;
+the top three bits of each mixer part do butterflies, D and butterflies in one sweep.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from qportfolio.backends.exact.kernels import (
     _cost_array,
@@ -21,15 +27,146 @@ from qportfolio.backends.exact.kernels import (
     _threads,
     check_memory,
 )
-from qportfolio.backends.exact.phases import QuboPhases, multiply_block_phases, no_qubo_arguments, phase_table
+from qportfolio.backends.exact.phases import (
+    QuboPhases,
+    multiply_block_phases,
+    multiply_rows,
+    no_qubo_arguments,
+    phase_table,
+)
 
 # --------------------------------------------------------------------------- X-mixer kernels
 
 
+@njit(cache=True, inline="always")
+def _butterfly8(u0, u1, u2, u3, u4, u5, u6, u7):
+    """The 8-point Walsh–Hadamard transform (index bit 0 = the u0/u1 pairing)."""
+    s01 = u0 + u1
+    d01 = u0 - u1
+    s23 = u2 + u3
+    d23 = u2 - u3
+    s45 = u4 + u5
+    d45 = u4 - u5
+    s67 = u6 + u7
+    d67 = u6 - u7
+    t0 = s01 + s23
+    t1 = d01 + d23
+    t2 = s01 - s23
+    t3 = d01 - d23
+    t4 = s45 + s67
+    t5 = d45 + d67
+    t6 = s45 - s67
+    t7 = d45 - d67
+    return t0 + t4, t1 + t5, t2 + t6, t3 + t7, t0 - t4, t1 - t5, t2 - t6, t3 - t7
+
+
+# --- LLVM-vector kernels (numba intrinsics)
+
+
+def _vector_stage(builder, v, lanes, k):
+    """One Walsh–Hadamard stage between lanes i and i + k (i & k = 0) of an LLVM vector of ``lanes``."""
+    lo = [i for i in range(lanes) if not i & k]
+    back = [0] * lanes
+    for pos, i in enumerate(lo):
+        back[i] = pos
+        back[i | k] = lanes // 2 + pos
+    index = ir.IntType(32)
+    a = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), lo))
+    b = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), [i | k for i in lo]))
+    return builder.shuffle_vector(builder.fadd(a, b), builder.fsub(a, b), ir.Constant(ir.VectorType(index, lanes), back))
+
+
+def _low_wht_intrinsic(lanes):
+    """An intrinsic f(xf, start): xf[start:start+lanes] ← its Walsh–Hadamard transform on float strides
+    2 … lanes/2 (complex bits 0 … log2(lanes)−2), as one LLVM vector: the in-register shuffles that numba's
+    loop vectoriser does not form (its SLP vectoriser is off). No bounds check: start + lanes ≤ xf.size."""
+
+    @intrinsic
+    def at(typingctx, xf, start):
+        if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C"
+                and isinstance(start, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            element = context.get_data_type(signature.args[0].dtype)
+            where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(ir.VectorType(element, lanes)))
+            v = builder.load(where, align=1)
+            k = 2
+            while k < lanes:
+                v = _vector_stage(builder, v, lanes, k)
+                k *= 2
+            builder.store(v, where, align=1)
+            return context.get_dummy_value()
+
+        return types.void(xf, start), codegen
+
+    return at
+
+
+_wht16_at = _low_wht_intrinsic(16)
+_wht32_at = _low_wht_intrinsic(32)
+
+
+@njit(cache=True)
+def _wht_low(xf, bits):
+    """Walsh–Hadamard transform on complex bits 0 … bits−1 (bits = 3 or 4) of each 2^(bits+1) floats."""
+    if bits == 4:
+        for g in range(0, xf.size - 31, 32):
+            _wht32_at(xf, g)
+    else:
+        for g in range(0, xf.size - 15, 16):
+            _wht16_at(xf, g)
+
+
+def _vector_butterfly8(builder, u):
+    """The 8-point Walsh–Hadamard transform of eight LLVM vectors (element-wise)."""
+    for k in (1, 2, 4):
+        out = list(u)
+        for i in range(8):
+            if not i & k:
+                out[i] = builder.fadd(u[i], u[i | k])
+                out[i | k] = builder.fsub(u[i], u[i | k])
+        u = out
+    return u
+
+
+@intrinsic
+def _radix8_at(typingctx, xf, pos, h):
+    """v_s = xf[pos + s·h :][:8] for the eight streams s ← the 8-point transform across them (LLVM vectors)."""
+    if not (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C" and isinstance(pos, types.Integer)
+            and isinstance(h, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        where = _stream_pointers(context, builder, signature.args[0], args[0],
+                                 *(context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2)))
+        for w, v in zip(where, _vector_butterfly8(builder, [builder.load(w, align=1) for w in where])):
+            builder.store(v, w, align=1)
+        return context.get_dummy_value()
+
+    return types.void(xf, pos, h), codegen
+
+
+def _stream_pointers(context, builder, array_type, array, pos, h):
+    """Pointers to the vectors of 8 elements at pos + s·h, s < 8."""
+    data = context.make_array(array_type)(context, builder, array).data
+    vector = ir.PointerType(ir.VectorType(context.get_data_type(array_type.dtype), 8))
+    return [builder.bitcast(builder.gep(data, [builder.add(pos, builder.mul(h, ir.Constant(h.type, s)))]), vector)
+            for s in range(8)]
+
+
 @njit(cache=True)
 def _wht_radix8(x, q):
-    """Three Walsh–Hadamard stages (float bits q, q+1, q+2) in one sweep, eight streams in registers."""
+    """Three Walsh–Hadamard stages (float bits q, q+1, q+2) in one sweep, eight streams in registers: for
+    short streams (q < 7, L1-resident sub-blocks) as LLVM vectors (no per-group slice set-up or overlap
+    checks), else as eight slices, whose loop over j vectorises."""
     h = 1 << q
+    if 3 <= q < 7:
+        for start in range(0, x.size, 8 * h):
+            for j in range(start, start + h, 8):
+                _radix8_at(x, j, h)
+        return
     for start in range(0, x.size, 8 * h):
         a0 = x[start:start + h]
         a1 = x[start + h:start + 2 * h]
@@ -40,30 +177,8 @@ def _wht_radix8(x, q):
         a6 = x[start + 6 * h:start + 7 * h]
         a7 = x[start + 7 * h:start + 8 * h]
         for j in range(h):
-            s01 = a0[j] + a1[j]
-            d01 = a0[j] - a1[j]
-            s23 = a2[j] + a3[j]
-            d23 = a2[j] - a3[j]
-            s45 = a4[j] + a5[j]
-            d45 = a4[j] - a5[j]
-            s67 = a6[j] + a7[j]
-            d67 = a6[j] - a7[j]
-            t0 = s01 + s23
-            t1 = d01 + d23
-            t2 = s01 - s23
-            t3 = d01 - d23
-            t4 = s45 + s67
-            t5 = d45 + d67
-            t6 = s45 - s67
-            t7 = d45 - d67
-            a0[j] = t0 + t4
-            a1[j] = t1 + t5
-            a2[j] = t2 + t6
-            a3[j] = t3 + t7
-            a4[j] = t0 - t4
-            a5[j] = t1 - t5
-            a6[j] = t2 - t6
-            a7[j] = t3 - t7
+            a0[j], a1[j], a2[j], a3[j], a4[j], a5[j], a6[j], a7[j] = _butterfly8(
+                a0[j], a1[j], a2[j], a3[j], a4[j], a5[j], a6[j], a7[j])
 
 
 @njit(cache=True)
@@ -99,48 +214,18 @@ def _wht_radix2(x, q):
 
 
 @njit(cache=True)
-def _wht_low3(xf):
-    """Walsh–Hadamard transform on complex bits 0, 1, 2 (float strides 2, 4, 8), unrolled."""
-    for g in range(0, xf.size, 16):
-        v = xf[g:g + 16]
-        for r in range(2):
-            a0 = v[r] + v[r + 2]
-            a1 = v[r] - v[r + 2]
-            a2 = v[r + 4] + v[r + 6]
-            a3 = v[r + 4] - v[r + 6]
-            a4 = v[r + 8] + v[r + 10]
-            a5 = v[r + 8] - v[r + 10]
-            a6 = v[r + 12] + v[r + 14]
-            a7 = v[r + 12] - v[r + 14]
-            b0 = a0 + a2
-            b1 = a1 + a3
-            b2 = a0 - a2
-            b3 = a1 - a3
-            b4 = a4 + a6
-            b5 = a5 + a7
-            b6 = a4 - a6
-            b7 = a5 - a7
-            v[r] = b0 + b4
-            v[r + 2] = b1 + b5
-            v[r + 4] = b2 + b6
-            v[r + 6] = b3 + b7
-            v[r + 8] = b0 - b4
-            v[r + 10] = b1 - b5
-            v[r + 12] = b2 - b6
-            v[r + 14] = b3 - b7
-
-
-@njit(cache=True)
 def _wht(xf, b0, k):
     """Unnormalised Walsh–Hadamard transform on complex bits b0 … b0+k-1 of a tile given as its
     interleaved float view xf (complex bit q = float bit q+1; real coefficients, so the float
-    loops vectorise). Three stages a sweep: a sweep of an L2-resident tile costs about as much as a
-    radix-4 one (measured 0.66 vs 0.95 ns/amp for six bits of a 1 MiB tile)."""
+    loops vectorise; complex bits 0…3, inside a vector register, by :func:`_wht_low`). Three stages a
+    sweep: a sweep of an L2-resident tile costs about as much as a radix-4 one (measured 0.66 vs 0.95
+    ns/amp for six bits of a 1 MiB tile)."""
     q = b0 + 1
     end = b0 + k + 1
     if b0 == 0 and k >= 3:
-        _wht_low3(xf)
-        q = 4
+        low = min(k, 4)
+        _wht_low(xf, low)
+        q = low + 1
     while q + 2 < end:
         _wht_radix8(xf, q)
         q += 3
@@ -165,36 +250,153 @@ def _mixer_table(k, beta, out):
 
 
 @njit(cache=True)
+def _multiply_runs(xf, re, im, shift, mask):
+    """x_j ← x_j·(re + i·im)[(j >> shift) & mask] on the float view xf: a constant factor per run of
+    2^shift amplitudes, so the inner loop vectorises (shift 0: the rows repeat every mask + 1 amplitudes)."""
+    if shift == 0:
+        period = mask + 1
+        for start in range(0, xf.size // 2, period):
+            multiply_rows(xf[2 * start:2 * (start + period)], re[:period], im[:period])
+        return
+    run = 2 << shift
+    for r in range(xf.size // run):
+        c = r & mask
+        v = xf[r * run:(r + 1) * run]
+        fr = re[c]
+        fi = im[c]
+        for a in range(run // 2):
+            xr = v[2 * a]
+            xi = v[2 * a + 1]
+            v[2 * a] = xr * fr - xi * fi
+            v[2 * a + 1] = xr * fi + xi * fr
+
+
+def _mixer8_intrinsic(per_amplitude):
+    """An intrinsic f(xf, pos, h, re, im, t, stride): for the eight streams s, v_s = xf[pos + s·h :][:8] (four
+    complex numbers each): v ← W(D(Wv)), W the 8-point transform across streams, D_s = re + i·im at
+    t + s·stride (per_amplitude: the four consecutive entries there, one per complex number; else that one
+    entry for all four), as LLVM vectors: the re/im swap of the complex product is a shuffle the loop
+    vectoriser does not form. No bounds check."""
+
+    @intrinsic
+    def at(typingctx, xf, pos, h, re, im, t, stride):
+        arrays = (xf, re, im)
+        if not (all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == xf.dtype
+                    for a in arrays) and all(isinstance(i, types.Integer) for i in (pos, h, t, stride))):
+            return None
+
+        def codegen(context, builder, signature, args):
+            rows_re, rows_im = (context.make_array(signature.args[i])(context, builder, args[i]).data for i in (3, 4))
+            pos_, h_, t_, stride_ = (context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2, 5, 6))
+            element = context.get_data_type(signature.args[0].dtype)
+            vector = ir.VectorType(element, 8)
+            index = ir.IntType(32)
+
+            def offset(base, step, s):
+                return builder.add(base, builder.mul(step, ir.Constant(step.type, s)))
+
+            where = _stream_pointers(context, builder, signature.args[0], args[0], pos_, h_)
+            p = _vector_butterfly8(builder, [builder.load(w, align=1) for w in where])
+            if per_amplitude:
+                quad = ir.VectorType(element, 4)
+                spread = ir.Constant(ir.VectorType(index, 8), [0, 0, 1, 1, 2, 2, 3, 3])
+
+                def factor(rows, s):
+                    v = builder.load(builder.bitcast(builder.gep(rows, [offset(t_, stride_, s)]), ir.PointerType(quad)),
+                                     align=1)
+                    return builder.shuffle_vector(v, v, spread)
+            else:
+                undefined = ir.Constant(vector, ir.Undefined)
+                splat = ir.Constant(ir.VectorType(index, 8), [0] * 8)
+
+                def factor(rows, s):
+                    scalar = builder.load(builder.gep(rows, [offset(t_, stride_, s)]))
+                    return builder.shuffle_vector(builder.insert_element(undefined, scalar, ir.Constant(index, 0)),
+                                                  undefined, splat)
+
+            swap = ir.Constant(ir.VectorType(index, 8), [1, 0, 3, 2, 5, 4, 7, 6])
+            sign = ir.Constant(vector, [-1.0, 1.0] * 4)
+            q = []
+            for s in range(8):
+                # (re, im)·(f + ig) = (re·f − im·g, im·f + re·g): f·v + sign·g·swap(v)
+                cross = builder.fmul(sign, builder.fmul(builder.shuffle_vector(p[s], p[s], swap), factor(rows_im, s)))
+                q.append(builder.fadd(builder.fmul(p[s], factor(rows_re, s)), cross))
+            for w, v in zip(where, _vector_butterfly8(builder, q)):
+                builder.store(v, w, align=1)
+            return context.get_dummy_value()
+
+        return types.void(xf, pos, h, re, im, t, stride), codegen
+
+    return at
+
+
+_mixer8_amplitudes_at = _mixer8_intrinsic(True)
+_mixer8_runs_at = _mixer8_intrinsic(False)
+
+
+@njit(cache=True)
+def _mixer_top3(xf, b0, k, re, im):
+    """W·D·W restricted to the top three mixed bits b0+k−3 … b0+k−1 in one sweep, for
+    D_j = (re + i·im)[(j >> b0) mod 2^k] (rows of the float type), b0 = 0 or b0 ≥ 2 (runs of ≥ 4 amplitudes
+    with one factor), k ≥ 3 (k ≥ 5 for b0 = 0). With W over bits b0 … b0+k−4 on either side this is the
+    whole mixer on those k bits (D factorises over the qubits)."""
+    h = 2 << (b0 + k - 3)
+    stride = 1 << (k - 3)
+    for start in range(0, xf.size, 8 * h):
+        if b0 == 0:
+            for pos in range(0, h, 8):
+                _mixer8_amplitudes_at(xf, start + pos, h, re, im, pos >> 1, stride)
+        else:
+            for pos in range(0, h, 8):
+                _mixer8_runs_at(xf, start + pos, h, re, im, pos >> (b0 + 1), stride)
+
+
+@njit(cache=True)
 def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables, where):
     """Apply the ops to a tile whose bits b0…b0+k-1 are the mixed qubits (others: independent).
 
     With b0 = 0 a mixer is split into its part on bits 0…sub-1, done W·D·W inside L1-sized
     sub-blocks, and its part on bits sub…k-1, done W·D·W over the whole tile (sub = 0 otherwise).
-    A phase reads the energies ``e`` or, given a QUBO (``phases``, see :func:`_phase_tile`), none.
+    A phase reads the energies ``e`` or, given a QUBO (``phases``, see :func:`_phase_tile`), none; one
+    followed by such a mixer is applied to each sub-block just before it (one sweep of the tile fewer).
     """
     xf = x.view(x.real.dtype)
     bs = 1 << sub
     top_bits = k - sub
     top_shift = b0 + sub
     top_mask = (1 << top_bits) - 1
+    base, run_bits, shift = where
     for o in range(kinds.size):
         if kinds[o] == 0:
-            _phase_tile(x, e, values[o], o, phases, tables, where)
+            if not (sub > 0 and run_bits >= sub and o + 1 < kinds.size and kinds[o + 1] == 1):
+                _phase_tile(x, e, values[o], o, phases, tables, where)
             continue
         if sub > 0:
             ts = tab_sub[o]
+            phase_first = o > 0 and kinds[o - 1] == 0 and run_bits >= sub  # deferred from above: sub-block-wise
             for start in range(0, x.size, bs):
-                v = x[start:start + bs]
+                if phase_first:
+                    z = ((start >> run_bits) << shift) | base | (start & ((1 << run_bits) - 1))
+                    _phase_tile(x[start:start + bs], e[start:start + bs], values[o - 1], o - 1, phases, tables,
+                                (z, sub, sub))
                 vf = xf[2 * start:2 * start + 2 * bs]
-                _wht(vf, 0, sub)
-                for j in range(bs):
-                    v[j] = v[j] * ts[j]
-                _wht(vf, 0, sub)
-        if top_bits > 0:
+                if sub >= 5:
+                    _wht(vf, 0, sub - 3)
+                    _mixer_top3(vf, 0, sub, ts[0], ts[1])
+                    _wht(vf, 0, sub - 3)
+                else:
+                    _wht(vf, 0, sub)
+                    multiply_rows(vf, ts[0], ts[1])
+                    _wht(vf, 0, sub)
+        if top_bits >= 3 and top_shift >= 2:
+            tt = tab_top[o]
+            _wht(xf, top_shift, top_bits - 3)
+            _mixer_top3(xf, top_shift, top_bits, tt[0], tt[1])
+            _wht(xf, top_shift, top_bits - 3)
+        elif top_bits > 0:
             tt = tab_top[o]
             _wht(xf, top_shift, top_bits)
-            for j in range(x.size):
-                x[j] = x[j] * tt[(j >> top_shift) & top_mask]
+            _multiply_runs(xf, tt[0], tt[1], top_shift, top_mask)
             _wht(xf, top_shift, top_bits)
 
 
@@ -221,13 +423,21 @@ def _phase_tile(x, e, g, o, phases, tables, where):
 
 @njit(cache=True)
 def _tables(kinds, values, k, sub, dtype_array):
-    tab_sub = np.empty((kinds.size, 1 << sub), dtype=dtype_array.dtype)
-    tab_top = np.empty((kinds.size, 1 << (k - sub)), dtype=dtype_array.dtype)
+    """D over the sub qubits and over the top ones (D over k qubits is their product) for each mixer op,
+    as real and imaginary rows of the state's float type: shapes (ops, 2, 2^sub) and (ops, 2, 2^(k−sub))."""
+    real = dtype_array.real.dtype
+    tab_sub = np.empty((kinds.size, 2, 1 << sub), dtype=real)
+    tab_top = np.empty((kinds.size, 2, 1 << (k - sub)), dtype=real)
+    d_sub = np.empty(1 << sub, dtype=dtype_array.dtype)
+    d_top = np.empty(1 << (k - sub), dtype=dtype_array.dtype)
     for o in range(kinds.size):
         if kinds[o] == 1:
-            # D over k qubits factorises into D over the sub qubits times D over the top qubits
-            _mixer_table(sub, values[o], tab_sub[o])
-            _mixer_table(k - sub, values[o], tab_top[o])
+            _mixer_table(sub, values[o], d_sub)
+            _mixer_table(k - sub, values[o], d_top)
+            tab_sub[o, 0] = d_sub.real
+            tab_sub[o, 1] = d_sub.imag
+            tab_top[o, 0] = d_top.real
+            tab_top[o, 1] = d_top.imag
     return tab_sub, tab_top
 
 
@@ -328,6 +538,34 @@ def _z_weights(k):
     return w
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def _weighted_overlap(xf, yf, weights, shift, mask):
+    """Σ_j conj(y_j) x_j w[(j >> shift) & mask] from the float views, in float64: the sums may be reordered
+    (vectorised; a rounding-level change), each run of 2^shift amplitudes (or w's period, for shift 0) first."""
+    re = 0.0
+    im = 0.0
+    period = 1 << shift if shift > 0 else mask + 1
+    for r in range(xf.size // (2 * period)):
+        v = xf[2 * r * period:2 * (r + 1) * period]
+        u = yf[2 * r * period:2 * (r + 1) * period]
+        if shift > 0:
+            pr = 0.0
+            pi = 0.0
+            for a in range(period):
+                xr, xi, yr, yi = float(v[2 * a]), float(v[2 * a + 1]), float(u[2 * a]), float(u[2 * a + 1])
+                pr += yr * xr + yi * xi
+                pi += yr * xi - yi * xr
+            w = weights[r & mask]
+            re += w * pr
+            im += w * pi
+        else:
+            for a in range(period):
+                xr, xi, yr, yi = float(v[2 * a]), float(v[2 * a + 1]), float(u[2 * a]), float(u[2 * a + 1])
+                re += weights[a] * (yr * xr + yi * xi)
+                im += weights[a] * (yr * xi - yi * xr)
+    return complex(re, im)
+
+
 @njit(cache=True)
 def _mixer_pair(x, y, table, weights, b0, k):
     """The mixer W·D·W on bits b0…b0+k−1 of the tiles x (φ) and y (λ) alike, and, from the middle, where
@@ -337,12 +575,9 @@ def _mixer_pair(x, y, table, weights, b0, k):
     _wht(xf, b0, k)
     _wht(yf, b0, k)
     mask = (1 << k) - 1
-    acc = 0.0j
-    for j in range(x.size):
-        c = (j >> b0) & mask
-        acc += np.conj(y[j]) * x[j] * weights[c]
-        x[j] = x[j] * table[c]
-        y[j] = y[j] * table[c]
+    acc = _weighted_overlap(xf, yf, weights, b0, mask)
+    _multiply_runs(xf, table[0], table[1], b0, mask)
+    _multiply_runs(yf, table[0], table[1], b0, mask)
     _wht(xf, b0, k)
     _wht(yf, b0, k)
     return acc / (1 << k)
@@ -353,9 +588,7 @@ def _dot_and_phase_pair(x, y, e, g, phases, table, base):
     """Σ_j conj(y_j) e_j x_j, then x, y ← e^{−igE} x, y, on a tile of consecutive basis states from
     ``base`` (phases from ``e`` or, given a QUBO, from :mod:`.phases` with ``table``)."""
     pair, diag, const, m, _ = phases
-    acc = 0.0j
-    for j in range(x.size):
-        acc += np.conj(y[j]) * x[j] * e[j]
+    acc = _weighted_overlap(x.view(x.real.dtype), y.view(y.real.dtype), e, 0, x.size - 1)
     if pair.shape[0] == 0:
         for j in range(x.size):
             s, c = _sincos(g * e[j])
