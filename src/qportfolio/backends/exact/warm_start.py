@@ -33,6 +33,7 @@ from qportfolio.backends.exact.kernels import (
     _sincos,
     _split_theta,
     _threads,
+    _weighted_copy,
     check_memory,
 )
 from qportfolio.backends.exact.single_qubit import apply_unitaries
@@ -251,17 +252,6 @@ def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, rot, r
             phi[src:src + run] = xf[h * run:(h + 1) * run]
             lam[src:src + run] = xl[h * run:(h + 1) * run]
     return out.sum(axis=0)
-
-
-@njit(cache=True, parallel=True)
-def _weighted_copy(lam, phi, observable):
-    """λ ← O φ; returns ⟨φ|O|φ⟩."""
-    acc = 0.0
-    for z in prange(phi.size):
-        f = phi[z]
-        lam[z] = f * observable[z]
-        acc += (f.real * f.real + f.imag * f.imag) * observable[z]
-    return acc
 
 
 # --------------------------------------------------------------------------- simulator

@@ -25,6 +25,7 @@ from qportfolio.backends.exact.kernels import (
     _sincos,
     _split_theta,
     _threads,
+    _weighted_copy,
     check_memory,
 )
 from qportfolio.backends.exact.phases import (
@@ -661,17 +662,6 @@ def _pass_high_pair(phi, lam, low_bits, run_bits, beta):
             phi[src:src + run] = x[h * run:(h + 1) * run]
             lam[src:src + run] = y[h * run:(h + 1) * run]
     return acc.sum()
-
-
-@njit(cache=True, parallel=True)
-def _weighted_copy(lam, phi, observable):
-    """λ ← O φ; returns ⟨φ|O|φ⟩ (one pass instead of a copy, a product and a dot)."""
-    acc = 0.0
-    for z in prange(phi.size):
-        a = phi[z]
-        lam[z] = a * observable[z]
-        acc += (a.real * a.real + a.imag * a.imag) * observable[z]
-    return acc
 
 
 class QAOASimulator(_DiagonalObjective):
