@@ -123,3 +123,20 @@ def test_baseline_on_an_instance_too_large_to_simulate(tmp_path):
     for method in ("scip", "relax_round", "greedy", "simulated_annealing", "tabu"):
         entry = result["solutions"][method]
         assert entry["status"] == "ok" and entry["feasible"] and entry["gap_to_optimum"] >= -1e-9
+
+
+def test_a_shipped_config_reads_its_data_from_any_folder(tmp_path, monkeypatch):
+    """configs/selection_24.yaml names its CSV relative to itself: loading it from another folder finds the file,
+    while a path that exists from the current folder is kept as given."""
+    from qportfolio.app.config import load_config
+    from qportfolio.app.instance import load_config_prices
+
+    monkeypatch.chdir(tmp_path)
+    config = load_config(CONFIGS / "selection_24.yaml")
+    assert Path(config.data.path).resolve() == (CONFIGS.parent / "benchmarks/data/sp500_factors_weekly.csv").resolve()
+    assert load_config_prices(config).shape[1] == 24
+    (tmp_path / "prices.csv").write_text("date,A,B\n2021-01-04,1,2\n2021-01-05,1.1,2.1\n")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "config.yaml").write_text(QUICK.replace("source: sp500", "source: csv\n  path: prices.csv"))
+    assert load_config(other / "config.yaml").data.path == "prices.csv"

@@ -6,7 +6,8 @@ import pytest
 
 from qportfolio.backends import make_backend
 from qportfolio.backends.exact import ExactBackend, QAOASimulator
-from qportfolio.backends.exact.phases import QuboPhases, block_phases, phase_table
+from qportfolio.backends.exact.phases import QuboPhases, block_phases, multiply_block_phases, phase_table
+from qportfolio.backends.exact.x_mixer import _dot_and_phase_pair
 from qportfolio.circuits import qaoa_ansatz
 from qportfolio.encoding import to_qubo
 from qportfolio.encoding.qubo import Qubo
@@ -29,9 +30,13 @@ def test_phases_match_the_energy_table(n):
     energies = brute_energies(q, c, const)
     phases = QuboPhases(q, c, const)
     assert phases.reproduces(energies)
+    m = phases.block_bits()
+    out, w = np.empty((2, 1 << m)), np.empty(max(m, 1))
     for g in (0.37, -2.5):
         psi = np.ones(2**n, dtype=complex)
-        phases.apply(psi, g)
+        table = phase_table(phases.low_energies(m), g)
+        for start in range(0, 2**n, 1 << m):
+            multiply_block_phases(psi, start, start, m, g, table, *phases.arguments(), out, w)
         np.testing.assert_allclose(psi, np.exp(-1j * g * energies), rtol=0, atol=1e-12)
 
 
@@ -115,7 +120,7 @@ def test_exact_backend_with_the_encodings_qubo(selection_problem):
     np.testing.assert_allclose(gradient, gradient_without, atol=1e-9)
 
 
-def test_dot_and_apply():
+def test_dot_and_phase_of_the_adjoint():
     n = 12
     q, c, const = random_qubo(n, 8)
     energies = brute_energies(q, c, const)
@@ -125,7 +130,10 @@ def test_dot_and_apply():
     expected_dot = np.vdot(lam, energies * phi)
     phase = np.exp(-0.6j * energies)
     expected_phi, expected_lam = phase * phi, phase * lam
-    dot = QuboPhases(q, c, const).dot_and_apply(lam, phi, energies, 0.6)
+    phases = QuboPhases(q, c, const)
+    m = phases.block_bits()
+    low = phases.low_energies(m)
+    dot = _dot_and_phase_pair(phi, lam, energies, 0.6, (*phases.arguments(), m, low), phase_table(low, 0.6), 0)
     assert dot == pytest.approx(expected_dot, abs=1e-9)
     np.testing.assert_allclose(phi, expected_phi, atol=1e-12)
     np.testing.assert_allclose(lam, expected_lam, atol=1e-12)

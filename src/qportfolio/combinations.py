@@ -20,7 +20,7 @@ def _weight_k_states(n, k, out):
     z = (np.int64(1) << k) - 1
     for r in range(out.size):
         out[r] = z
-        c = z & -z  # Gosper's hack: the next integer with the same number of set bits
+        c = z & -z
         t = z + c
         z = (((t ^ z) >> 2) // c) | t
 

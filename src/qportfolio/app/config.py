@@ -279,4 +279,17 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
     raw = raw or {}
     if overrides and isinstance(raw, dict):
         raw.update({k: v for k, v in overrides.items() if v is not None})
+    _data_path_beside_config(raw, Path(path))
     return parse_config(raw, str(path))
+
+
+def _data_path_beside_config(raw, path: Path) -> None:
+    """A relative ``data.path`` is read from the current folder, and when it is not there, from the config
+    file's folder (so that a shipped config runs from anywhere)."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    given = data.get("path") if isinstance(data, dict) else None
+    if not isinstance(given, str) or Path(given).is_absolute() or Path(given).exists():
+        return
+    beside = path.parent / given
+    if beside.is_file():
+        data["path"] = str(beside)

@@ -85,7 +85,7 @@ GIBBS_ETA = 8.0
 #: to p = 16 with the complete XY mixer (subspace evaluations cost ~1 ms); the X mixer is cut by its budget.
 MAX_AUTO_REPS = {"xy_complete": 16, "xy_ring": 16, "x": 8}
 #: The adaptive search's evaluation cap and its work budget (Σ over evaluations of (p + 1)·amplitudes: about
-#: 16–26 ns each for the exact kernel's value and gradient at n = 20–22 on this project's 2-core machine, so
+#: 14–24 ns each for the exact kernel's value and gradient at n = 20–22 on this project's 2-core machine, so
 #: ≈ 15–25 s).
 AUTO_EVALUATIONS = 6000
 WORK_BUDGET = 1e9
@@ -645,7 +645,7 @@ class QuantumSolver:
 
 def _work_per_evaluation(num_qubits: int, num_selected: int | None, warm: bool = False):
     """The cost of one evaluation at depth ``p`` in amplitude-layers: ``(p + 1)·2ⁿ`` on the full space (1.25
-    times that for warm-start mixers: their value and gradient measured 0.8–1.25× the X mixer's at n = 20–22),
+    times that for warm-start mixers: their value and gradient measured 1.0–1.7× the X mixer's at n = 20–22),
     and on the K-of-N subspace ``(p + 1)·C(n, K)`` times the pairs each state meets (the complete mixer's
     rotations)."""
     size = 2.0**num_qubits if num_selected is None else math.comb(num_qubits, num_selected) * (

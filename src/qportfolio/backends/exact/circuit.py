@@ -22,6 +22,7 @@ from numba import njit, prange
 
 from qportfolio.backends.exact.kernels import (
     _dtype,
+    _high_tiles,
     _probabilities,
     _sincos,
     _threads,
@@ -123,10 +124,9 @@ def _layer_low(dst, src, low_map, high_cols, quad_low, cross, lin_high, quad_hig
 @njit(cache=True, parallel=True)
 def _layer_high(psi, low_bits, run_bits, real, cplx):
     """Layer on qubits low_bits…n−1: a tile gathers the runs of 2^run_bits amplitudes that differ only in them."""
-    nh = psi.size >> low_bits
-    run = 1 << run_bits
-    for t in prange(1 << (low_bits - run_bits)):
-        x = np.empty(nh * run, dtype=psi.dtype)
+    nh, _, run, size, ntiles = _high_tiles(psi.size, low_bits, run_bits)
+    for t in prange(ntiles):
+        x = np.empty(size, dtype=psi.dtype)
         for h in range(nh):
             src = (h << low_bits) | (t << run_bits)
             x[h * run:(h + 1) * run] = psi[src:src + run]

@@ -147,6 +147,19 @@ def _expectation(psi, energy) -> float:
     return (_expectation_parallel if psi.size >= _PARALLEL_MIN else _expectation_serial)(psi, energy)
 
 
+@njit(cache=True)
+def _high_tiles(size, low_bits, run_bits):
+    """The gathered tiles of a high-qubit pass over ``size`` amplitudes: ``nh`` runs of ``run = 2^run_bits``
+    amplitudes, ``2^low_bits`` apart, make one tile of ``nh·run`` amplitudes whose bits run_bits… carry the
+    ``kh`` high qubits; there are ``2^(low_bits − run_bits)`` such tiles. Returns (nh, kh, run, tile size, tiles)."""
+    nh = size >> low_bits
+    kh = 0
+    while (1 << kh) < nh:
+        kh += 1
+    run = 1 << run_bits
+    return nh, kh, run, nh * run, 1 << (low_bits - run_bits)
+
+
 @njit(cache=True, parallel=True)
 def _weighted_copy(lam, phi, observable):
     """λ ← O φ; returns ⟨φ|O|φ⟩ (one pass instead of a copy, a product and a dot): the adjoint's start."""

@@ -18,26 +18,12 @@ factors, a relative error of a few ``(m + 2)·ε``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from qportfolio.backends.exact.kernels import _PARALLEL_MIN, _sincos
-from qportfolio.encoding.energies import _qubo_parts, qubo_energies
+from qportfolio.backends.exact.kernels import _sincos
+from qportfolio.encoding.energies import _low_energies, _qubo_parts, qubo_energies
 
 BLOCK_BITS = 10  # 2^10 amplitudes: a block, its table and its phases (16 KiB each) stay in L1
-
-
-@njit(cache=True)
-def _low_energies(pair, diag, m):
-    """E_a(a) for a < 2^m: the energy of the m low bits alone (no constant)."""
-    out = np.zeros(1 << m)
-    for k in range(m):
-        for a in range(1 << k):
-            e = out[a] + diag[k]
-            for j in range(k):
-                if (a >> j) & 1:
-                    e += pair[k, j]
-            out[a | (1 << k)] = e
-    return out
 
 
 @njit(cache=True)
@@ -108,43 +94,6 @@ def multiply_rows(vf, re, im):
         vf[2 * a + 1] = xr * im[a] + xi * re[a]
 
 
-@njit(cache=True, parallel=True)
-def _apply_parallel(psi, m, g, low_energies, pair, diag, const):
-    table = phase_table(low_energies, g)
-    for b in prange(psi.size >> m):
-        out = np.empty((2, 1 << m))
-        w = np.empty(max(m, 1))
-        multiply_block_phases(psi, b << m, b << m, m, g, table, pair, diag, const, out, w)
-
-
-@njit(cache=True)
-def _apply_serial(psi, m, g, low_energies, pair, diag, const):
-    table = phase_table(low_energies, g)
-    out = np.empty((2, 1 << m))
-    w = np.empty(max(m, 1))
-    for b in range(psi.size >> m):
-        multiply_block_phases(psi, b << m, b << m, m, g, table, pair, diag, const, out, w)
-
-
-@njit(cache=True, parallel=True)
-def _dot_and_apply(lam, phi, energy, m, g, low_energies, pair, diag, const):
-    table = phase_table(low_energies, g)
-    lam_f = lam.view(lam.real.dtype)
-    acc = 0.0j
-    for b in prange(phi.size >> m):
-        out = np.empty((2, 1 << m))
-        w = np.empty(max(m, 1))
-        start = b << m
-        s = 0.0j
-        for a in range(1 << m):
-            z = start + a
-            s += np.conj(lam[z]) * phi[z] * energy[z]
-        acc += s
-        multiply_block_phases(phi, start, start, m, g, table, pair, diag, const, out, w)
-        multiply_rows(lam_f[2 * start:2 * (start + (1 << m))], out[0], out[1])
-    return acc
-
-
 class QuboPhases:
     """The phases ``e^{−igE}`` of the QUBO ``E(z) = zᵀQz + cᵀz + const`` (module docstring).
 
@@ -190,17 +139,6 @@ class QuboPhases:
     def arguments(self):
         """(pair, diag, const): the QUBO as :func:`block_phases` takes it."""
         return self.pair, self.diag, self.const
-
-    def apply(self, psi: np.ndarray, g: float) -> None:
-        """ψ_z ← e^{−igE(z)} ψ_z over the whole state."""
-        m = self.block_bits()
-        kernel = _apply_parallel if psi.size >= _PARALLEL_MIN else _apply_serial
-        kernel(psi, m, g, self.low_energies(m), self.pair, self.diag, self.const)
-
-    def dot_and_apply(self, lam: np.ndarray, phi: np.ndarray, energy: np.ndarray, g: float) -> complex:
-        """Σ_z conj(λ_z) E_z φ_z, then φ and λ ← e^{−igE} φ, λ (the dot is unchanged by the common phase)."""
-        m = self.block_bits()
-        return _dot_and_apply(lam, phi, energy, m, g, self.low_energies(m), self.pair, self.diag, self.const)
 
 
 def no_qubo_arguments():

@@ -32,6 +32,7 @@ from qportfolio.backends.exact.kernels import (
     _DiagonalObjective,
     _sincos,
     _split_theta,
+    _high_tiles,
     _threads,
     _weighted_copy,
     check_memory,
@@ -182,13 +183,7 @@ def _pass_low(psi, energy, bits, kinds, layers, g, rot, rot_t, d_sub, d_top, ini
 def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_high, expect):
     """Ops on the high qubits: a tile gathers the 2^(n−low_bits) runs of 2^run_bits amplitudes that differ
     only in qubits low_bits…n−1 (tile bits run_bits…)."""
-    nh = psi.size >> low_bits
-    kh = 0
-    while (1 << kh) < nh:
-        kh += 1
-    run = 1 << run_bits
-    size = nh * run
-    ntiles = 1 << (low_bits - run_bits)
+    nh, kh, run, size, ntiles = _high_tiles(psi.size, low_bits, run_bits)
     acc = np.zeros(ntiles)
     for t in prange(ntiles):
         x = np.empty(size, dtype=psi.dtype)
@@ -228,13 +223,7 @@ def _adjoint_low(phi, lam, energy, bits, kinds, layers, g, rot, rot_t, d_sub, d_
 @njit(cache=True, parallel=True)
 def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, g, rot, rot_t, d_high, z_high):
     """:func:`_tile_backward` on the gathered high-qubit tiles of φ and λ."""
-    nh = phi.size >> low_bits
-    kh = 0
-    while (1 << kh) < nh:
-        kh += 1
-    run = 1 << run_bits
-    size = nh * run
-    ntiles = 1 << (low_bits - run_bits)
+    nh, kh, run, size, ntiles = _high_tiles(phi.size, low_bits, run_bits)
     out = np.zeros((ntiles, kinds.size), dtype=np.complex128)
     for t in prange(ntiles):
         xf = np.empty(size, dtype=phi.dtype)

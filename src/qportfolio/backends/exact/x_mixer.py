@@ -24,6 +24,7 @@ from qportfolio.backends.exact.kernels import (
     _DiagonalObjective,
     _sincos,
     _split_theta,
+    _high_tiles,
     _threads,
     _weighted_copy,
     check_memory,
@@ -491,19 +492,13 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
 def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
     """Like :func:`_pass_low` for the high bits: a tile gathers 2^(n-low_bits) runs of 2^run_bits
     amplitudes; the high qubits are the tile's bits run_bits….""" 
-    nh = psi.size >> low_bits
-    kh = 0
-    while (1 << kh) < nh:
-        kh += 1
-    run = 1 << run_bits
-    size = nh * run
+    nh, kh, run, size, ntiles = _high_tiles(psi.size, low_bits, run_bits)
     tab_sub, tab_top = _tables(kinds, values, kh, 0, psi)
     tables = _phase_tables(kinds, values, phases)
     need_e = expect
     for o in range(kinds.size):
         if kinds[o] == 0 and phases[0].shape[0] == 0:
             need_e = True
-    ntiles = 1 << (low_bits - run_bits)
     acc = np.zeros(ntiles)
     for t in prange(ntiles):
         x = np.empty(size, dtype=psi.dtype)
@@ -638,16 +633,10 @@ def _pass_low_pair(phi, lam, bits, beta, energy, g, phases):
 def _pass_high_pair(phi, lam, low_bits, run_bits, beta):
     """The mixer on bits low_bits…n−1 of φ and λ alike, on gathered tiles as in :func:`_pass_high`;
     returns ⟨λ|Σ_{i≥low_bits} X_i|φ⟩."""
-    nh = phi.size >> low_bits
-    kh = 0
-    while (1 << kh) < nh:
-        kh += 1
-    run = 1 << run_bits
-    size = nh * run
+    nh, kh, run, size, ntiles = _high_tiles(phi.size, low_bits, run_bits)
     one = np.ones(1, dtype=np.int64)
     tab_sub, tab_top = _tables(one, np.array([beta]), kh, 0, phi)
     weights = _z_weights(kh)
-    ntiles = 1 << (low_bits - run_bits)
     acc = np.zeros(ntiles, dtype=np.complex128)
     for t in prange(ntiles):
         x = np.empty(size, dtype=phi.dtype)
