@@ -113,6 +113,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     config = (ROOT / args.config).resolve()
     work = Path(tempfile.mkdtemp(prefix="whole_run_"))
+    args.load = [os.getloadavg()]  # the machine's other load, before and after (1-, 5-, 15-minute averages)
     try:
         variants = {"current": ROOT / "src"}
         if args.baseline:
@@ -134,6 +135,7 @@ def main(argv=None) -> None:
             profile = work / "run.prof"
             run_cli(ROOT / "src", config, work / "runs", profile)
             profile_rows = outside_evaluations(profile)
+        args.load.append(os.getloadavg())
         write_report(ROOT / args.out, args, config, summary, floor, profile_rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -148,7 +150,9 @@ def write_report(path: Path, args, config: Path, summary: dict, floor: float, pr
         "# Whole run: time in evaluations and peak memory",
         "",
         f"`{command}` — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}. Config `{args.config}` ({qubits} qubits).",
+        f"{os.cpu_count()} cores, Python {platform.python_version()}. Config `{args.config}` ({qubits} qubits). "
+        "Load average (1, 5, 15 min) before: " + ", ".join(f"{v:.2f}" for v in args.load[0]) + "; after: "
+        + ", ".join(f"{v:.2f}" for v in args.load[-1]) + ".",
         "",
         "Each variant's row is its run with the least wall time (other jobs on the machine only ever add to it); wall: "
         "the whole process, imports included; evaluations: the sum of the per-evaluation seconds in `history.jsonl`; "

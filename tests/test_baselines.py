@@ -96,6 +96,36 @@ def test_relax_and_round_and_greedy_are_feasible_and_bounded_by_the_relaxation(s
         assert greedy["status"] == "infeasible" and greedy["allocation"] is None
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_continuous_relaxation_is_the_cvxpy_programs_answer_to_the_last_bit(seed, selection_problem):
+    """Clarabel is called directly with the data cvxpy stuffs for ``min ‖F x‖² + S·cᵀx`` over the box and the
+    problem's linear constraints (cvxpy's import is a second of a whole run): the answer must not move."""
+    import cvxpy as cp
+
+    from qportfolio.classical import continuous_relaxation, covariance_factor, solve_convex
+    from qportfolio.classical.scip import objective_parts
+
+    for problem in (random_shares(seed, floor=seed % 2 == 0), selection_problem):
+        quadratic, linear = objective_parts(problem)
+        lower, upper = problem.objective_bounds()
+        scale = 1000.0 / max(upper - lower, 1e-300)
+        x = cp.Variable(problem.num_assets)
+        constraints = [x >= 0, x <= problem.upper_bounds.astype(float)]
+        if isinstance(problem, IntegerSharesProblem):
+            constraints.append((problem.prices / problem.budget) @ x <= 1)
+            if problem.min_return is not None:
+                unit = max(abs(problem.min_return), 1e-12)
+                constraints.append((problem.return_coefficients / unit) @ x >= problem.min_return / unit)
+        else:
+            constraints.append(cp.sum(x) == problem.num_selected)
+        goal = cp.Minimize(cp.sum_squares(covariance_factor(scale * quadratic) @ x) + (scale * linear) @ x)
+        expected = np.clip(solve_convex(cp.Problem(goal, constraints), x, "the relaxation"), 0.0,
+                           problem.upper_bounds.astype(float))
+        relaxed, bound = continuous_relaxation(problem)
+        assert relaxed.tobytes() == expected.tobytes()
+        assert bound == float(expected @ quadratic @ expected + linear @ expected)
+
+
 def test_relax_and_round_on_selection_keeps_k_assets(selection_problem):
     entry = baselines.relax_and_round(selection_problem)
     assert entry["feasible"] and sum(entry["allocation"].values()) == selection_problem.num_selected

@@ -55,6 +55,21 @@ def test_selection_candidates_are_itertools_combinations_in_order_with_their_obj
         np.testing.assert_allclose(objectives, problem.evaluate(expected).objective, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("n", [1, 5, 8])
+def test_selection_objectives_alone_and_rows_rebuilt_from_ranks_match_the_written_rows(n, rng):
+    from qportfolio.classical.enumeration import _selections, selection_rows
+
+    for k in range(1, n + 1):
+        problem = SelectionProblem(tuple(f"A{i}" for i in range(n)), rng.normal(0.01, 0.01, n),
+                                   random_covariance(n, rng, 1e-3), k, risk_aversion=1.7)
+        written = list(_selections(problem, 3))
+        alone = list(_selections(problem, 3, rows=False))
+        assert all(len(x) == 0 for x, _ in alone)
+        assert np.concatenate([o for _, o in alone]).tobytes() == np.concatenate([o for _, o in written]).tobytes()
+        rows = np.vstack([x for x, _ in written]).astype(np.int64)
+        assert np.array_equal(selection_rows(n, k, np.arange(len(rows))), rows)
+
+
 def test_selection_enumeration_keeps_every_tied_optimum_in_itertools_order():
     # equal assets: every K-subset is optimal; the optimum rows come in itertools.combinations order
     problem = SelectionProblem(tuple("ABCDEF"), np.full(6, 0.01), np.eye(6) * 1e-3, 3, risk_aversion=1.0)

@@ -10,23 +10,26 @@ The library in five calls::
     exact = qp.solve_exact(problem)
 """
 
-from qportfolio.baselines import run_baselines, solve_classical
-from qportfolio.choices import (
-    Algorithm,
-    ClassicalMethod,
-    ConstraintEncoding,
-    IntegerEncoding,
-    MarkowitzObjective,
-    Mixer,
-    Optimizer,
-    TrainingObjective,
-)
-from qportfolio.classical import ClassicalSolution, efficient_frontier, solve_exact, solve_markowitz
-from qportfolio.data import MarketData, estimate_market, load_market, load_prices
-from qportfolio.encoding import QuboEncoding, build_quadratic_program, to_qubo
-from qportfolio.errors import QPortfolioError
-from qportfolio.optimize import QuantumResult, QuantumSolver, SolveHooks
-from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
+from qportfolio.memory import collector_paused as _collector_paused
+
+with _collector_paused():  # numpy, scipy, pandas, qiskit, numba, …: see collector_paused
+    from qportfolio.baselines import run_baselines, solve_classical
+    from qportfolio.choices import (
+        Algorithm,
+        ClassicalMethod,
+        ConstraintEncoding,
+        IntegerEncoding,
+        MarkowitzObjective,
+        Mixer,
+        Optimizer,
+        TrainingObjective,
+    )
+    from qportfolio.classical import ClassicalSolution, efficient_frontier, solve_exact, solve_markowitz
+    from qportfolio.data import MarketData, estimate_market, load_market, load_prices
+    from qportfolio.encoding import QuboEncoding, build_quadratic_program, to_qubo
+    from qportfolio.errors import QPortfolioError
+    from qportfolio.optimize import QuantumResult, QuantumSolver, SolveHooks
+    from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 
 __version__ = "0.1.0"
 

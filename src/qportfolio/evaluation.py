@@ -39,7 +39,8 @@ class SampleTable:
 
     def bitstrings(self) -> list[str]:
         """Qiskit-order labels: qubit 0 is the rightmost character."""
-        return [format(int(i), f"0{self.num_qubits}b") for i in self.indices]
+        width = f"0{self.num_qubits}b"
+        return [format(i, width) for i in np.asarray(self.indices, dtype=np.int64).tolist()]
 
     def to_frame(self, tickers) -> pd.DataFrame:
         """One row per distinct sampled bitstring: probability, count, the decoded allocation by ticker, its

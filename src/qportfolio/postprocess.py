@@ -20,7 +20,11 @@ from qportfolio.problems import DiscreteProblem, SelectionProblem
 def violation(problem: DiscreteProblem, x: np.ndarray) -> np.ndarray:
     """Constraint violation of each row of ``x`` (0 when feasible)."""
     x = np.atleast_2d(x)
-    evaluation = problem.evaluate(x)
+    return _violation(problem, x, problem.evaluate(x))
+
+
+def _violation(problem: DiscreteProblem, x: np.ndarray, evaluation) -> np.ndarray:
+    """:func:`violation` of the rows of ``x`` given their ``problem.evaluate(x)``."""
     if isinstance(problem, SelectionProblem):
         return np.abs(evaluation.cost - problem.num_selected).astype(float)
     excess = np.maximum(0.0, evaluation.cost - problem.budget) / problem.budget
@@ -31,17 +35,27 @@ def violation(problem: DiscreteProblem, x: np.ndarray) -> np.ndarray:
 
 
 def neighbours(problem: DiscreteProblem, x: np.ndarray) -> np.ndarray:
-    """Allocations one move from ``x`` inside the box: one share (asset) more or less, or one moved."""
+    """Allocations one move from ``x`` inside the box: one share (asset) more or less, or one moved.
+
+    Rows come in a fixed order (ties in :func:`repair` and :func:`local_search` go to the first): for a
+    selection, ``x + e_j`` (``j`` unselected), ``x − e_i`` (``i`` selected), then ``x − e_i + e_j`` (``i`` major);
+    otherwise ``x + e_i``, ``x − e_i``, then ``x − e_i + e_j`` for ``i ≠ j`` (``i`` major)."""
+    x = np.asarray(x, dtype=np.int64)
     n = len(x)
-    eye = np.eye(n, dtype=np.int64)
     if isinstance(problem, SelectionProblem):
         ones, zeros = np.flatnonzero(x == 1), np.flatnonzero(x == 0)
-        swaps = [x - eye[i] + eye[j] for i in ones for j in zeros]
-        moves = [x + eye[j] for j in zeros] + [x - eye[i] for i in ones] + swaps
+        up, down = zeros, ones
+        moved_from, moved_to = np.repeat(ones, len(zeros)), np.tile(zeros, len(ones))
     else:
-        moves = [x + eye[i] for i in range(n)] + [x - eye[i] for i in range(n)]
-        moves += [x - eye[i] + eye[j] for i in range(n) for j in range(n) if i != j]
-    candidates = np.array(moves, dtype=np.int64).reshape(-1, n)
+        up = down = np.arange(n)
+        moved_from, moved_to = np.nonzero(~np.eye(n, dtype=bool))
+    candidates = np.repeat(x[None, :], len(up) + len(down) + len(moved_from), axis=0)
+    rows = np.arange(len(candidates))
+    candidates[rows[:len(up)], up] += 1
+    candidates[rows[len(up):len(up) + len(down)], down] -= 1
+    swaps = rows[len(up) + len(down):]
+    candidates[swaps, moved_from] -= 1
+    candidates[swaps, moved_to] += 1
     inside = np.all((candidates >= 0) & (candidates <= problem.upper_bounds), axis=1)
     return candidates[inside]
 
@@ -56,8 +70,8 @@ def repair(problem: DiscreteProblem, x, max_steps: int = 1000) -> np.ndarray | N
         candidates = neighbours(problem, x)
         if len(candidates) == 0:
             return None
-        v = violation(problem, candidates)
-        objective = problem.evaluate(candidates).objective
+        evaluation = problem.evaluate(candidates)
+        v, objective = _violation(problem, candidates, evaluation), evaluation.objective
         best = np.lexsort((objective, v))[0]
         if v[best] >= current:
             return None

@@ -211,9 +211,17 @@ def samples_csv(problem, table: SampleTable) -> str:
     writer.writerow(["bitstring", "probability", "count", *problem.tickers, "objective", "variance",
                      "expected_return", "cost", "feasible", "qubo_energy"])
     e = table.evaluation
-    for k, label in enumerate(table.bitstrings()):
-        count = "" if table.shots is None else int(round(table.probabilities[k] * table.shots))
-        writer.writerow([label, f"{table.probabilities[k]:.8g}", count, *[int(v) for v in table.allocations[k]],
-                         f"{e.objective[k]:.10g}", f"{e.variance[k]:.10g}", f"{e.expected_return[k]:.10g}",
-                         f"{e.cost[k]:.10g}", bool(e.feasible[k]), f"{table.qubo_energies[k]:.10g}"])
+    probabilities = table.probabilities.tolist()
+    counts = ([""] * len(probabilities) if table.shots is None
+              else np.rint(table.probabilities * table.shots).astype(np.int64).tolist())
+
+    def text(values, digits: int) -> list[str]:
+        return [f"{v:.{digits}g}" for v in np.asarray(values, dtype=float).tolist()]
+
+    writer.writerows(
+        [label, probability, count, *allocation, objective, variance, expected, cost, feasible, energy]
+        for label, probability, count, allocation, objective, variance, expected, cost, feasible, energy in zip(
+            table.bitstrings(), text(probabilities, 8), counts, np.asarray(table.allocations).astype(np.int64).tolist(),
+            text(e.objective, 10), text(e.variance, 10), text(e.expected_return, 10), text(e.cost, 10),
+            np.asarray(e.feasible, dtype=bool).tolist(), text(table.qubo_energies, 10)))
     return buffer.getvalue()

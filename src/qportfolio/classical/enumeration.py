@@ -40,14 +40,16 @@ def _fill_selections(combination, sigma, mu, risk_aversion, out, objective) -> i
     Lexicographic successor: take the last ``i`` with ``c_i < n − K + i``, increment it and set
     ``c_j = c_{j−1} + 1`` for ``j > i``. The prefix sums ``V_{j+1} = V_j + Σ_{c_j c_j} + 2 Σ_{l<j} Σ_{c_l c_j}``
     and ``M_{j+1} = M_j + μ_{c_j}`` are recomputed from ``j = i`` only. ``combination`` is advanced in place;
-    returns the rows written (fewer than ``m`` after the last subset, and then ``c_0 = −1``).
+    returns the rows written (fewer than ``m = objective.size`` after the last subset, and then ``c_0 = −1``).
+    With ``out`` of no rows (``0 × n``), only the objectives are written.
     """
     k = combination.size
     n = out.shape[1]
+    rows = out.shape[0] > 0
     variance = np.zeros(k + 1)
     expected = np.zeros(k + 1)
     changed = 0
-    for row in range(out.shape[0]):
+    for row in range(objective.size):
         if k > 0 and combination[0] < 0:
             return row
         for j in range(changed, k):
@@ -57,9 +59,11 @@ def _fill_selections(combination, sigma, mu, risk_aversion, out, objective) -> i
                 v += 2.0 * sigma[combination[l], a]
             variance[j + 1] = v
             expected[j + 1] = expected[j] + mu[a]
-            out[row, a] = 1.0
-        for j in range(changed):
-            out[row, combination[j]] = 1.0
+            if rows:
+                out[row, a] = 1.0
+        if rows:
+            for j in range(changed):
+                out[row, combination[j]] = 1.0
         objective[row] = risk_aversion * variance[k] - expected[k]
         i = k - 1
         while i >= 0 and combination[i] == n - k + i:
@@ -72,22 +76,39 @@ def _fill_selections(combination, sigma, mu, risk_aversion, out, objective) -> i
         for j in range(i + 1, k):
             combination[j] = combination[j - 1] + 1
         changed = i
-    return out.shape[0]
+    return objective.size
 
 
-def _selections(problem: SelectionProblem, chunk: int = CHUNK):
+def _selections(problem: SelectionProblem, chunk: int = CHUNK, rows: bool = True):
     """Every K-subset of the assets as chunks ``(x, objective)``: 0/1 float rows in ``itertools.combinations``
-    order and their objectives (:func:`_fill_selections`)."""
+    order and their objectives (:func:`_fill_selections`); with ``rows=False``, ``x`` has no rows (objectives
+    only: the rows are most of the work, and :func:`selection_rows` rebuilds the few that are wanted)."""
     n, k = problem.num_assets, problem.num_selected
     sigma, mu = np.ascontiguousarray(problem.sigma, dtype=np.float64), np.ascontiguousarray(problem.mu, dtype=np.float64)
     combination = np.arange(k, dtype=np.int64)
     total = math.comb(n, k)
     while total > 0:
-        x = np.zeros((min(chunk, total), n))
-        objective = np.empty(len(x))
+        objective = np.empty(min(chunk, total))
+        x = np.zeros((len(objective) if rows else 0, n))
         written = _fill_selections(combination, sigma, mu, float(problem.risk_aversion), x, objective)
         total -= written
         yield x[:written], objective[:written]
+
+
+def selection_rows(n: int, k: int, ranks) -> np.ndarray:
+    """The 0/1 rows (int64) of the K-subsets of ``range(n)`` at the given positions (ranks) of
+    ``itertools.combinations(range(n), k)`` order: the combinatorial number system, digit by digit."""
+    ranks = np.asarray(ranks, dtype=np.int64).ravel()
+    x = np.zeros((len(ranks), n), dtype=np.int64)
+    for row, rank in enumerate(ranks.tolist()):
+        a = 0
+        for i in range(k):
+            while (count := math.comb(n - a - 1, k - i - 1)) <= rank:  # subsets whose next element is a
+                rank -= count
+                a += 1
+            x[row, a] = 1
+            a += 1
+    return x
 
 
 def _candidates(problem: DiscreteProblem, chunk: int = CHUNK):
@@ -107,6 +128,29 @@ def _candidates(problem: DiscreteProblem, chunk: int = CHUNK):
         yield x, evaluation.objective, evaluation.feasible
 
 
+class _RankedRows:
+    """The rows of a chunk of selections that were not written out, from the rank of its first row: indexing
+    with a mask gives the rows :func:`_candidates` would have (as int64)."""
+
+    def __init__(self, problem: SelectionProblem, start: int):
+        self.problem, self.start = problem, start
+
+    def __getitem__(self, mask) -> np.ndarray:
+        return selection_rows(self.problem.num_assets, self.problem.num_selected, self.start + np.flatnonzero(mask))
+
+
+def _objectives(problem: DiscreteProblem, chunk: int = CHUNK):
+    """:func:`_candidates` for a search that keeps only a few rows: a selection's rows are not written out
+    but rebuilt from their ranks when indexed (:class:`_RankedRows`)."""
+    if not isinstance(problem, SelectionProblem):
+        yield from _candidates(problem, chunk)
+        return
+    start = 0
+    for _, objective in _selections(problem, chunk, rows=False):
+        yield _RankedRows(problem, start), objective, np.ones(len(objective), dtype=bool)
+        start += len(objective)
+
+
 def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> ClassicalSolution:
     """The optimum by enumerating every candidate (ties kept in ``optimal_allocations``)."""
     size = enumeration_size(problem)
@@ -117,7 +161,7 @@ def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> 
         )
     started = time.perf_counter()
     best_value, best_rows, worst, feasible_count = np.inf, [], -np.inf, 0
-    for x, values, feasible in _candidates(problem):
+    for x, values, feasible in _objectives(problem):
         objective = np.where(feasible, values, np.inf)
         feasible_count += int(feasible.sum())
         if feasible_count:
