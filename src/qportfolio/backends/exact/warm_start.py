@@ -25,7 +25,9 @@ is undone.) One gradient costs one forward and one two-state backward sweep.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from qportfolio.backends.exact.kernels import (
     _cost_array,
@@ -36,10 +38,11 @@ from qportfolio.backends.exact.kernels import (
     _weighted_copy,
     check_memory,
 )
-from qportfolio.backends.exact.single_qubit import apply_rotations
+from qportfolio.backends.exact.single_qubit import _vector_rotations, apply_rotations
 from qportfolio.backends.exact.x_mixer import (
     QAOASimulator,
     _checked_phases,
+    _stream_pointers,
     _multiply_runs,
     _phase_tables,
     _phase_tile,
@@ -54,20 +57,83 @@ PHASE, MIXER, PHASE_DOT = 0, 1, 2  # op kinds; PHASE_DOT: the γ overlap without
 # --------------------------------------------------------------------------- tiles
 
 
+def _rotated_diagonal8_intrinsic(per_amplitude):
+    """f(xf, pos, h, dc, t, stride, c_neg, c): for the eight streams v_s = xf[pos + s·h :][:8] (four complex
+    numbers each), v ← N(c) D N(c_neg) v, N three shear rotations across the streams, D_s the complex numbers
+    dc[t + s·stride …] (dc: D interleaved as floats, complex index; per_amplitude: four consecutive ones, else one
+    for all four), as LLVM vectors. No bounds check."""
+
+    @intrinsic
+    def at(typingctx, xf, pos, h, dc, t, stride, c_neg, c):
+        if not (all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (xf, dc))
+                and dc.dtype == xf.dtype and all(isinstance(i, types.Integer) for i in (pos, h, t, stride))):
+            return None
+
+        def codegen(context, builder, signature, args):
+            pos_, h_, t_, stride_ = (context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2, 4, 5))
+            where = _stream_pointers(context, builder, signature.args[0], args[0], pos_, h_)
+            v = _vector_rotations(builder, [builder.load(w, align=1) for w in where], args[6])
+            table = context.make_array(signature.args[3])(context, builder, args[3]).data
+            element = context.get_data_type(signature.args[0].dtype)
+            width = 8 if per_amplitude else 2
+            index = ir.IntType(32)
+
+            def lanes(vector, order):
+                return builder.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(index, 8), order))
+
+            sign = ir.Constant(ir.VectorType(element, 8), [-1.0, 1.0] * 4)
+            for s in range(8):
+                entry = builder.add(t_, builder.mul(stride_, ir.Constant(stride_.type, s)))
+                at_entry = builder.gep(table, [builder.shl(entry, ir.Constant(entry.type, 1))])
+                f = builder.load(builder.bitcast(at_entry, ir.PointerType(ir.VectorType(element, width))), align=1)
+                even = [2 * (i // 2) % width for i in range(8)]
+                f_re, f_im = lanes(f, even), builder.fmul(sign, lanes(f, [e + 1 for e in even]))
+                # (a + ib)(f + ig) = (a·f − b·g) + i(b·f + a·g): v·f_re + swap(v)·(−g, g, …)
+                v[s] = builder.fadd(builder.fmul(v[s], f_re), builder.fmul(lanes(v[s], [1, 0, 3, 2, 5, 4, 7, 6]), f_im))
+            for w, value in zip(where, _vector_rotations(builder, v, args[7])):
+                builder.store(value, w, align=1)
+            return context.get_dummy_value()
+
+        return types.void(xf, pos, h, dc, t, stride, c_neg, c), codegen
+
+    return at
+
+
+_rotated_diagonal8_amplitudes_at = _rotated_diagonal8_intrinsic(True)
+_rotated_diagonal8_runs_at = _rotated_diagonal8_intrinsic(False)
+
+
 @njit(cache=True)
-def _mixer_part(xf, t, t_neg, d, b0, k):
+def _mixer_part(xf, t, t_neg, d, dc, b0, k):
     """x ← N D Nᵀ x on complex bits b0 … b0+k−1 of the float view xf (N = ⊗ [[1, −t], [t, 1]] over t,
-    t_neg = −t; d: D as real and imaginary rows, indexed by those bits)."""
-    apply_rotations(xf, t_neg, b0 + 1)
-    _multiply_runs(xf, d[0], d[1], b0, (1 << k) - 1)
-    apply_rotations(xf, t, b0 + 1)
+    t_neg = −t; d: D as real and imaginary rows, dc: interleaved, indexed by those bits). The top three bits
+    rotate, take D and rotate back in one sweep (needs b0 = 0 and k ≥ 5, or b0 ≥ 2 and k ≥ 3: runs of ≥ 4
+    complex numbers a factor)."""
+    if not (k >= 5 and b0 == 0 or k >= 3 and b0 >= 2):
+        apply_rotations(xf, t_neg, b0 + 1)
+        _multiply_runs(xf, d[0], d[1], b0, (1 << k) - 1)
+        apply_rotations(xf, t, b0 + 1)
+        return
+    apply_rotations(xf, t_neg[:k - 3], b0 + 1)
+    h = 2 << (b0 + k - 3)
+    stride = 1 << (k - 3)
+    c_neg = (t_neg[k - 3], t_neg[k - 2], t_neg[k - 1])
+    c = (t[k - 3], t[k - 2], t[k - 1])
+    for start in range(0, xf.size, 8 * h):
+        for pos in range(0, h, 8):
+            if b0 == 0:
+                _rotated_diagonal8_amplitudes_at(xf, start + pos, h, dc, pos >> 1, stride, c_neg, c)
+            else:
+                _rotated_diagonal8_runs_at(xf, start + pos, h, dc, pos >> (b0 + 1), stride, c_neg, c)
+    apply_rotations(xf, t[:k - 3], b0 + 1)
 
 
 @njit(cache=True)
-def _tile_forward(x, e, kinds, layers, values, t, t_neg, d_sub, d_top, q0, b0, k, sub, phases, tables, where):
+def _tile_forward(x, e, kinds, layers, values, t, t_neg, d_sub, d_top, dc_sub, dc_top, q0, b0, k, sub, phases,
+                  tables, where):
     """Apply the ops to a tile whose bits b0…b0+k−1 carry qubits q0…q0+k−1 (with b0 = 0, the first ``sub`` of
     them are done inside L1-sized sub-blocks, each after its share of a phase just before); d_sub, d_top: the
-    mixer parts' diagonals per layer; values[o]: a phase op's g; phases, tables, where: see x_mixer._phase_tile."""
+    mixer parts' diagonals per layer (dc_sub, dc_top: interleaved); values[o]: a phase op's g; phases, tables, where: see x_mixer._phase_tile."""
     xf = x.view(x.real.dtype)
     bs = 1 << sub
     base, run_bits, shift = where
@@ -85,9 +151,10 @@ def _tile_forward(x, e, kinds, layers, values, t, t_neg, d_sub, d_top, q0, b0, k
                     z = ((start >> run_bits) << shift) | base | (start & ((1 << run_bits) - 1))
                     _phase_tile(x[start:start + bs], e[start:start + bs], values[o - 1], o - 1, phases, tables,
                                 (z, sub, sub))
-                _mixer_part(xf[2 * start:2 * (start + bs)], t[q0:q0 + sub], t_neg[q0:q0 + sub], d_sub[layer], 0, sub)
+                _mixer_part(xf[2 * start:2 * (start + bs)], t[q0:q0 + sub], t_neg[q0:q0 + sub], d_sub[layer],
+                            dc_sub[layer], 0, sub)
         if k > sub:
-            _mixer_part(xf, t[q0 + sub:q0 + k], t_neg[q0 + sub:q0 + k], d_top[layer], b0 + sub, k - sub)
+            _mixer_part(xf, t[q0 + sub:q0 + k], t_neg[q0 + sub:q0 + k], d_top[layer], dc_top[layer], b0 + sub, k - sub)
 
 
 @njit(cache=True)
@@ -139,8 +206,8 @@ def _bits(size):
 
 
 @njit(cache=True, parallel=True)
-def _pass_low(psi, energy, bits, kinds, layers, values, shear, shear_neg, d_sub, d_top, init_low, init_high, expect,
-              phases):
+def _pass_low(psi, energy, bits, kinds, layers, values, shear, shear_neg, d_sub, d_top, dc_sub, dc_top, init_low,
+              init_high, expect, phases):
     """Ops on each contiguous tile of 2^bits amplitudes (qubits 0…bits−1). ``init_low`` non-empty: tile t
     starts as the product state init_low[j]·init_high[t]. ``expect``: return Σ|ψ|²E, state not written."""
     size = 1 << bits
@@ -159,8 +226,8 @@ def _pass_low(psi, energy, bits, kinds, layers, values, shear, shear_neg, d_sub,
             for j in range(size):
                 x[j] = init_low[j] * a
         e = energy[off:off + size]
-        _tile_forward(x, e, kinds, layers, values, shear, shear_neg, d_sub, d_top, 0, 0, bits, sub, phases, tables,
-                      (off, bits, bits))
+        _tile_forward(x, e, kinds, layers, values, shear, shear_neg, d_sub, d_top, dc_sub, dc_top, 0, 0, bits, sub,
+                      phases, tables, (off, bits, bits))
         if expect:
             s = 0.0
             for j in range(size):
@@ -171,7 +238,8 @@ def _pass_low(psi, energy, bits, kinds, layers, values, shear, shear_neg, d_sub,
 
 
 @njit(cache=True, parallel=True)
-def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, values, shear, shear_neg, d_high, expect, phases):
+def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, values, shear, shear_neg, d_high, dc_high, expect,
+               phases):
     """Ops on the high qubits: a tile gathers the 2^(n−low_bits) runs of 2^run_bits amplitudes that differ
     only in qubits low_bits…n−1 (tile bits run_bits…)."""
     nh, kh, run, size, ntiles = _high_tiles(psi.size, low_bits, run_bits)
@@ -189,8 +257,8 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, values, shear, sh
             x[h * run:(h + 1) * run] = psi[src:src + run]
             if need_e:
                 e[h * run:(h + 1) * run] = energy[src:src + run]
-        _tile_forward(x, e, kinds, layers, values, shear, shear_neg, d_high, d_high, low_bits, run_bits, kh, 0,
-                      phases, tables, (t << run_bits, run_bits, low_bits))
+        _tile_forward(x, e, kinds, layers, values, shear, shear_neg, d_high, d_high, dc_high, dc_high, low_bits,
+                      run_bits, kh, 0, phases, tables, (t << run_bits, run_bits, low_bits))
         if expect:
             s = 0.0
             for j in range(size):
@@ -311,8 +379,8 @@ class WarmStartQAOASimulator(_DiagonalObjective):
         return w * np.prod(self._cos2[lo:hi])
 
     def _diagonals(self, beta):
-        """The scaled D(β_l) of each mixer part (sub-block, tile top, high qubits) as real and imaginary rows,
-        shape (p, 2, 2^k): Π_q cos²(θ'_q/2) e^{iβσ_q(−1)^{j_q}}."""
+        """The scaled D(β_l) of each mixer part (sub-block, tile top, high qubits), Π_q cos²(θ'_q/2) e^{iβσ_q(−1)^{j_q}},
+        as real and imaginary rows, shape (p, 2, 2^k), and interleaved, shape (p, 2^(k+1))."""
         beta = np.asarray(beta, dtype=np.float64).reshape(-1, 1)
         real = self.dtype.type(0).real.dtype
         out = []
@@ -321,7 +389,8 @@ class WarmStartQAOASimulator(_DiagonalObjective):
             for q in range(lo, hi):
                 f = np.exp(1j * self._sign[q] * beta)
                 d = np.concatenate([d * f, d * f.conj()], axis=1)
-            out.append(np.ascontiguousarray(np.stack([d.real, d.imag], axis=1), dtype=real))
+            out.append((np.ascontiguousarray(np.stack([d.real, d.imag], axis=1), dtype=real),
+                        np.ascontiguousarray(d.astype(self.dtype)).view(real)))
         return out
 
     _phase_arguments = QAOASimulator._phase_arguments  # it reads qubo_phases, low_bits, run_bits: the same here
@@ -339,7 +408,7 @@ class WarmStartQAOASimulator(_DiagonalObjective):
     def _run(self, theta, expect: bool):
         beta, gamma = _split_theta(theta)
         g = gamma * self.phase_scale
-        d_sub, d_top, d_high = self._diagonals(beta)
+        (d_sub, dc_sub), (d_top, dc_top), (d_high, dc_high) = self._diagonals(beta)
         value = 0.0
         none = np.empty(0)
         passes = self._passes(beta.size)
@@ -351,11 +420,11 @@ class WarmStartQAOASimulator(_DiagonalObjective):
             if where == "low":
                 first = i == 0
                 value = _pass_low(self._psi, self.cost, self.low_bits, kinds, layers, values, self._shear,
-                                  self._shear_neg, d_sub, d_top, self._init_low if first else none,
+                                  self._shear_neg, d_sub, d_top, dc_sub, dc_top, self._init_low if first else none,
                                   self._init_high if first else none, last, phases)
             else:
                 value = _pass_high(self._psi, self.cost, self.low_bits, self.run_bits, kinds, layers, values,
-                                   self._shear, self._shear_neg, d_high, last, phases)
+                                   self._shear, self._shear_neg, d_high, dc_high, last, phases)
         return value
 
     def _evolve(self, theta):
@@ -383,7 +452,7 @@ class WarmStartQAOASimulator(_DiagonalObjective):
         phi, lam = self._psi, self._lam
         value = float(_weighted_copy(lam, phi, observable))
         g = gamma * self.phase_scale
-        d_sub, d_top, d_high = self._diagonals(-beta)
+        (d_sub, _), (d_top, _), (d_high, _) = self._diagonals(-beta)
         w_sub, w_top, w_high = self._weights
         overlap_beta = np.zeros(p, dtype=np.complex128)
         overlap_gamma = np.zeros(p, dtype=np.complex128)
