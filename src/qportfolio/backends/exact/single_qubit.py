@@ -4,8 +4,13 @@
 ``(x_a, x_b)``, ``b = a | 2^(b0+i)``, becomes ``(u00 x_a + u01 x_b, u10 x_a + u11 x_b)``. The factors commute,
 so three qubits are taken per sweep with their eight amplitudes held in registers (one read and one write of
 the tile per three qubits). Real factors on a complex tile: pass the tile's interleaved float view and
-``b0 + 1`` (complex bit q is float bit q + 1), so that the loops run on floats and vectorise like the
-Walsh–Hadamard transform's.
+``b0 + 1`` (complex bit q is float bit q + 1). On a float view the sweeps are LLVM vector code (numba
+intrinsics, as :mod:`.x_mixer`'s transforms): complex bits 0–3 inside a 32-float vector by in-register
+shuffles, then three bits a sweep across eight streams of 8 floats while the float stride is ≥ 8.
+:func:`apply_rotations` takes rotations in shear form ``[[1, −t], [t, 1]]`` (one fused multiply-add an entry,
+the Walsh–Hadamard transform's one add; the warm-start mixer folds the cosines into its diagonal). Measured,
+one thread, 2^16 amplitudes: three shear bits a sweep 1.2–1.8 ns/amp against 0.8–1.3 for the Walsh–Hadamard
+transform; a 10-bit mixer part with its diagonal in L1 9.6 against 7.8 ns/amp.
 """
 
 from __future__ import annotations
