@@ -32,9 +32,9 @@ Adjoint gradient of ``⟨O⟩`` (O diagonal), with φ = ψ and λ = Oψ taken ba
 (Σ_q H_q commutes with every factor of M(β_l), so each part of M contributes its own qubits' share where it
 is undone.) One gradient costs one forward and one two-state backward sweep.
 
-Measured (results/benchmarks/warm_vqe_ab.md, n = 20–24, p = 2, QUBO phases, a shared 2-core machine): the
-expectation 1.1–1.4× the X mixer's, the gradient 0.7–1.0× the X mixer's gradient (before: 1.2–1.9× and
-1.2–1.8×); one thread at n = 24: 1.29 s against 1.00 s, gradient 4.35 s against 4.33 s.
+Measured (results/benchmarks/warm_vqe_ab.md and warm_vqe_ab_1thread.md, p = 2, QUBO phases, n = 20/22/24):
+the expectation 1.02/1.09/1.17× the X mixer's and the gradient 1.07/1.02/1.12× the X mixer's gradient on two
+threads (one thread: 1.11/1.17/1.19× and 1.01/1.04/1.07×), 1.4–1.5× and 1.3–1.4× faster than before.
 """
 
 from __future__ import annotations
