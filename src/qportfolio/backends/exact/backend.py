@@ -57,7 +57,7 @@ class ExactBackend:
                 indices = None
             elif meta.get("algorithm") == "qaoa" and meta.get("mixer") == "x" and meta.get("initial_state") == "warm_start":
                 simulator = WarmStartQAOASimulator(self.energies, meta["warm_start"], phase_scale=1 / meta["cost_scale"],
-                                                   dtype=self.dtype)
+                                                   dtype=self.dtype, qubo=self.qubo_phases)
                 indices = None
             elif meta.get("algorithm") == "qaoa" and str(meta.get("mixer", "")).startswith("xy_"):
                 k = int(meta["num_selected"])
