@@ -55,13 +55,13 @@ from qportfolio.backends.exact.kernels import (
 )
 from qportfolio.backends.exact.single_qubit import _vector_rotations, apply_rotations
 from qportfolio.backends.exact.x_mixer import (
-    QAOASimulator,
     _checked_phases,
-    _stream_pointers,
     _multiply_runs,
     _phase_tables,
     _phase_tile,
+    _stream_pointers,
     _weighted_overlap,
+    pass_phases,
 )
 
 _SUB_BITS = 10  # 2^10 amplitudes (16 KiB in complex128) stay in L1 for the low qubits of a mixer
@@ -408,7 +408,8 @@ class WarmStartQAOASimulator(_DiagonalObjective):
                         np.ascontiguousarray(d.astype(self.dtype)).view(real)))
         return out
 
-    _phase_arguments = QAOASimulator._phase_arguments  # it reads qubo_phases, low_bits, run_bits: the same here
+    def _phase_arguments(self, where):
+        return pass_phases(self.qubo_phases, self.low_bits if where == "low" else self.run_bits)
 
     def _passes(self, p):
         """[(where, kinds, layers)] implementing P₁M₁ˡᵒʷ | M₁ʰⁱᵍʰP₂M₂ʰⁱᵍʰ | M₂ˡᵒʷP₃M₃ˡᵒʷ | … (module docstring)."""

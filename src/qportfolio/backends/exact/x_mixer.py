@@ -717,11 +717,7 @@ class QAOASimulator(_DiagonalObjective):
         return value
 
     def _phase_arguments(self, where):
-        """The ``phases`` of :func:`_phase_tile` for a pass: blocks no longer than the tile's runs."""
-        if self.qubo_phases is None:
-            return (*no_qubo_arguments(), 0, np.zeros(1))
-        m = self.qubo_phases.block_bits(self.low_bits if where == "low" else self.run_bits)
-        return (*self.qubo_phases.arguments(), m, self.qubo_phases.low_energies(m))
+        return pass_phases(self.qubo_phases, self.low_bits if where == "low" else self.run_bits)
 
     def traffic_per_amplitude(self, p: int) -> float:
         """Bytes the pass plan of one :meth:`expectation` at depth ``p`` moves per amplitude: each pass reads
@@ -778,6 +774,15 @@ class QAOASimulator(_DiagonalObjective):
             grad[layer] = 2.0 * overlap.imag
             grad[p + layer] = 2.0 * s * dot.imag
         return value, grad
+
+
+def pass_phases(qubo_phases: QuboPhases | None, contiguous_bits: int):
+    """The ``phases`` of :func:`_phase_tile` for a pass whose tiles hold runs of 2^contiguous_bits consecutive
+    basis states: the QUBO and its low-bit energies for blocks no longer than a run (no QUBO: the table's flag)."""
+    if qubo_phases is None:
+        return (*no_qubo_arguments(), 0, np.zeros(1))
+    m = qubo_phases.block_bits(contiguous_bits)
+    return (*qubo_phases.arguments(), m, qubo_phases.low_energies(m))
 
 
 def _checked_phases(qubo, cost) -> QuboPhases | None:
