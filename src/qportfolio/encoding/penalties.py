@@ -142,14 +142,6 @@ class QuboEncoding:
 
 
 
-def _symmetric_array(matrix: np.ndarray) -> np.ndarray:
-    """``QuadraticExpression.to_array(symmetric=True)`` from ``to_array()``: the same sums as
-    qiskit_optimization's sparse ``M + Uᵀ − U`` (``U = triu(M, 1)/2``), so the same bits, in dense arithmetic
-    (10 ms less per QUBO, which penalty calibration builds a dozen times)."""
-    upper = np.triu(matrix, 1) / 2
-    return matrix + upper.T - upper
-
-
 def _is_whole(values) -> bool:
     values = np.asarray(values, dtype=float)
     return bool(np.all(np.abs(values - np.round(values)) <= 1e-9 * np.maximum(1.0, np.abs(values))))
@@ -197,7 +189,7 @@ def to_qubo(
             expansion[q, j] = c
     offsets = np.array([v.offset for v in variables], dtype=float)
 
-    a = _symmetric_array(program.objective.quadratic.to_array())
+    a = program.objective.quadratic.to_array(symmetric=True)
     c = program.objective.linear.to_array()
     sign = 1.0 if program.objective.sense.value == 1 else -1.0  # maximise → minimise −f
     a, c, const = sign * a, sign * c, sign * program.objective.constant

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
 
 from qportfolio.memory import SIMULATOR_ADVICE, require_memory
@@ -158,6 +159,14 @@ def _high_tiles(size, low_bits, run_bits):
         kh += 1
     run = 1 << run_bits
     return nh, kh, run, nh * run, 1 << (low_bits - run_bits)
+
+
+def _stream_pointers(context, builder, array_type, array, pos, h):
+    """Pointers to the vectors of 8 elements at pos + s·h, s < 8."""
+    data = context.make_array(array_type)(context, builder, array).data
+    vector = ir.PointerType(ir.VectorType(context.get_data_type(array_type.dtype), 8))
+    return [builder.bitcast(builder.gep(data, [builder.add(pos, builder.mul(h, ir.Constant(h.type, s)))]), vector)
+            for s in range(8)]
 
 
 @njit(cache=True, parallel=True)

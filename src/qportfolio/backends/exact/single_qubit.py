@@ -21,7 +21,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from qportfolio.backends.exact.x_mixer import _stream_pointers
+from qportfolio.backends.exact.kernels import _stream_pointers
 
 
 @njit(cache=True, fastmath={"contract"})

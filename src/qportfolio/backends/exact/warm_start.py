@@ -49,6 +49,7 @@ from qportfolio.backends.exact.kernels import (
     _DiagonalObjective,
     _split_theta,
     _high_tiles,
+    _stream_pointers,
     _threads,
     _weighted_copy,
     check_memory,
@@ -59,7 +60,6 @@ from qportfolio.backends.exact.x_mixer import (
     _multiply_runs,
     _phase_tables,
     _phase_tile,
-    _stream_pointers,
     _weighted_overlap,
     pass_phases,
 )

@@ -25,6 +25,7 @@ from qportfolio.backends.exact.kernels import (
     _sincos,
     _split_theta,
     _high_tiles,
+    _stream_pointers,
     _threads,
     _weighted_copy,
     check_memory,
@@ -148,14 +149,6 @@ def _radix8_at(typingctx, xf, pos, h):
         return context.get_dummy_value()
 
     return types.void(xf, pos, h), codegen
-
-
-def _stream_pointers(context, builder, array_type, array, pos, h):
-    """Pointers to the vectors of 8 elements at pos + s·h, s < 8."""
-    data = context.make_array(array_type)(context, builder, array).data
-    vector = ir.PointerType(ir.VectorType(context.get_data_type(array_type.dtype), 8))
-    return [builder.bitcast(builder.gep(data, [builder.add(pos, builder.mul(h, ir.Constant(h.type, s)))]), vector)
-            for s in range(8)]
 
 
 @njit(cache=True)
