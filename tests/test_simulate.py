@@ -170,7 +170,7 @@ def test_cvar():
         sim.cvar(theta, 0.0)
 
 
-@pytest.mark.parametrize("tile_bits", [None, 4])
+@pytest.mark.parametrize("tile_bits", [None, 4, 5])
 def test_adjoint_gradient_matches_finite_differences(tile_bits):
     q, c, const = random_qubo(9, 6)
     sim = QAOASimulator(qubo_diagonal(q, c, const), phase_scale=0.3, tile_bits=tile_bits)
@@ -181,6 +181,24 @@ def test_adjoint_gradient_matches_finite_differences(tile_bits):
     fd = np.array([(sim.expectation(theta + eps * e) - sim.expectation(theta - eps * e)) / (2 * eps)
                    for e in np.eye(theta.size)])
     np.testing.assert_allclose(grad, fd, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, 1e-12), (np.complex64, 2e-6)])
+def test_one_stage_a_qubit_mixer_equals_w_d_w(dtype, tol):
+    """The mixer as e^{−iβX} stages (shear form, flipped past |β| = π/4, and the pair kernels of the gradient)
+    against the W·D·W transforms, with a high pass (tile_bits 6 at n = 10), β over several half-periods."""
+    q, c, const = random_qubo(10, 12)
+    energy = qubo_diagonal(q, c, const) / 10
+    stages = QAOASimulator(energy, phase_scale=0.6, dtype=dtype, tile_bits=6)
+    transforms = QAOASimulator(energy, phase_scale=0.6, dtype=dtype, tile_bits=6)
+    transforms.direct = False
+    assert stages.direct and stages.low_bits < stages.n
+    for theta in ([0.3, -0.2, 0.7, 1.1], [1.2, -2.9, 0.4, -0.8], [4.0, 7.3, -0.5, 0.9], [np.pi / 4, -np.pi / 2, 1, 2]):
+        np.testing.assert_allclose(stages.statevector(theta), transforms.statevector(theta), atol=tol)
+        value, grad = stages.expectation_and_gradient(theta)
+        reference, reference_grad = transforms.expectation_and_gradient(theta)
+        assert abs(value - reference) < tol
+        np.testing.assert_allclose(grad, reference_grad, atol=10 * tol)
 
 
 def test_complex64_agrees():

@@ -11,13 +11,20 @@ shuffles, then three bits a sweep across eight streams of 8 floats while the flo
 the Walsh–Hadamard transform's one add; the warm-start mixer folds the cosines into its diagonal). Measured,
 one thread, 2^16 amplitudes: three shear bits a sweep 1.2–1.8 ns/amp against 0.8–1.3 for the Walsh–Hadamard
 transform; a 10-bit mixer part with its diagonal in L1 9.6 against 7.8 ns/amp.
+
+:func:`apply_x_rotations` applies the X mixer ``e^{−iβX}`` itself a stage a qubit (a complex shear: a re/im swap
+and one fused multiply-add an entry), half the sweeps of ``W·D·W``; :func:`apply_x_rotations_pair` does it on two
+states with the adjoint gradient's overlap ``⟨λ|Σ_i X_i|φ⟩``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
@@ -326,3 +333,376 @@ def apply_unitaries(x, u, b0):
         _radix4(x, u[i], u[i + 1], 1 << (b0 + i))
     elif i < k:
         _radix2(x, u[i], 1 << (b0 + i))
+
+
+# --- e^{−iβX} on every qubit of a tile part, one stage a qubit (the X mixer without W·D·W)
+#
+# e^{−iβX} = c·(I − i·t·X) with t = tan β, or = (−i·s)·(X + i·u·I) with u = cot β: for |β| ≤ π/4 the shear
+# (a, b) → (a − i·t·b, b − i·t·a), else the same with the outputs exchanged ("flip") and coefficient u, so the
+# coefficient stays in [−1, 1]. On the interleaved floats −i·t·b = (t, −t)∘swap(b) and i·u·a = (−u, u)∘swap(a):
+# one in-register re/im swap and one fused multiply-add an entry. The factor C = c^n or (−i·s)^n of a whole
+# n-qubit mixer is applied once, by the sweep over complex bits 0–3 (every amplitude passes it once a layer).
+
+
+def _splat_signed(builder, scalar, lanes, signs):
+    """The vector (signs[i % 2]·scalar)_i."""
+    vector = ir.VectorType(scalar.type, lanes)
+    return builder.fmul(_splat(builder, scalar, lanes), ir.Constant(vector, [signs[i % 2] for i in range(lanes)]))
+
+
+def _re_im_swap(builder, v):
+    lanes = v.type.count
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [i ^ 1 for i in range(lanes)]))
+
+
+def _fma(builder, a, b, c):
+    t = a.type
+    name = f"llvm.fma.v{t.count}f{64 if isinstance(t.element, ir.DoubleType) else 32}"
+    return builder.call(builder.module.declare_intrinsic(name, fnty=ir.FunctionType(t, [t, t, t])), [a, b, c])
+
+
+def _x_shear(builder, a, b, coef, flip):
+    """(a + coef∘swap(b), b + coef∘swap(a)), exchanged when ``flip``."""
+    na = _fma(builder, coef, _re_im_swap(builder, b), a)
+    nb = _fma(builder, coef, _re_im_swap(builder, a), b)
+    return (nb, na) if flip else (na, nb)
+
+
+def _x_valid(xf, c, *integers):
+    return (isinstance(xf, types.Array) and xf.ndim == 1 and xf.layout == "C" and isinstance(c, types.UniTuple)
+            and c.dtype == xf.dtype and c.count == 3 and all(isinstance(i, types.Integer) for i in integers))
+
+
+def _x_streams_intrinsic(stages, flip):
+    """f(xf, pos, h, c): the 2^stages streams xf[pos + s·h :][:8] ← e^{−iβX} (shear form) on stream bits
+    0 … stages−1; c = (coefficient, cr, ci) of :func:`x_rotation_coefficients`."""
+
+    @intrinsic
+    def at(typingctx, xf, pos, h, c):
+        if not _x_valid(xf, c, pos, h):
+            return None
+
+        def codegen(context, builder, signature, args):
+            where = _stream_pointers(context, builder, signature.args[0], args[0],
+                                     *(context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2)))
+            where = where[:1 << stages]
+            v = [builder.load(w, align=1) for w in where]
+            coef = _splat_signed(builder, builder.extract_value(args[3], 0), 8, (1.0, -1.0))
+            for r in range(stages):
+                k = 1 << r
+                for i in range(len(v)):
+                    if not i & k:
+                        v[i], v[i | k] = _x_shear(builder, v[i], v[i | k], coef, flip)
+            for w, value in zip(where, v):
+                builder.store(value, w, align=1)
+            return context.get_dummy_value()
+
+        return types.void(xf, pos, h, c), codegen
+
+    return at
+
+
+def _x_low_intrinsic(flip):
+    """f(xf, start, c): e^{−iβX} on complex bits 0–3 of xf[start:start+32] as one vector (in-register shuffles),
+    then times C = cr + i·ci."""
+    lanes = 32
+
+    @intrinsic
+    def at(typingctx, xf, start, c):
+        if not _x_valid(xf, c, start):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes)
+            where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(vector))
+            v = builder.load(where, align=1)
+            index = ir.IntType(32)
+            coef, cr, ci = (builder.extract_value(args[2], i) for i in range(3))
+            coef = _splat_signed(builder, coef, lanes // 2, (1.0, -1.0))
+            for k in (2, 4, 8, 16):
+                lo = [i for i in range(lanes) if not i & k]
+                a = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), lo))
+                b = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), [i | k for i in lo]))
+                a, b = _x_shear(builder, a, b, coef, flip)
+                back = [0] * lanes
+                for pos, i in enumerate(lo):
+                    back[i], back[i | k] = pos, lanes // 2 + pos
+                v = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(index, lanes), back))
+            # v·(cr + i·ci) = cr·v + (−ci, ci)∘swap(v)
+            v = _fma(builder, _splat(builder, cr, lanes), v,
+                     builder.fmul(_splat_signed(builder, ci, lanes, (-1.0, 1.0)), _re_im_swap(builder, v)))
+            builder.store(v, where, align=1)
+            return context.get_dummy_value()
+
+        return types.void(xf, start, c), codegen
+
+    return at
+
+
+_x_low, _x_low_flip = _x_low_intrinsic(False), _x_low_intrinsic(True)
+_x1, _x2, _x3 = (_x_streams_intrinsic(stages, False) for stages in (1, 2, 3))
+_x1f, _x2f, _x3f = (_x_streams_intrinsic(stages, True) for stages in (1, 2, 3))
+
+
+@njit(cache=True)
+def x_rotation_coefficients(beta, n):
+    """((coefficient, cr, ci), flip) of e^{−iβX} in shear form (above), C = cr + i·ci the factor of n qubits."""
+    shift = math.floor(beta / math.pi + 0.5)
+    b = beta - math.pi * shift  # in [−π/2, π/2): e^{−iβX} = (−1)^shift e^{−ibX} on each qubit
+    c = math.cos(b)
+    s = math.sin(b)
+    sign = -1.0 if (int(shift) * n) % 2 else 1.0
+    if abs(b) <= math.pi / 4:
+        return (s / c, sign * c ** n, 0.0), False
+    magnitude = sign * s ** n
+    quarter = n % 4  # (−i)^n
+    return (-c / s, (magnitude, 0.0, -magnitude, 0.0)[quarter], (0.0, -magnitude, 0.0, magnitude)[quarter]), True
+
+
+@njit(cache=True)
+def _x_sweep(xf, q, stages, c, flip):
+    """Complex bits q … q+stages−1 (stages ≤ 3, q ≥ 2) of xf in one sweep, eight floats of each stream a step."""
+    h = 2 << q
+    step = h << stages
+    if flip:
+        if stages == 3:
+            for start in range(0, xf.size, step):
+                for j in range(start, start + h, 8):
+                    _x3f(xf, j, h, c)
+        elif stages == 2:
+            for start in range(0, xf.size, step):
+                for j in range(start, start + h, 8):
+                    _x2f(xf, j, h, c)
+        else:
+            for start in range(0, xf.size, step):
+                for j in range(start, start + h, 8):
+                    _x1f(xf, j, h, c)
+    elif stages == 3:
+        for start in range(0, xf.size, step):
+            for j in range(start, start + h, 8):
+                _x3(xf, j, h, c)
+    elif stages == 2:
+        for start in range(0, xf.size, step):
+            for j in range(start, start + h, 8):
+                _x2(xf, j, h, c)
+    else:
+        for start in range(0, xf.size, step):
+            for j in range(start, start + h, 8):
+                _x1(xf, j, h, c)
+
+
+@njit(cache=True)
+def apply_x_rotations(xf, b0, k, c, flip):
+    """xf ← (e^{−iβX})^{⊗k} on complex bits b0 … b0+k−1 of a tile's float view, (c, flip) from
+    :func:`x_rotation_coefficients`: b0 = 0 (k ≥ 4): bits 0–3 in registers, times C; then up to three bits a
+    sweep (b0 ≥ 2: unscaled)."""
+    q = b0
+    if b0 == 0:
+        for g in range(0, xf.size, 32):
+            if flip:
+                _x_low_flip(xf, g, c)
+            else:
+                _x_low(xf, g, c)
+        q = 4
+    while q < b0 + k:
+        stages = min(3, b0 + k - q)
+        _x_sweep(xf, q, stages, c, flip)
+        q += stages
+
+
+# --- the same mixer on two states at once, with ⟨λ|Σ_i X_i|φ⟩ (the adjoint gradient's overlap)
+#
+# Here in unitary form, (a, b) → (c·a − i·s·b, c·b − i·s·a), so both states stay normalised at every stage.
+# X_i commutes with every factor of the mixer, so ⟨λ|X_i|φ⟩ can be taken from the pairs (a, b) of qubit i just
+# before its stage: Σ conj(λ_a)·φ_b + conj(λ_b)·φ_a. On interleaved floats conj(l)·f has real part
+# Σ_lanes l∘f and imaginary part Σ_even − Σ_odd of l∘swap(f): accumulated in float64, reduced once a call.
+
+
+def _x_unitary(builder, a, b, c, s_signed):
+    """(c·a + s∘swap(b), c·b + s∘swap(a)) with s_signed = (s, −s) alternating: e^{−iβX} on the pair."""
+    return (_fma(builder, c, a, builder.fmul(s_signed, _re_im_swap(builder, b))),
+            _fma(builder, c, b, builder.fmul(s_signed, _re_im_swap(builder, a))))
+
+
+def _as_double(builder, v):
+    if isinstance(v.type.element, ir.DoubleType):
+        return v
+    return builder.fpext(v, ir.VectorType(ir.DoubleType(), v.type.count))
+
+
+def _overlap_terms(builder, xa, xb, ya, yb):
+    """The pair's conj(y_a)·x_b + conj(y_b)·x_a as its two lane vectors (l∘f and l∘swap(f) sums), float64."""
+    xa, xb, ya, yb = (_as_double(builder, v) for v in (xa, xb, ya, yb))
+    real = _fma(builder, ya, xb, builder.fmul(yb, xa))
+    imag = _fma(builder, ya, _re_im_swap(builder, xb), builder.fmul(yb, _re_im_swap(builder, xa)))
+    return real, imag
+
+
+def _tree_sum(builder, values):
+    """Σ values by pairs (short dependency chains)."""
+    while len(values) > 1:
+        values = [builder.fadd(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+def _reduce_overlap(context, builder, terms):
+    """The complex Σ of the pair terms, as a numba UniTuple(float64, 2): lanes summed by halving."""
+    real = _tree_sum(builder, [t[0] for t in terms])
+    imag = _tree_sum(builder, [t[1] for t in terms])
+    lanes = real.type.count
+    imag = builder.fmul(imag, ir.Constant(imag.type, [1.0 if i % 2 == 0 else -1.0 for i in range(lanes)]))
+    index = ir.IntType(32)
+    out = []
+    for v in (real, imag):
+        width = lanes
+        while width > 1:
+            width //= 2
+            low = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, width), list(range(width))))
+            high = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, width), list(range(width, 2 * width))))
+            v = builder.fadd(low, high)
+        out.append(builder.extract_element(v, ir.Constant(index, 0)))
+    return context.make_tuple(builder, types.UniTuple(types.float64, 2), out)
+
+
+def _pair_valid(xf, yf, c, *integers):
+    return (all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == xf.dtype
+                for a in (xf, yf)) and isinstance(c, types.UniTuple) and c.dtype == xf.dtype and c.count == 2
+            and all(isinstance(i, types.Integer) for i in integers))
+
+
+_PAIR_LANES = 4  # floats a stream: two states × 2^stages streams stay in the 16 vector registers
+
+
+def _pair_sweep(context, builder, signature, args, body, step_of):
+    """The loops of a pair sweep inside one intrinsic: ``for start in range(0, size, step): for j in
+    range(start, start + h, inner)`` with ``body(builder, pointers_of, j)`` returning overlap terms; the terms
+    are summed into float64 vector accumulators (kept in registers across iterations), reduced at the end."""
+    xf, yf = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1))
+    size = builder.extract_value(xf.shape, 0)
+    h, step, inner, lanes = step_of(builder)
+    zero = ir.Constant(ir.VectorType(ir.DoubleType(), lanes), [0.0] * lanes)
+    acc = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+    with cgutils.for_range_slice(builder, ir.Constant(size.type, 0), size, step) as (start, _):
+        with cgutils.for_range_slice(builder, start, builder.add(start, h), inner) as (j, _):
+            terms = body(builder, (xf.data, yf.data), j)
+            for a, part in zip(acc, (_tree_sum(builder, [t[0] for t in terms]),
+                                     _tree_sum(builder, [t[1] for t in terms]))):
+                builder.store(builder.fadd(builder.load(a), part), a)
+    return _reduce_overlap(context, builder, [(builder.load(acc[0]), builder.load(acc[1]))])
+
+
+def _x_pair_sweep_intrinsic(stages):
+    """f(xf, yf, q, c) → (re, im): on both states e^{−iβX} on complex bits q … q+stages−1 (q ≥ 1) in one sweep,
+    streams of 4 floats (c = (cos β, sin β)), and ⟨y|Σ_those X_i|x⟩."""
+
+    @intrinsic
+    def at(typingctx, xf, yf, q, c):
+        if not _pair_valid(xf, yf, c, q):
+            return None
+
+        def codegen(context, builder, signature, args):
+            element = context.get_data_type(signature.args[0].dtype)
+            vector = ir.PointerType(ir.VectorType(element, _PAIR_LANES))
+            q_ = context.cast(builder, args[2], signature.args[2], types.intp)
+            h_ = builder.shl(ir.Constant(q_.type, 2), q_)
+            cos = _splat(builder, builder.extract_value(args[3], 0), _PAIR_LANES)
+            sin = _splat_signed(builder, builder.extract_value(args[3], 1), _PAIR_LANES, (1.0, -1.0))
+
+            def step_of(builder):
+                return h_, builder.shl(h_, ir.Constant(q_.type, stages)), ir.Constant(q_.type, _PAIR_LANES), _PAIR_LANES
+
+            def body(builder, data, j):
+                wx, wy = ([builder.bitcast(builder.gep(d, [builder.add(j, builder.mul(h_, ir.Constant(h_.type, s)))]),
+                                           vector) for s in range(1 << stages)] for d in data)
+                x = [builder.load(w, align=1) for w in wx]
+                y = [builder.load(w, align=1) for w in wy]
+                terms = []
+                for r in range(stages):
+                    k = 1 << r
+                    for i in range(len(x)):
+                        if not i & k:
+                            terms.append(_overlap_terms(builder, x[i], x[i | k], y[i], y[i | k]))
+                            x[i], x[i | k] = _x_unitary(builder, x[i], x[i | k], cos, sin)
+                            y[i], y[i | k] = _x_unitary(builder, y[i], y[i | k], cos, sin)
+                for w, value in zip(wx + wy, x + y):
+                    builder.store(value, w, align=1)
+                return terms
+
+            return _pair_sweep(context, builder, signature, args, body, step_of)
+
+        return types.UniTuple(types.float64, 2)(xf, yf, q, c), codegen
+
+    return at
+
+
+@intrinsic
+def _x_pair_low(typingctx, xf, yf, c):
+    """f(xf, yf, c) → (re, im): e^{−iβX} on complex bits 0–3 of both states, 32 floats at a time (in-register
+    shuffles), and ⟨y|Σ_{i<4} X_i|x⟩."""
+    if not _pair_valid(xf, yf, c):
+        return None
+    lanes = 32
+
+    def codegen(context, builder, signature, args):
+        element = context.get_data_type(signature.args[0].dtype)
+        index = ir.IntType(32)
+        cos = _splat(builder, builder.extract_value(args[2], 0), lanes // 2)
+        sin = _splat_signed(builder, builder.extract_value(args[2], 1), lanes // 2, (1.0, -1.0))
+
+        def step_of(builder):
+            n32 = ir.Constant(ir.IntType(64), lanes)
+            return n32, n32, n32, lanes // 2
+
+        def body(builder, data, g):
+            where = [builder.bitcast(builder.gep(d, [g]), ir.PointerType(ir.VectorType(element, lanes))) for d in data]
+            x, y = (builder.load(w, align=1) for w in where)
+            terms = []
+            for k in (2, 4, 8, 16):
+                lo = [i for i in range(lanes) if not i & k]
+                back = [0] * lanes
+                for pos, i in enumerate(lo):
+                    back[i], back[i | k] = pos, lanes // 2 + pos
+                halves = [(builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), lo)),
+                           builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2),
+                                                                    [i | k for i in lo]))) for v in (x, y)]
+                (xa, xb), (ya, yb) = halves
+                terms.append(_overlap_terms(builder, xa, xb, ya, yb))
+                xa, xb = _x_unitary(builder, xa, xb, cos, sin)
+                ya, yb = _x_unitary(builder, ya, yb, cos, sin)
+                x = builder.shuffle_vector(xa, xb, ir.Constant(ir.VectorType(index, lanes), back))
+                y = builder.shuffle_vector(ya, yb, ir.Constant(ir.VectorType(index, lanes), back))
+            builder.store(x, where[0], align=1)
+            builder.store(y, where[1], align=1)
+            return terms
+
+        return _pair_sweep(context, builder, signature, args, body, step_of)
+
+    return types.UniTuple(types.float64, 2)(xf, yf, c), codegen
+
+
+_xp1, _xp2 = (_x_pair_sweep_intrinsic(stages) for stages in (1, 2))
+
+
+@njit(cache=True)
+def apply_x_rotations_pair(xf, yf, b0, k, beta):
+    """x, y ← (e^{−iβX})^{⊗k} on complex bits b0 … b0+k−1 of both tiles (float views); returns
+    ⟨y|Σ_{those qubits} X_i|x⟩ (before or after: the same). b0 = 0 needs k ≥ 4; b0 ≥ 1 any k."""
+    c = (xf.dtype.type(math.cos(beta)), xf.dtype.type(math.sin(beta)))
+    re = 0.0
+    im = 0.0
+    q = b0
+    if b0 == 0:
+        re, im = _x_pair_low(xf, yf, c)
+        q = 4
+    while q < b0 + k:
+        if b0 + k - q >= 2:
+            r, i = _xp2(xf, yf, q, c)
+            q += 2
+        else:
+            r, i = _xp1(xf, yf, q, c)
+            q += 1
+        re += r
+        im += i
+    return complex(re, im)

@@ -1,15 +1,16 @@
-"""QAOA with the X mixer: Walsh–Hadamard tiles fused with the cost phases, and the adjoint gradient.
+"""QAOA with the X mixer in cache tiles fused with the cost phases, and the adjoint gradient.
 
-A mixer ``Π_i e^{−iβX_i}`` on a tile's qubits S is ``W D W`` (W the unnormalised Walsh–Hadamard transform,
-``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``). The phases come from the energy table or, given the QUBO, from
-:mod:`.phases`. The adjoint gradient undoes each mixer on φ and λ together and takes
-``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|`` (per tile part S) between the two W.
+The mixer ``Π_i e^{−iβX_i}`` runs one stage a qubit, three qubits a sweep (:func:`.single_qubit.apply_x_rotations`:
+each stage a shear ``a − i·t·b``, one multiply-add an entry, the n-qubit factor applied once); the adjoint undoes
+it on φ and λ together (:func:`.single_qubit.apply_x_rotations_pair`), taking ``⟨λ|Σ_i X_i|φ⟩`` from each
+qubit's pairs on the way. Where a high pass's runs are shorter than four amplitudes (n ≥ 31, or a small
+``tile_bits``) the mixer on a tile's qubits S is ``W D W`` instead (W the unnormalised Walsh–Hadamard transform,
+``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``), with ``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|``
+between the two W. The phases come from the energy table or, given the QUBO, from :mod:`.phases`.
 
 Where numba's loop vectoriser cannot form the shuffles (the low complex bits inside a register, the re/im swap
-of a complex product) the kernels are LLVM vector code (numba intrinsics), so every sweep runs at SIMD width;
-the top three bits of each mixer part do butterflies, D and butterflies in one sweep.
+of a complex product) the kernels are LLVM vector code (numba intrinsics), so every sweep runs at SIMD width.
 """
-
 from __future__ import annotations
 
 import math
@@ -30,8 +31,10 @@ from qportfolio.backends.exact.kernels import (
     _weighted_copy,
     check_memory,
 )
+from qportfolio.backends.exact.single_qubit import apply_x_rotations, apply_x_rotations_pair, x_rotation_coefficients
 from qportfolio.backends.exact.phases import (
     QuboPhases,
+    block_phases,
     multiply_block_phases,
     multiply_rows,
     no_qubo_arguments,
@@ -347,14 +350,18 @@ def _mixer_top3(xf, b0, k, re, im):
 
 
 @njit(cache=True)
-def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables, where):
+def _tile_ops(x, e, kinds, values, mixers, b0, k, sub, phases, tables, where):
     """Apply the ops to a tile whose bits b0…b0+k-1 are the mixed qubits (others: independent).
 
-    With b0 = 0 a mixer is split into its part on bits 0…sub-1, done W·D·W inside L1-sized
-    sub-blocks, and its part on bits sub…k-1, done W·D·W over the whole tile (sub = 0 otherwise).
-    A phase reads the energies ``e`` or, given a QUBO (``phases``, see :func:`_phase_tile`), none; one
-    followed by such a mixer is applied to each sub-block just before it (one sweep of the tile fewer).
+    With b0 = 0 a mixer is split into its part on bits 0…sub-1, done inside L1-sized sub-blocks, and its
+    part on bits sub…k-1, done over the whole tile (sub = 0 otherwise). ``mixers`` (:func:`_mixer_arguments`):
+    the shear coefficients of :func:`.single_qubit.apply_x_rotations` (one stage a qubit; empty: none) or else
+    W·D·W with the D tables. A phase reads the energies ``e`` or, given a QUBO (``phases``, see
+    :func:`_phase_tile`), none; one followed by such a mixer is applied to each sub-block just before it (one
+    sweep of the tile fewer).
     """
+    tab_sub, tab_top, rotations, flips = mixers
+    direct = rotations.shape[0] > 0
     xf = x.view(x.real.dtype)
     bs = 1 << sub
     top_bits = k - sub
@@ -366,6 +373,9 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables,
             if not (sub > 0 and run_bits >= sub and o + 1 < kinds.size and kinds[o + 1] == 1):
                 _phase_tile(x, e, values[o], o, phases, tables, where)
             continue
+        if direct:
+            c = (rotations[o, 0], rotations[o, 1], rotations[o, 2])
+            flip = flips[o] != 0
         if sub > 0:
             ts = tab_sub[o]
             phase_first = o > 0 and kinds[o - 1] == 0 and run_bits >= sub  # deferred from above: sub-block-wise
@@ -375,7 +385,9 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables,
                     _phase_tile(x[start:start + bs], e[start:start + bs], values[o - 1], o - 1, phases, tables,
                                 (z, sub, sub))
                 vf = xf[2 * start:2 * start + 2 * bs]
-                if sub >= 5:
+                if direct:
+                    apply_x_rotations(vf, 0, sub, c, flip)
+                elif sub >= 5:
                     _wht(vf, 0, sub - 3)
                     _mixer_top3(vf, 0, sub, ts[0], ts[1])
                     _wht(vf, 0, sub - 3)
@@ -383,7 +395,9 @@ def _tile_ops(x, e, kinds, values, tab_sub, tab_top, b0, k, sub, phases, tables,
                     _wht(vf, 0, sub)
                     multiply_rows(vf, ts[0], ts[1])
                     _wht(vf, 0, sub)
-        if top_bits >= 3 and top_shift >= 2:
+        if top_bits > 0 and direct:
+            apply_x_rotations(xf, top_shift, top_bits, c, flip)
+        elif top_bits >= 3 and top_shift >= 2:
             tt = tab_top[o]
             _wht(xf, top_shift, top_bits - 3)
             _mixer_top3(xf, top_shift, top_bits, tt[0], tt[1])
@@ -437,6 +451,26 @@ def _tables(kinds, values, k, sub, dtype_array):
 
 
 @njit(cache=True)
+def _mixer_arguments(kinds, values, k, sub, direct, psi):
+    """What :func:`_tile_ops` takes for its mixers: the D tables (:func:`_tables`) and, when ``direct``, each
+    mixer op's shear coefficients for the mixer on all n qubits of ``psi`` (:func:`.single_qubit.x_rotation_
+    coefficients`; its factor C applied with the tiles' bits 0–3) as rows of the state's float type, and flips."""
+    tab_sub, tab_top = _tables(kinds, values, k, sub, psi)
+    n = 0
+    while (1 << n) < psi.size:
+        n += 1
+    rotations = np.zeros((kinds.size if direct else 0, 3), dtype=psi.real.dtype)
+    flips = np.zeros(kinds.size, dtype=np.int64)
+    if direct:
+        for o in range(kinds.size):
+            if kinds[o] == 1:
+                c, flip = x_rotation_coefficients(values[o], n)
+                rotations[o, 0], rotations[o, 1], rotations[o, 2] = c
+                flips[o] = flip
+    return tab_sub, tab_top, rotations, flips
+
+
+@njit(cache=True)
 def _phase_tables(kinds, values, phases):
     """The table T of :mod:`.phases` for each phase op (given a QUBO)."""
     low_energies = phases[4]
@@ -449,7 +483,7 @@ def _phase_tables(kinds, values, phases):
 
 
 @njit(cache=True, parallel=True)
-def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
+def _pass_low(psi, energy, bits, kinds, values, init, expect, phases, direct):
     """Apply ops to each contiguous tile of 2^bits amplitudes (mixers act on bits 0…bits-1).
 
     ops: kind 0 = phase exp(-i·value·E), kind 1 = mixer on the tile's bits with β = value.
@@ -459,7 +493,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
     size = 1 << bits
     ntiles = psi.size >> bits
     sub = min(bits, _SUB_BITS)
-    tab_sub, tab_top = _tables(kinds, values, bits, sub, psi)
+    mixers = _mixer_arguments(kinds, values, bits, sub, direct, psi)
     tables = _phase_tables(kinds, values, phases)
     acc = np.zeros(ntiles)
     for t in prange(ntiles):
@@ -471,7 +505,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
         if init != 0:
             x[:] = init
         e = energy[off:off + size]
-        _tile_ops(x, e, kinds, values, tab_sub, tab_top, 0, bits, sub, phases, tables, (off, bits, bits))
+        _tile_ops(x, e, kinds, values, mixers, 0, bits, sub, phases, tables, (off, bits, bits))
         if expect:
             s = 0.0
             for j in range(size):
@@ -482,11 +516,11 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases):
 
 
 @njit(cache=True, parallel=True)
-def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
+def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases, direct):
     """Like :func:`_pass_low` for the high bits: a tile gathers 2^(n-low_bits) runs of 2^run_bits
     amplitudes; the high qubits are the tile's bits run_bits….""" 
     nh, kh, run, size, ntiles = _high_tiles(psi.size, low_bits, run_bits)
-    tab_sub, tab_top = _tables(kinds, values, kh, 0, psi)
+    mixers = _mixer_arguments(kinds, values, kh, 0, direct, psi)
     tables = _phase_tables(kinds, values, phases)
     need_e = expect
     for o in range(kinds.size):
@@ -502,7 +536,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases):
             if need_e:
                 e[h * run:(h + 1) * run] = energy[src:src + run]
         where = (t << run_bits, run_bits, low_bits)
-        _tile_ops(x, e, kinds, values, tab_sub, tab_top, run_bits, kh, 0, phases, tables, where)
+        _tile_ops(x, e, kinds, values, mixers, run_bits, kh, 0, phases, tables, where)
         if expect:
             s = 0.0
             for j in range(size):
@@ -587,16 +621,20 @@ def _dot_and_phase_pair(x, y, e, g, phases, table, base):
         return acc
     out = np.empty((2, 1 << m))
     w = np.empty(max(m, 1))
+    xf = x.view(x.real.dtype)
+    yf = y.view(y.real.dtype)
     for start in range(0, x.size, 1 << m):
-        multiply_block_phases(x, start, base + start, m, g, table, pair, diag, const, out, w)
-        multiply_block_phases(y, start, base + start, m, g, table, pair, diag, const, out, w)
+        block_phases(out, base + start, m, g, table, pair, diag, const, w)
+        multiply_rows(xf[2 * start:2 * (start + (1 << m))], out[0], out[1])
+        multiply_rows(yf[2 * start:2 * (start + (1 << m))], out[0], out[1])
     return acc
 
 
 @njit(cache=True, parallel=True)
-def _pass_low_pair(phi, lam, bits, beta, energy, g, phases):
+def _pass_low_pair(phi, lam, bits, beta, energy, g, phases, direct):
     """The mixer on bits 0…bits−1 of φ and λ alike, tile by tile (sub-blocks of 2^_SUB_BITS first, as in
-    :func:`_tile_ops`), then :func:`_dot_and_phase_pair` with ``g``; returns (⟨λ|Σ_{i<bits} X_i|φ⟩, that dot)."""
+    :func:`_tile_ops`; ``direct``: one stage a qubit, :func:`.single_qubit.apply_x_rotations_pair`, else W·D·W),
+    then :func:`_dot_and_phase_pair` with ``g``; returns (⟨λ|Σ_{i<bits} X_i|φ⟩, that dot)."""
     size = 1 << bits
     sub = min(bits, _SUB_BITS)
     top = bits - sub
@@ -613,17 +651,26 @@ def _pass_low_pair(phi, lam, bits, beta, energy, g, phases):
         x = phi[t * size:(t + 1) * size]
         y = lam[t * size:(t + 1) * size]
         s = 0.0j
-        for start in range(0, size, bs):
-            s += _mixer_pair(x[start:start + bs], y[start:start + bs], tab_sub[0], w_sub, 0, sub)
-        if top > 0:
-            s += _mixer_pair(x, y, tab_top[0], w_top, sub, top)
+        if direct:
+            xf = x.view(x.real.dtype)
+            yf = y.view(y.real.dtype)
+            for start in range(0, size, bs):
+                s += apply_x_rotations_pair(xf[2 * start:2 * (start + bs)], yf[2 * start:2 * (start + bs)], 0, sub,
+                                            beta)
+            if top > 0:
+                s += apply_x_rotations_pair(xf, yf, sub, top, beta)
+        else:
+            for start in range(0, size, bs):
+                s += _mixer_pair(x[start:start + bs], y[start:start + bs], tab_sub[0], w_sub, 0, sub)
+            if top > 0:
+                s += _mixer_pair(x, y, tab_top[0], w_top, sub, top)
         acc[t] = s
         dots[t] = _dot_and_phase_pair(x, y, energy[t * size:(t + 1) * size], g, phases, table, t * size)
     return acc.sum(), dots.sum()
 
 
 @njit(cache=True, parallel=True)
-def _pass_high_pair(phi, lam, low_bits, run_bits, beta):
+def _pass_high_pair(phi, lam, low_bits, run_bits, beta, direct):
     """The mixer on bits low_bits…n−1 of φ and λ alike, on gathered tiles as in :func:`_pass_high`;
     returns ⟨λ|Σ_{i≥low_bits} X_i|φ⟩."""
     nh, kh, run, size, ntiles = _high_tiles(phi.size, low_bits, run_bits)
@@ -638,7 +685,10 @@ def _pass_high_pair(phi, lam, low_bits, run_bits, beta):
             src = (h << low_bits) | (t << run_bits)
             x[h * run:(h + 1) * run] = phi[src:src + run]
             y[h * run:(h + 1) * run] = lam[src:src + run]
-        acc[t] = _mixer_pair(x, y, tab_top[0], weights, run_bits, kh)
+        if direct:
+            acc[t] = apply_x_rotations_pair(x.view(x.real.dtype), y.view(y.real.dtype), run_bits, kh, beta)
+        else:
+            acc[t] = _mixer_pair(x, y, tab_top[0], weights, run_bits, kh)
         for h in range(nh):
             src = (h << low_bits) | (t << run_bits)
             phi[src:src + run] = x[h * run:(h + 1) * run]
@@ -669,6 +719,9 @@ class QAOASimulator(_DiagonalObjective):
             tile_bits = 16
         self.low_bits = min(self.n, max(tile_bits, (self.n + 3) // 2))
         self.run_bits = max(0, min(self.low_bits, tile_bits - (self.n - self.low_bits)))
+        # one stage a qubit (single_qubit.apply_x_rotations) where its sweeps apply: sub-blocks of ≥ 4 bits and
+        # high-pass runs of ≥ 4 amplitudes; else W·D·W
+        self.direct = min(self.low_bits, _SUB_BITS) >= 4 and (self.low_bits == self.n or self.run_bits >= 2)
         self._psi = np.empty(self.cost.size, dtype=self.dtype)
         self.qubo_phases = _checked_phases(qubo, self.cost)
 
@@ -704,9 +757,10 @@ class QAOASimulator(_DiagonalObjective):
             phases = self._phase_arguments(where)
             if where == "low":
                 value = _pass_low(psi, self.cost, self.low_bits, kinds, values, init if i == 0 else 0.0, last,
-                                  phases)
+                                  phases, self.direct)
             else:
-                value = _pass_high(psi, self.cost, self.low_bits, self.run_bits, kinds, values, last, phases)
+                value = _pass_high(psi, self.cost, self.low_bits, self.run_bits, kinds, values, last, phases,
+                                   self.direct)
         return value
 
     def _phase_arguments(self, where):
@@ -741,8 +795,9 @@ class QAOASimulator(_DiagonalObjective):
         (unchanged by the diagonal P)."""
         overlap = 0.0j
         if self.low_bits < self.n:
-            overlap += _pass_high_pair(phi, lam, self.low_bits, self.run_bits, -beta)
-        low, dot = _pass_low_pair(phi, lam, self.low_bits, -beta, self.cost, -g, self._phase_arguments("low"))
+            overlap += _pass_high_pair(phi, lam, self.low_bits, self.run_bits, -beta, self.direct)
+        low, dot = _pass_low_pair(phi, lam, self.low_bits, -beta, self.cost, -g, self._phase_arguments("low"),
+                                  self.direct)
         return overlap + low, dot
 
     def expectation_and_gradient(self, theta, observable=None) -> tuple[float, np.ndarray]:
