@@ -31,7 +31,7 @@ def test_phases_match_the_energy_table(n):
     phases = QuboPhases(q, c, const)
     assert phases.reproduces(energies)
     m = phases.block_bits()
-    out, w = np.empty((2, 1 << m)), np.empty(max(m, 1))
+    out, w = np.empty((2, 1 << m)), np.empty(2 * n)
     for g in (0.37, -2.5):
         psi = np.ones(2**n, dtype=complex)
         table = phase_table(phases.low_energies(m), g)
@@ -47,7 +47,7 @@ def test_every_block_size(m):
     energies = brute_energies(q, c, const)
     phases = QuboPhases(q, c, const)
     g = 0.9
-    out, w = np.empty((2, 1 << m)), np.empty(max(m, 1))
+    out, w = np.empty((2, 1 << m)), np.empty(2 * n)
     for base in range(0, 2**n, 1 << m):
         block_phases(out, base, m, g, phase_table(phases.low_energies(m), g), *phases.arguments(), w)
         expected = np.exp(-1j * g * energies[base:base + (1 << m)])

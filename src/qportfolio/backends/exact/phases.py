@@ -38,34 +38,48 @@ def phase_table(low_energies, g):
 
 
 @njit(cache=True)
+def _rotate_copy(re, im, out_re, out_im, c, s):
+    """out ← (re + i·im)·(c − i·s), on slices indexed from 0 (no negative-index fix-ups: the loop vectorises)."""
+    for a in range(re.size):
+        r = re[a]
+        q = im[a]
+        out_re[a] = r * c + q * s
+        out_im[a] = q * c - r * s
+
+
+@njit(cache=True)
+def _axpy(y, x, a):
+    """y ← y + a·x (slices indexed from 0: the loop vectorises)."""
+    for k in range(y.size):
+        y[k] += a * x[k]
+
+
+@njit(cache=True)
 def block_phases(out, base, m, g, table, pair, diag, const, w):
     """out[0] + i·out[1] = e^{−igE(base + a)} for a < 2^m (base's m low bits are zero; table = T for g as
-    real and imaginary rows, shape (2, 2^m); w: m floats of scratch). Real rows, so the loops vectorise."""
+    real and imaginary rows, shape (2, 2^m); w: 2n floats of scratch). With b_j the bits of base (j ≥ m) and
+    v = Σ_j b_j P_j· (no branches, vectorised), w_i = v_i (i < m) and E_r = const + Σ_{k≥m} b_k (d_k + v_k/2)."""
     n = diag.size
-    rest = const
-    for i in range(m):
-        w[i] = 0.0
+    if w.size < 2 * n:
+        raise ValueError("block_phases needs 2n floats of scratch")
+    v = w[:n]
+    bits = w[n:2 * n]
+    v[:] = 0.0
     for j in range(m, n):
-        if (base >> j) & 1:
-            rest += diag[j]
-            for k in range(j + 1, n):
-                if (base >> k) & 1:
-                    rest += pair[j, k]
-            for i in range(m):
-                w[i] += pair[i, j]
+        bits[j] = (base >> j) & 1
+        _axpy(v, pair[j], bits[j])
+    rest = const
+    for k in range(m, n):
+        rest += bits[k] * (diag[k] + 0.5 * v[k])
     re = out[0]
     im = out[1]
     s, c = _sincos(g * rest)
     re[0] = c
     im[0] = -s
     for i in range(m):
-        s, c = _sincos(g * w[i])
+        s, c = _sincos(g * v[i])
         h = 1 << i
-        for a in range(h):
-            r = re[a]
-            q = im[a]
-            re[h + a] = r * c + q * s
-            im[h + a] = q * c - r * s
+        _rotate_copy(re[:h], im[:h], re[h:2 * h], im[h:2 * h], c, s)
     tr = table[0]
     ti = table[1]
     for a in range(1 << m):
@@ -77,7 +91,7 @@ def block_phases(out, base, m, g, table, pair, diag, const, w):
 
 @njit(cache=True)
 def multiply_block_phases(x, start, base, m, g, table, pair, diag, const, out, w):
-    """x[start + a] ← e^{−igE(base + a)} x[start + a] for a < 2^m (out: (2, 2^m) floats of scratch)."""
+    """x[start + a] ← e^{−igE(base + a)} x[start + a] for a < 2^m (out: (2, 2^m) floats of scratch, w: 2n)."""
     block_phases(out, base, m, g, table, pair, diag, const, w)
     xf = x.view(x.real.dtype)
     multiply_rows(xf[2 * start:2 * (start + (1 << m))], out[0], out[1])

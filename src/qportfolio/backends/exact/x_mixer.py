@@ -424,7 +424,7 @@ def _phase_tile(x, e, g, o, phases, tables, where):
     run_mask = (1 << run_bits) - 1
     table = tables[o]
     out = np.empty((2, 1 << m))
-    w = np.empty(max(m, 1))
+    w = np.empty(2 * diag.size)
     for start in range(0, x.size, 1 << m):
         z = ((start >> run_bits) << shift) | base | (start & run_mask)
         multiply_block_phases(x, start, z, m, g, table, pair, diag, const, out, w)
@@ -620,7 +620,7 @@ def _dot_and_phase_pair(x, y, e, g, phases, table, base):
             y[j] = y[j] * f
         return acc
     out = np.empty((2, 1 << m))
-    w = np.empty(max(m, 1))
+    w = np.empty(2 * diag.size)
     xf = x.view(x.real.dtype)
     yf = y.view(y.real.dtype)
     for start in range(0, x.size, 1 << m):
