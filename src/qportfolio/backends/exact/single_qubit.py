@@ -14,7 +14,7 @@ transform; a 10-bit mixer part with its diagonal in L1 9.6 against 7.8 ns/amp.
 
 :func:`apply_x_rotations` applies the X mixer ``e^{−iβX}`` itself a stage a qubit (a complex shear: a re/im swap
 and one fused multiply-add an entry), half the sweeps of ``W·D·W``; :func:`apply_x_rotations_pair` does it on two
-states with the adjoint gradient's overlap ``⟨λ|Σ_i X_i|φ⟩``.
+states with the imaginary part of the adjoint gradient's overlap ``⟨λ|Σ_i X_i|φ⟩``.
 """
 
 from __future__ import annotations
@@ -515,8 +515,8 @@ def apply_x_rotations(xf, b0, k, c, flip):
 #
 # Here in unitary form, (a, b) → (c·a − i·s·b, c·b − i·s·a), so both states stay normalised at every stage.
 # X_i commutes with every factor of the mixer, so ⟨λ|X_i|φ⟩ can be taken from the pairs (a, b) of qubit i just
-# before its stage: Σ conj(λ_a)·φ_b + conj(λ_b)·φ_a. On interleaved floats conj(l)·f has real part
-# Σ_lanes l∘f and imaginary part Σ_even − Σ_odd of l∘swap(f): accumulated in float64, reduced once a call.
+# before its stage: Σ conj(λ_a)·φ_b + conj(λ_b)·φ_a. The gradient needs only its imaginary part, which on
+# interleaved floats is Σ_even − Σ_odd of l∘swap(f): accumulated in float64, reduced once a sweep.
 
 
 def _x_unitary(builder, a, b, c, s_signed):
@@ -532,11 +532,9 @@ def _as_double(builder, v):
 
 
 def _overlap_terms(builder, xa, xb, ya, yb):
-    """The pair's conj(y_a)·x_b + conj(y_b)·x_a as its two lane vectors (l∘f and l∘swap(f) sums), float64."""
+    """The lanes of Im(conj(y_a)·x_b + conj(y_b)·x_a) before the alternating signs (l∘swap(f)), float64."""
     xa, xb, ya, yb = (_as_double(builder, v) for v in (xa, xb, ya, yb))
-    real = _fma(builder, ya, xb, builder.fmul(yb, xa))
-    imag = _fma(builder, ya, _re_im_swap(builder, xb), builder.fmul(yb, _re_im_swap(builder, xa)))
-    return real, imag
+    return _fma(builder, ya, _re_im_swap(builder, xb), builder.fmul(yb, _re_im_swap(builder, xa)))
 
 
 def _tree_sum(builder, values):
@@ -547,23 +545,18 @@ def _tree_sum(builder, values):
     return values[0]
 
 
-def _reduce_overlap(context, builder, terms):
-    """The complex Σ of the pair terms, as a numba UniTuple(float64, 2): lanes summed by halving."""
-    real = _tree_sum(builder, [t[0] for t in terms])
-    imag = _tree_sum(builder, [t[1] for t in terms])
-    lanes = real.type.count
-    imag = builder.fmul(imag, ir.Constant(imag.type, [1.0 if i % 2 == 0 else -1.0 for i in range(lanes)]))
+def _reduce_overlap(builder, v):
+    """Σ_even − Σ_odd of the lanes of v (the imaginary part of the overlap), summed by halving."""
+    lanes = v.type.count
+    v = builder.fmul(v, ir.Constant(v.type, [1.0 if i % 2 == 0 else -1.0 for i in range(lanes)]))
     index = ir.IntType(32)
-    out = []
-    for v in (real, imag):
-        width = lanes
-        while width > 1:
-            width //= 2
-            low = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, width), list(range(width))))
-            high = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, width), list(range(width, 2 * width))))
-            v = builder.fadd(low, high)
-        out.append(builder.extract_element(v, ir.Constant(index, 0)))
-    return context.make_tuple(builder, types.UniTuple(types.float64, 2), out)
+    width = lanes
+    while width > 1:
+        width //= 2
+        low = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, width), list(range(width))))
+        high = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, width), list(range(width, 2 * width))))
+        v = builder.fadd(low, high)
+    return builder.extract_element(v, ir.Constant(index, 0))
 
 
 def _pair_valid(xf, yf, c, *integers):
@@ -577,25 +570,23 @@ _PAIR_LANES = 4  # floats a stream: two states × 2^stages streams stay in the 1
 
 def _pair_sweep(context, builder, signature, args, body, step_of):
     """The loops of a pair sweep inside one intrinsic: ``for start in range(0, size, step): for j in
-    range(start, start + h, inner)`` with ``body(builder, pointers_of, j)`` returning overlap terms; the terms
-    are summed into float64 vector accumulators (kept in registers across iterations), reduced at the end."""
+    range(start, start + h, inner)`` with ``body(builder, data, j)`` returning overlap terms; the terms are
+    summed into a float64 vector accumulator (kept in a register across iterations), reduced at the end."""
     xf, yf = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1))
     size = builder.extract_value(xf.shape, 0)
     h, step, inner, lanes = step_of(builder)
     zero = ir.Constant(ir.VectorType(ir.DoubleType(), lanes), [0.0] * lanes)
-    acc = [cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+    acc = cgutils.alloca_once_value(builder, zero)
     with cgutils.for_range_slice(builder, ir.Constant(size.type, 0), size, step) as (start, _):
         with cgutils.for_range_slice(builder, start, builder.add(start, h), inner) as (j, _):
-            terms = body(builder, (xf.data, yf.data), j)
-            for a, part in zip(acc, (_tree_sum(builder, [t[0] for t in terms]),
-                                     _tree_sum(builder, [t[1] for t in terms]))):
-                builder.store(builder.fadd(builder.load(a), part), a)
-    return _reduce_overlap(context, builder, [(builder.load(acc[0]), builder.load(acc[1]))])
+            builder.store(builder.fadd(builder.load(acc), _tree_sum(builder, body(builder, (xf.data, yf.data), j))),
+                          acc)
+    return _reduce_overlap(builder, builder.load(acc))
 
 
 def _x_pair_sweep_intrinsic(stages):
-    """f(xf, yf, q, c) → (re, im): on both states e^{−iβX} on complex bits q … q+stages−1 (q ≥ 1) in one sweep,
-    streams of 4 floats (c = (cos β, sin β)), and ⟨y|Σ_those X_i|x⟩."""
+    """f(xf, yf, q, c) → Im⟨y|Σ_those X_i|x⟩, and on both states e^{−iβX} on complex bits q … q+stages−1 (q ≥ 1)
+    in one sweep, streams of 4 floats (c = (cos β, sin β))."""
 
     @intrinsic
     def at(typingctx, xf, yf, q, c):
@@ -632,15 +623,15 @@ def _x_pair_sweep_intrinsic(stages):
 
             return _pair_sweep(context, builder, signature, args, body, step_of)
 
-        return types.UniTuple(types.float64, 2)(xf, yf, q, c), codegen
+        return types.float64(xf, yf, q, c), codegen
 
     return at
 
 
 @intrinsic
 def _x_pair_low(typingctx, xf, yf, c):
-    """f(xf, yf, c) → (re, im): e^{−iβX} on complex bits 0–3 of both states, 32 floats at a time (in-register
-    shuffles), and ⟨y|Σ_{i<4} X_i|x⟩."""
+    """f(xf, yf, c) → Im⟨y|Σ_{i<4} X_i|x⟩, and e^{−iβX} on complex bits 0–3 of both states, 32 floats at a time
+    (in-register shuffles)."""
     if not _pair_valid(xf, yf, c):
         return None
     lanes = 32
@@ -679,7 +670,7 @@ def _x_pair_low(typingctx, xf, yf, c):
 
         return _pair_sweep(context, builder, signature, args, body, step_of)
 
-    return types.UniTuple(types.float64, 2)(xf, yf, c), codegen
+    return types.float64(xf, yf, c), codegen
 
 
 _xp1, _xp2 = (_x_pair_sweep_intrinsic(stages) for stages in (1, 2))
@@ -688,21 +679,18 @@ _xp1, _xp2 = (_x_pair_sweep_intrinsic(stages) for stages in (1, 2))
 @njit(cache=True)
 def apply_x_rotations_pair(xf, yf, b0, k, beta):
     """x, y ← (e^{−iβX})^{⊗k} on complex bits b0 … b0+k−1 of both tiles (float views); returns
-    ⟨y|Σ_{those qubits} X_i|x⟩ (before or after: the same). b0 = 0 needs k ≥ 4; b0 ≥ 1 any k."""
+    Im⟨y|Σ_{those qubits} X_i|x⟩ (before or after: the same). b0 = 0 needs k ≥ 4; b0 ≥ 1 any k."""
     c = (xf.dtype.type(math.cos(beta)), xf.dtype.type(math.sin(beta)))
-    re = 0.0
     im = 0.0
     q = b0
     if b0 == 0:
-        re, im = _x_pair_low(xf, yf, c)
+        im = _x_pair_low(xf, yf, c)
         q = 4
     while q < b0 + k:
         if b0 + k - q >= 2:
-            r, i = _xp2(xf, yf, q, c)
+            im += _xp2(xf, yf, q, c)
             q += 2
         else:
-            r, i = _xp1(xf, yf, q, c)
+            im += _xp1(xf, yf, q, c)
             q += 1
-        re += r
-        im += i
-    return complex(re, im)
+    return im

@@ -2,7 +2,7 @@
 
 The mixer ``Π_i e^{−iβX_i}`` runs one stage a qubit, three qubits a sweep (:func:`.single_qubit.apply_x_rotations`:
 each stage a shear ``a − i·t·b``, one multiply-add an entry, the n-qubit factor applied once); the adjoint undoes
-it on φ and λ together (:func:`.single_qubit.apply_x_rotations_pair`), taking ``⟨λ|Σ_i X_i|φ⟩`` from each
+it on φ and λ together (:func:`.single_qubit.apply_x_rotations_pair`), taking ``Im⟨λ|Σ_i X_i|φ⟩`` from each
 qubit's pairs on the way. Where a high pass's runs are shorter than four amplitudes (n ≥ 31, or a small
 ``tile_bits``) the mixer on a tile's qubits S is ``W D W`` instead (W the unnormalised Walsh–Hadamard transform,
 ``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``), with ``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|``
@@ -634,7 +634,7 @@ def _dot_and_phase_pair(x, y, e, g, phases, table, base):
 def _pass_low_pair(phi, lam, bits, beta, energy, g, phases, direct):
     """The mixer on bits 0…bits−1 of φ and λ alike, tile by tile (sub-blocks of 2^_SUB_BITS first, as in
     :func:`_tile_ops`; ``direct``: one stage a qubit, :func:`.single_qubit.apply_x_rotations_pair`, else W·D·W),
-    then :func:`_dot_and_phase_pair` with ``g``; returns (⟨λ|Σ_{i<bits} X_i|φ⟩, that dot)."""
+    then :func:`_dot_and_phase_pair` with ``g``; returns (Im⟨λ|Σ_{i<bits} X_i|φ⟩, that dot)."""
     size = 1 << bits
     sub = min(bits, _SUB_BITS)
     top = bits - sub
@@ -645,12 +645,12 @@ def _pass_low_pair(phi, lam, bits, beta, energy, g, phases, direct):
     w_top = _z_weights(top)
     table = phase_table(phases[4], g)
     ntiles = phi.size >> bits
-    acc = np.zeros(ntiles, dtype=np.complex128)
+    acc = np.zeros(ntiles)
     dots = np.zeros(ntiles, dtype=np.complex128)
     for t in prange(ntiles):
         x = phi[t * size:(t + 1) * size]
         y = lam[t * size:(t + 1) * size]
-        s = 0.0j
+        s = 0.0
         if direct:
             xf = x.view(x.real.dtype)
             yf = y.view(y.real.dtype)
@@ -661,9 +661,9 @@ def _pass_low_pair(phi, lam, bits, beta, energy, g, phases, direct):
                 s += apply_x_rotations_pair(xf, yf, sub, top, beta)
         else:
             for start in range(0, size, bs):
-                s += _mixer_pair(x[start:start + bs], y[start:start + bs], tab_sub[0], w_sub, 0, sub)
+                s += _mixer_pair(x[start:start + bs], y[start:start + bs], tab_sub[0], w_sub, 0, sub).imag
             if top > 0:
-                s += _mixer_pair(x, y, tab_top[0], w_top, sub, top)
+                s += _mixer_pair(x, y, tab_top[0], w_top, sub, top).imag
         acc[t] = s
         dots[t] = _dot_and_phase_pair(x, y, energy[t * size:(t + 1) * size], g, phases, table, t * size)
     return acc.sum(), dots.sum()
@@ -672,12 +672,12 @@ def _pass_low_pair(phi, lam, bits, beta, energy, g, phases, direct):
 @njit(cache=True, parallel=True)
 def _pass_high_pair(phi, lam, low_bits, run_bits, beta, direct):
     """The mixer on bits low_bits…n−1 of φ and λ alike, on gathered tiles as in :func:`_pass_high`;
-    returns ⟨λ|Σ_{i≥low_bits} X_i|φ⟩."""
+    returns Im⟨λ|Σ_{i≥low_bits} X_i|φ⟩."""
     nh, kh, run, size, ntiles = _high_tiles(phi.size, low_bits, run_bits)
     one = np.ones(1, dtype=np.int64)
     tab_sub, tab_top = _tables(one, np.array([beta]), kh, 0, phi)
     weights = _z_weights(kh)
-    acc = np.zeros(ntiles, dtype=np.complex128)
+    acc = np.zeros(ntiles)
     for t in prange(ntiles):
         x = np.empty(size, dtype=phi.dtype)
         y = np.empty(size, dtype=lam.dtype)
@@ -688,7 +688,7 @@ def _pass_high_pair(phi, lam, low_bits, run_bits, beta, direct):
         if direct:
             acc[t] = apply_x_rotations_pair(x.view(x.real.dtype), y.view(y.real.dtype), run_bits, kh, beta)
         else:
-            acc[t] = _mixer_pair(x, y, tab_top[0], weights, run_bits, kh)
+            acc[t] = _mixer_pair(x, y, tab_top[0], weights, run_bits, kh).imag
         for h in range(nh):
             src = (h << low_bits) | (t << run_bits)
             phi[src:src + run] = x[h * run:(h + 1) * run]
@@ -789,11 +789,11 @@ class QAOASimulator(_DiagonalObjective):
         with _threads(self.cost.size):
             return float(self._run(theta, expect=True))
 
-    def _undo_layer_pair(self, phi, lam, beta, g) -> tuple[complex, complex]:
+    def _undo_layer_pair(self, phi, lam, beta, g) -> tuple[float, complex]:
         """φ, λ ← P(g)† M(β)† φ, λ (the high mixer qubits first, then the low ones with the phase undone in
-        the same pass); returns ⟨λ|Σ_i X_i|φ⟩ (unchanged by M: Σ X_i commutes with it) and ⟨λ|E|φ⟩
+        the same pass); returns Im⟨λ|Σ_i X_i|φ⟩ (unchanged by M: Σ X_i commutes with it) and ⟨λ|E|φ⟩
         (unchanged by the diagonal P)."""
-        overlap = 0.0j
+        overlap = 0.0
         if self.low_bits < self.n:
             overlap += _pass_high_pair(phi, lam, self.low_bits, self.run_bits, -beta, self.direct)
         low, dot = _pass_low_pair(phi, lam, self.low_bits, -beta, self.cost, -g, self._phase_arguments("low"),
@@ -819,7 +819,7 @@ class QAOASimulator(_DiagonalObjective):
         s = self.phase_scale
         for layer in range(p - 1, -1, -1):
             overlap, dot = self._undo_layer_pair(phi, lam, beta[layer], gamma[layer] * s)
-            grad[layer] = 2.0 * overlap.imag
+            grad[layer] = 2.0 * overlap
             grad[p + layer] = 2.0 * s * dot.imag
         return value, grad
 
