@@ -3,6 +3,7 @@
 from itertools import combinations
 from math import comb
 
+import numba
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
@@ -17,6 +18,7 @@ from qportfolio.backends.exact import (
     dicke_state,
     weight_k_states,
 )
+from qportfolio.backends.exact.single_qubit import apply_x_rotations, apply_x_rotations_pair, x_rotation_coefficients
 from qportfolio.circuits import xy_pairs
 from qportfolio.encoding import qubo_diagonal, qubo_energies
 from qportfolio.errors import ResourceError
@@ -199,6 +201,62 @@ def test_one_stage_a_qubit_mixer_equals_w_d_w(dtype, tol):
         reference, reference_grad = transforms.expectation_and_gradient(theta)
         assert abs(value - reference) < tol
         np.testing.assert_allclose(grad, reference_grad, atol=10 * tol)
+
+
+def _mixer_reference(x, b0, k, beta):
+    """(e^{−iβX})^{⊗k} on bits b0 … b0+k−1 by tensor contractions (bit q is axis n−1−q)."""
+    n = x.size.bit_length() - 1
+    u = np.array([[np.cos(beta), -1j * np.sin(beta)], [-1j * np.sin(beta), np.cos(beta)]])
+    psi = x.astype(complex).reshape([2] * n)
+    for q in range(b0, b0 + k):
+        psi = np.moveaxis(np.tensordot(u, psi, axes=([1], [n - 1 - q])), 0, n - 1 - q)
+    return psi.reshape(-1)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.complex128, 1e-12), (np.complex64, 3e-5)])
+def test_x_rotation_kernels_against_tensor_contractions(dtype, tol):
+    """apply_x_rotations (shear form, flipped past |β| = π/4, the n-qubit factor with bits 0–3) and the adjoint's
+    pair kernel (both states and Im⟨y|Σ X_i|x⟩) against numpy, β over several half-periods."""
+    rng = np.random.default_rng(5)
+    real = np.float64 if dtype == np.complex128 else np.float32
+    for n, split, b0, k in [(10, 4, 0, 5), (12, 7, 1, 5), (11, 10, 4, 1)]:
+        for beta in (0.1, -0.7, 1.2, 2.0, -2.9, 7.3, np.pi / 4):
+            x = (rng.normal(size=2**n) + 1j * rng.normal(size=2**n)).astype(dtype)
+            y = (rng.normal(size=2**n) + 1j * rng.normal(size=2**n)).astype(dtype)
+            scale = float(np.max(np.abs(x)))
+            c, flip = x_rotation_coefficients(beta, n)
+            c = tuple(real(v) for v in c)
+            z = x.copy()
+            apply_x_rotations(z.view(real), 0, split, c, flip)
+            apply_x_rotations(z.view(real), split, n - split, c, flip)
+            assert np.max(np.abs(z - _mixer_reference(x, 0, n, beta))) < tol * scale
+            xs, ys = x.copy(), y.copy()
+            overlap = apply_x_rotations_pair(xs.view(real), ys.view(real), b0, k, beta)
+            x_sum = sum(x.astype(complex)[np.arange(x.size) ^ (1 << q)] for q in range(b0, b0 + k))
+            expected = np.vdot(y.astype(complex), x_sum).imag
+            assert abs(overlap - expected) < tol * float(np.sum(np.abs(x) * np.abs(y)))
+            assert np.max(np.abs(xs - _mixer_reference(x, b0, k, beta))) < tol * scale
+            assert np.max(np.abs(ys - _mixer_reference(y, b0, k, beta))) < tol * scale
+
+
+def test_x_mixer_parallel_and_serial_kernels_agree():
+    """The one-stage-a-qubit passes and the adjoint on 2 threads and on 1 (small states run on one thread)."""
+    q, c, const = random_qubo(11, 4)
+    simulator = QAOASimulator(qubo_diagonal(q, c, const), phase_scale=0.5, tile_bits=6)
+    theta = np.array([0.4, -1.1, 2.2, 0.3, 0.8, -0.5])
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append((simulator._evolve(theta).copy(), simulator._run(theta, expect=True),
+                            simulator._adjoint(theta[:3], theta[3:], simulator.cost)))
+    finally:
+        numba.set_num_threads(previous)
+    (s1, e1, (v1, g1)), (s2, e2, (v2, g2)) = results
+    np.testing.assert_allclose(s1, s2, atol=1e-14)
+    np.testing.assert_allclose([e1, v1], [e2, v2], rtol=1e-13)
+    np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-14)
 
 
 def test_complex64_agrees():
