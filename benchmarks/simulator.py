@@ -4,7 +4,7 @@
                                    [--subspace N ...] [--md FILE] [--json FILE]
 
 Every implementation gets the same dense portfolio QUBO (risk + return + budget penalty) and the same
-angles θ = (β_1…β_p, γ_1…γ_p); the reported time is the least of up to 5 evaluations after a warm-up
+angles θ = (β_1…β_p, γ_1…γ_p); the reported time is the least of up to 15 evaluations (within 20 s) after a warm-up
 (a single cold evaluation for a peer slower than 3 s). Rows per n:
 
 * qportfolio ``QAOASimulator`` in complex128 and complex64, and the time ÷ the traffic floor: bytes moved
@@ -147,7 +147,7 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
-def measure(setup, evaluate, repeats: int = 5, budget: float = 20.0, warm_up: bool = True):
+def measure(setup, evaluate, repeats: int = 15, budget: float = 20.0, warm_up: bool = True):
     """(least seconds, value, peak MB above baseline) of ``evaluate(setup())``.
 
     One warm-up evaluation is discarded; then up to ``repeats`` timed ones within ``budget``
@@ -171,7 +171,7 @@ def measure(setup, evaluate, repeats: int = 5, budget: float = 20.0, warm_up: bo
     return float(np.min(times)), float(value), rss.mb
 
 
-def measured_seconds(seconds_per_evaluation: float, repeats: int = 5, budget: float = 20.0) -> float:
+def measured_seconds(seconds_per_evaluation: float, repeats: int = 15, budget: float = 20.0) -> float:
     """Wall time :func:`measure` spends on an implementation taking ``seconds_per_evaluation``."""
     t = seconds_per_evaluation
     timed = max(1, min(repeats, math.ceil((budget - t) / t) if t < budget else 1))
@@ -653,7 +653,7 @@ def markdown(command, rows, bandwidth, floor_bandwidth, traffic, p, loads, vqe_f
                   "do not quote them. Rerun on an idle machine for the table.", ""]
     lines += [
         f"One QAOA expectation ⟨E⟩ (X mixer, p = {p}) of a dense n-asset portfolio QUBO, the same QUBO and angles",
-        "for everyone; the least of up to 5 evaluations after a warm-up (a single cold evaluation for a peer",
+        "for everyone; the least of up to 15 evaluations (within 20 s) after a warm-up (a single cold evaluation for a peer",
         "slower than 3 s). *ratio* = the peer's time ÷ qportfolio complex128's at the same n; |Δ| = the largest",
         "difference of a complex128 peer's value from qportfolio complex128's.",
         "",

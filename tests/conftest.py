@@ -1,3 +1,4 @@
+import numba
 import numpy as np
 import pytest
 
@@ -34,3 +35,19 @@ def selection_problem(rng):
 def all_bits(n: int) -> np.ndarray:
     """Row z holds the bits of z, bit i in column i (Qiskit's little-endian order)."""
     return (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+
+
+def engine_on_one_and_two_threads(simulator, theta, observable):
+    """(final state, ⟨E⟩, (⟨O⟩, gradient)) of a QAOA engine's kernels on 1 and on 2 threads, called below the
+    public methods (which run small states on one thread)."""
+    p = len(theta) // 2
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append((simulator._evolve(theta).copy(), simulator._run(theta, expect=True),
+                            simulator._adjoint(theta[:p], theta[p:], observable)))
+    finally:
+        numba.set_num_threads(previous)
+    return results

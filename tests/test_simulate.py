@@ -3,9 +3,9 @@
 from itertools import combinations
 from math import comb
 
-import numba
 import numpy as np
 import pytest
+from conftest import engine_on_one_and_two_threads
 from qiskit import QuantumCircuit
 from qiskit.circuit.library import StatePreparation, XXPlusYYGate, efficient_su2, real_amplitudes
 from qiskit.quantum_info import SparsePauliOp, Statevector
@@ -244,15 +244,7 @@ def test_x_mixer_parallel_and_serial_kernels_agree():
     q, c, const = random_qubo(11, 4)
     simulator = QAOASimulator(qubo_diagonal(q, c, const), phase_scale=0.5, tile_bits=6)
     theta = np.array([0.4, -1.1, 2.2, 0.3, 0.8, -0.5])
-    results = []
-    previous = numba.get_num_threads()
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append((simulator._evolve(theta).copy(), simulator._run(theta, expect=True),
-                            simulator._adjoint(theta[:3], theta[3:], simulator.cost)))
-    finally:
-        numba.set_num_threads(previous)
+    results = engine_on_one_and_two_threads(simulator, theta, simulator.cost)
     (s1, e1, (v1, g1)), (s2, e2, (v2, g2)) = results
     np.testing.assert_allclose(s1, s2, atol=1e-14)
     np.testing.assert_allclose([e1, v1], [e2, v2], rtol=1e-13)

@@ -1,8 +1,8 @@
 """The warm-start QAOA engine against Qiskit's Statevector of the very circuit, and its adjoint gradient."""
 
-import numba
 import numpy as np
 import pytest
+from conftest import engine_on_one_and_two_threads
 from qiskit.quantum_info import Statevector
 
 from qportfolio.backends import make_backend
@@ -80,15 +80,7 @@ def test_parallel_and_serial_kernels_agree():
     qubo, probabilities, _, theta = random_instance(11, 3, 3)
     simulator = WarmStartQAOASimulator(qubo.all_energies(), probabilities, phase_scale=0.5, tile_bits=4)
     observable = np.exp(-qubo.all_energies())
-    results = []
-    previous = numba.get_num_threads()
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append((simulator._evolve(theta).copy(), simulator._run(theta, expect=True),
-                            simulator._adjoint(theta[:3], theta[3:], observable)))
-    finally:
-        numba.set_num_threads(previous)
+    results = engine_on_one_and_two_threads(simulator, theta, observable)
     (s1, e1, (v1, g1)), (s2, e2, (v2, g2)) = results
     np.testing.assert_allclose(s1, s2, atol=1e-14)
     np.testing.assert_allclose([e1, v1], [e2, v2], rtol=1e-13)

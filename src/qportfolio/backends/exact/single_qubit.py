@@ -193,6 +193,32 @@ def _vector_rotations(builder, v, c):
     return v
 
 
+def _split_bit(builder, v, k):
+    """The lanes of v without index bit k and those with it, as two half-length vectors (order kept)."""
+    lanes = v.type.count
+    lo = [i for i in range(lanes) if not i & k]
+    index = ir.VectorType(ir.IntType(32), lanes // 2)
+    return (builder.shuffle_vector(v, v, ir.Constant(index, lo)),
+            builder.shuffle_vector(v, v, ir.Constant(index, [i | k for i in lo])))
+
+
+def _join_bit(builder, a, b, k):
+    """The inverse of :func:`_split_bit`."""
+    lanes = 2 * a.type.count
+    back = [0] * lanes
+    for pos, i in enumerate(i for i in range(lanes) if not i & k):
+        back[i], back[i | k] = pos, lanes // 2 + pos
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), lanes), back))
+
+
+def _vector_at(context, builder, signature, args, lanes):
+    """The pointer to xf[start:start + lanes] (an intrinsic's arguments 0 and 1) as one vector, and its value."""
+    data = context.make_array(signature.args[0])(context, builder, args[0]).data
+    vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes)
+    where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(vector))
+    return where, builder.load(where, align=1)
+
+
 def _low_rotation_intrinsic(lanes):
     """f(xf, start, c): rotations on float strides 2 … lanes/2 (complex bits 0 … log2(lanes)−2) of
     xf[start:start+lanes] as one LLVM vector, in-register shuffles; c: their coefficients, four a bit."""
@@ -204,20 +230,11 @@ def _low_rotation_intrinsic(lanes):
             return None
 
         def codegen(context, builder, signature, args):
-            data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes)
-            where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(vector))
-            v = builder.load(where, align=1)
-            index = ir.IntType(32)
+            where, v = _vector_at(context, builder, signature, args, lanes)
             for r, k in enumerate(2 << s for s in range(lanes.bit_length() - 2)):
-                lo = [i for i in range(lanes) if not i & k]
-                a = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), lo))
-                b = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), [i | k for i in lo]))
+                a, b = _split_bit(builder, v, k)
                 a, b = _rotate(builder, a, b, args[2], r, lanes // 2, lanes.bit_length() - 2)
-                back = [0] * lanes
-                for pos, i in enumerate(lo):
-                    back[i], back[i | k] = pos, lanes // 2 + pos
-                v = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(index, lanes), back))
+                v = _join_bit(builder, a, b, k)
             builder.store(v, where, align=1)
             return context.get_dummy_value()
 
@@ -373,31 +390,47 @@ def _x_valid(xf, c, *integers):
             and c.dtype == xf.dtype and c.count == 3 and all(isinstance(i, types.Integer) for i in integers))
 
 
-def _x_streams_intrinsic(stages, flip):
-    """f(xf, pos, h, c): the 2^stages streams xf[pos + s·h :][:8] ← e^{−iβX} (shear form) on stream bits
-    0 … stages−1; c = (coefficient, cr, ci) of :func:`x_rotation_coefficients`."""
+def _sweep_loops(builder, size, h, step, inner, body):
+    """``for start in range(0, size, step): for j in range(start, start + h, inner): body(j)`` as LLVM loops."""
+    with cgutils.for_range_slice(builder, ir.Constant(size.type, 0), size, step) as (start, _):
+        with cgutils.for_range_slice(builder, start, builder.add(start, h), inner) as (j, _):
+            body(j)
+
+
+def _x_sweep_intrinsic(stages, flip):
+    """f(xf, q, c): e^{−iβX} (shear form) on complex bits q … q+stages−1 (q ≥ 2) of xf in one sweep, the
+    2^stages streams of eight floats at stride 2^(q+1) in registers; c = (coefficient, cr, ci) of
+    :func:`x_rotation_coefficients`."""
 
     @intrinsic
-    def at(typingctx, xf, pos, h, c):
-        if not _x_valid(xf, c, pos, h):
+    def at(typingctx, xf, q, c):
+        if not _x_valid(xf, c, q):
             return None
 
         def codegen(context, builder, signature, args):
-            where = _stream_pointers(context, builder, signature.args[0], args[0],
-                                     *(context.cast(builder, args[i], signature.args[i], types.intp) for i in (1, 2)))
-            where = where[:1 << stages]
-            v = [builder.load(w, align=1) for w in where]
-            coef = _splat_signed(builder, builder.extract_value(args[3], 0), 8, (1.0, -1.0))
-            for r in range(stages):
-                k = 1 << r
-                for i in range(len(v)):
-                    if not i & k:
-                        v[i], v[i | k] = _x_shear(builder, v[i], v[i | k], coef, flip)
-            for w, value in zip(where, v):
-                builder.store(value, w, align=1)
+            array = context.make_array(signature.args[0])(context, builder, args[0])
+            vector = ir.PointerType(ir.VectorType(context.get_data_type(signature.args[0].dtype), 8))
+            q_ = context.cast(builder, args[1], signature.args[1], types.intp)
+            h = builder.shl(ir.Constant(q_.type, 2), q_)
+            coef = _splat_signed(builder, builder.extract_value(args[2], 0), 8, (1.0, -1.0))
+
+            def body(j):
+                where = [builder.bitcast(builder.gep(array.data, [builder.add(j, builder.mul(h, ir.Constant(h.type, s)))]),
+                                         vector) for s in range(1 << stages)]
+                v = [builder.load(w, align=1) for w in where]
+                for r in range(stages):
+                    k = 1 << r
+                    for i in range(len(v)):
+                        if not i & k:
+                            v[i], v[i | k] = _x_shear(builder, v[i], v[i | k], coef, flip)
+                for w, value in zip(where, v):
+                    builder.store(value, w, align=1)
+
+            _sweep_loops(builder, builder.extract_value(array.shape, 0), h,
+                         builder.shl(h, ir.Constant(q_.type, stages)), ir.Constant(q_.type, 8), body)
             return context.get_dummy_value()
 
-        return types.void(xf, pos, h, c), codegen
+        return types.void(xf, q, c), codegen
 
     return at
 
@@ -413,22 +446,11 @@ def _x_low_intrinsic(flip):
             return None
 
         def codegen(context, builder, signature, args):
-            data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes)
-            where = builder.bitcast(builder.gep(data, [args[1]]), ir.PointerType(vector))
-            v = builder.load(where, align=1)
-            index = ir.IntType(32)
+            where, v = _vector_at(context, builder, signature, args, lanes)
             coef, cr, ci = (builder.extract_value(args[2], i) for i in range(3))
             coef = _splat_signed(builder, coef, lanes // 2, (1.0, -1.0))
             for k in (2, 4, 8, 16):
-                lo = [i for i in range(lanes) if not i & k]
-                a = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), lo))
-                b = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), [i | k for i in lo]))
-                a, b = _x_shear(builder, a, b, coef, flip)
-                back = [0] * lanes
-                for pos, i in enumerate(lo):
-                    back[i], back[i | k] = pos, lanes // 2 + pos
-                v = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(index, lanes), back))
+                v = _join_bit(builder, *_x_shear(builder, *_split_bit(builder, v, k), coef, flip), k)
             # v·(cr + i·ci) = cr·v + (−ci, ci)∘swap(v)
             v = _fma(builder, _splat(builder, cr, lanes), v,
                      builder.fmul(_splat_signed(builder, ci, lanes, (-1.0, 1.0)), _re_im_swap(builder, v)))
@@ -441,8 +463,8 @@ def _x_low_intrinsic(flip):
 
 
 _x_low, _x_low_flip = _x_low_intrinsic(False), _x_low_intrinsic(True)
-_x1, _x2, _x3 = (_x_streams_intrinsic(stages, False) for stages in (1, 2, 3))
-_x1f, _x2f, _x3f = (_x_streams_intrinsic(stages, True) for stages in (1, 2, 3))
+_x1, _x2, _x3 = (_x_sweep_intrinsic(stages, False) for stages in (1, 2, 3))
+_x1f, _x2f, _x3f = (_x_sweep_intrinsic(stages, True) for stages in (1, 2, 3))
 
 
 @njit(cache=True)
@@ -462,34 +484,20 @@ def x_rotation_coefficients(beta, n):
 
 @njit(cache=True)
 def _x_sweep(xf, q, stages, c, flip):
-    """Complex bits q … q+stages−1 (stages ≤ 3, q ≥ 2) of xf in one sweep, eight floats of each stream a step."""
-    h = 2 << q
-    step = h << stages
+    """The sweep intrinsic for (stages, flip)."""
     if flip:
         if stages == 3:
-            for start in range(0, xf.size, step):
-                for j in range(start, start + h, 8):
-                    _x3f(xf, j, h, c)
+            _x3f(xf, q, c)
         elif stages == 2:
-            for start in range(0, xf.size, step):
-                for j in range(start, start + h, 8):
-                    _x2f(xf, j, h, c)
+            _x2f(xf, q, c)
         else:
-            for start in range(0, xf.size, step):
-                for j in range(start, start + h, 8):
-                    _x1f(xf, j, h, c)
+            _x1f(xf, q, c)
     elif stages == 3:
-        for start in range(0, xf.size, step):
-            for j in range(start, start + h, 8):
-                _x3(xf, j, h, c)
+        _x3(xf, q, c)
     elif stages == 2:
-        for start in range(0, xf.size, step):
-            for j in range(start, start + h, 8):
-                _x2(xf, j, h, c)
+        _x2(xf, q, c)
     else:
-        for start in range(0, xf.size, step):
-            for j in range(start, start + h, 8):
-                _x1(xf, j, h, c)
+        _x1(xf, q, c)
 
 
 @njit(cache=True)
@@ -577,10 +585,12 @@ def _pair_sweep(context, builder, signature, args, body, step_of):
     h, step, inner, lanes = step_of(builder)
     zero = ir.Constant(ir.VectorType(ir.DoubleType(), lanes), [0.0] * lanes)
     acc = cgutils.alloca_once_value(builder, zero)
-    with cgutils.for_range_slice(builder, ir.Constant(size.type, 0), size, step) as (start, _):
-        with cgutils.for_range_slice(builder, start, builder.add(start, h), inner) as (j, _):
-            builder.store(builder.fadd(builder.load(acc), _tree_sum(builder, body(builder, (xf.data, yf.data), j))),
-                          acc)
+
+    def step_body(j):
+        terms = body(builder, (xf.data, yf.data), j)
+        builder.store(builder.fadd(builder.load(acc), _tree_sum(builder, terms)), acc)
+
+    _sweep_loops(builder, size, h, step, inner, step_body)
     return _reduce_overlap(builder, builder.load(acc))
 
 
@@ -638,7 +648,6 @@ def _x_pair_low(typingctx, xf, yf, c):
 
     def codegen(context, builder, signature, args):
         element = context.get_data_type(signature.args[0].dtype)
-        index = ir.IntType(32)
         cos = _splat(builder, builder.extract_value(args[2], 0), lanes // 2)
         sin = _splat_signed(builder, builder.extract_value(args[2], 1), lanes // 2, (1.0, -1.0))
 
@@ -651,19 +660,10 @@ def _x_pair_low(typingctx, xf, yf, c):
             x, y = (builder.load(w, align=1) for w in where)
             terms = []
             for k in (2, 4, 8, 16):
-                lo = [i for i in range(lanes) if not i & k]
-                back = [0] * lanes
-                for pos, i in enumerate(lo):
-                    back[i], back[i | k] = pos, lanes // 2 + pos
-                halves = [(builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2), lo)),
-                           builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(index, lanes // 2),
-                                                                    [i | k for i in lo]))) for v in (x, y)]
-                (xa, xb), (ya, yb) = halves
+                (xa, xb), (ya, yb) = _split_bit(builder, x, k), _split_bit(builder, y, k)
                 terms.append(_overlap_terms(builder, xa, xb, ya, yb))
-                xa, xb = _x_unitary(builder, xa, xb, cos, sin)
-                ya, yb = _x_unitary(builder, ya, yb, cos, sin)
-                x = builder.shuffle_vector(xa, xb, ir.Constant(ir.VectorType(index, lanes), back))
-                y = builder.shuffle_vector(ya, yb, ir.Constant(ir.VectorType(index, lanes), back))
+                x = _join_bit(builder, *_x_unitary(builder, xa, xb, cos, sin), k)
+                y = _join_bit(builder, *_x_unitary(builder, ya, yb, cos, sin), k)
             builder.store(x, where[0], align=1)
             builder.store(y, where[1], align=1)
             return terms

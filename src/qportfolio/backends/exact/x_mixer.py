@@ -23,15 +23,14 @@ from numba.extending import intrinsic
 from qportfolio.backends.exact.kernels import (
     _cost_array,
     _DiagonalObjective,
+    _high_tiles,
     _sincos,
     _split_theta,
-    _high_tiles,
     _stream_pointers,
     _threads,
     _weighted_copy,
     check_memory,
 )
-from qportfolio.backends.exact.single_qubit import apply_x_rotations, apply_x_rotations_pair, x_rotation_coefficients
 from qportfolio.backends.exact.phases import (
     QuboPhases,
     block_phases,
@@ -40,6 +39,7 @@ from qportfolio.backends.exact.phases import (
     no_qubo_arguments,
     phase_table,
 )
+from qportfolio.backends.exact.single_qubit import apply_x_rotations, apply_x_rotations_pair, x_rotation_coefficients
 
 # --------------------------------------------------------------------------- X-mixer kernels
 
