@@ -390,6 +390,12 @@ def _x_valid(xf, c, *integers):
             and c.dtype == xf.dtype and c.count == 3 and all(isinstance(i, types.Integer) for i in integers))
 
 
+def _streams(builder, data, j, h, count, vector):
+    """Pointers to ``count`` vectors (type ``vector``) at data + j + s·h, s < count: a sweep step's streams."""
+    return [builder.bitcast(builder.gep(data, [builder.add(j, builder.mul(h, ir.Constant(h.type, s)))]), vector)
+            for s in range(count)]
+
+
 def _sweep_loops(builder, size, h, step, inner, body):
     """``for start in range(0, size, step): for j in range(start, start + h, inner): body(j)`` as LLVM loops."""
     with cgutils.for_range_slice(builder, ir.Constant(size.type, 0), size, step) as (start, _):
@@ -415,8 +421,7 @@ def _x_sweep_intrinsic(stages, flip):
             coef = _splat_signed(builder, builder.extract_value(args[2], 0), 8, (1.0, -1.0))
 
             def body(j):
-                where = [builder.bitcast(builder.gep(array.data, [builder.add(j, builder.mul(h, ir.Constant(h.type, s)))]),
-                                         vector) for s in range(1 << stages)]
+                where = _streams(builder, array.data, j, h, 1 << stages, vector)
                 v = [builder.load(w, align=1) for w in where]
                 for r in range(stages):
                     k = 1 << r
@@ -615,8 +620,7 @@ def _x_pair_sweep_intrinsic(stages):
                 return h_, builder.shl(h_, ir.Constant(q_.type, stages)), ir.Constant(q_.type, _PAIR_LANES), _PAIR_LANES
 
             def body(builder, data, j):
-                wx, wy = ([builder.bitcast(builder.gep(d, [builder.add(j, builder.mul(h_, ir.Constant(h_.type, s)))]),
-                                           vector) for s in range(1 << stages)] for d in data)
+                wx, wy = (_streams(builder, d, j, h_, 1 << stages, vector) for d in data)
                 x = [builder.load(w, align=1) for w in wx]
                 y = [builder.load(w, align=1) for w in wy]
                 terms = []
@@ -652,7 +656,7 @@ def _x_pair_low(typingctx, xf, yf, c):
         sin = _splat_signed(builder, builder.extract_value(args[2], 1), lanes // 2, (1.0, -1.0))
 
         def step_of(builder):
-            n32 = ir.Constant(ir.IntType(64), lanes)
+            n32 = ir.Constant(context.get_value_type(types.intp), lanes)
             return n32, n32, n32, lanes // 2
 
         def body(builder, data, g):

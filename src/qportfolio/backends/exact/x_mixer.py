@@ -11,6 +11,7 @@ between the two W. The phases come from the energy table or, given the QUBO, fro
 Where numba's loop vectoriser cannot form the shuffles (the low complex bits inside a register, the re/im swap
 of a complex product) the kernels are LLVM vector code (numba intrinsics), so every sweep runs at SIMD width.
 """
+
 from __future__ import annotations
 
 import math
