@@ -1,13 +1,14 @@
 """A/B of the X-mixer QAOA kernel: the old code (another source tree) against this one, interleaved.
 
-    python benchmarks/kernel_ab.py [--qubits 20 22 24] [--p 2] [--rounds 7] [--old-src /work/main/src]
+    python benchmarks/kernel_ab.py [--qubits 20 22 24] [--p 2] [--rounds 7] [--old-src /work/main/src] [--old-qubo]
 
 Each side is a worker process with its own PYTHONPATH; both get the same dense portfolio QUBO
 (:func:`benchmarks.simulator.portfolio_qubo`) and angles. Every round times one expectation and one
 expectation-and-gradient on each side, alternating which side goes first; the table reports the
 minimum over rounds (the machine is shared: the minimum is the least disturbed run) and new/old.
 "new" runs with the QUBO (phases from its structure); "new, table" without it (phases from the
-2ⁿ energy table, the old path). Writes results/benchmarks/kernel_ab.md.
+2ⁿ energy table, the old path); ``--old-qubo`` gives the old side the QUBO too (an A/B of two versions of
+the structured phases). Writes results/benchmarks/kernel_ab.md.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--p", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--old-src", type=Path, default=Path("/work/main/src"))
+    parser.add_argument("--old-qubo", action="store_true", help="the old side gets the QUBO too")
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "benchmarks" / "kernel_ab.md")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -103,6 +105,7 @@ def main() -> None:
     from simulator import portfolio_qubo
 
     sides = {name: Side(name, args.old_src if name == "old" else ROOT / "src") for name in SIDES}
+    qubo = {**SIDES, "old": args.old_qubo}
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +115,7 @@ def main() -> None:
                 phase_scale = 1.0 / max(float(np.max(np.abs(quad))), float(np.max(np.abs(lin))))
                 path = Path(tmp) / f"qubo{n}.npz"
                 np.savez(path, quadratic=quad, linear=lin, constant=const, theta=theta, phase_scale=phase_scale)
-                traffic = {name: side.ask(setup=str(path), qubo=SIDES[name])["traffic"] for name, side in sides.items()}
+                traffic = {name: side.ask(setup=str(path), qubo=qubo[name])["traffic"] for name, side in sides.items()}
                 times = {(name, what): [] for name in sides for what in ("expectation", "gradient")}
                 values = {}
                 order = list(sides)
@@ -137,9 +140,9 @@ def write_report(args, rows) -> None:
         "# X-mixer kernel A/B",
         "",
         f"`python benchmarks/kernel_ab.py --qubits {' '.join(map(str, args.qubits))} --p {args.p} "
-        f"--rounds {args.rounds}` — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores "
+        f"--rounds {args.rounds}{' --old-qubo' if args.old_qubo else ''}` — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores "
         "(shared with other work: minimum over interleaved rounds). old: "
-        f"`{args.old_src}`; new: this tree with the QUBO's structured phases; new, table: this tree without it.",
+        f"`{args.old_src}`{' with the QUBO' if args.old_qubo else ''}; new: this tree with the QUBO's structured phases; new, table: this tree without it.",
         "",
         "| n | what | old ms | new ms | new/old | new, table ms | table/old | traffic B/amp (old → new) |",
         "|---|---|---|---|---|---|---|---|",

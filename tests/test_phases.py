@@ -7,7 +7,7 @@ import pytest
 from qportfolio.backends import make_backend
 from qportfolio.backends.exact import ExactBackend, QAOASimulator
 from qportfolio.backends.exact.phases import QuboPhases, block_phases, multiply_block_phases, phase_table
-from qportfolio.backends.exact.x_mixer import _dot_and_phase_pair
+from qportfolio.backends.exact.x_mixer import _dot_and_phase_pair, _phase_tables, _phase_tile, pass_phases
 from qportfolio.circuits import qaoa_ansatz
 from qportfolio.encoding import to_qubo
 from qportfolio.encoding.qubo import Qubo
@@ -52,6 +52,25 @@ def test_every_block_size(m):
         block_phases(out, base, m, g, phase_table(phases.low_energies(m), g), *phases.arguments(), w)
         expected = np.exp(-1j * g * energies[base:base + (1 << m)])
         np.testing.assert_allclose(out[0] + 1j * out[1], expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("run_bits, shift", [(0, 4), (2, 5), (3, 6), (4, 4)])
+def test_gathered_tiles_take_their_base_zero_phases_and_factors(run_bits, shift):
+    """A tile of the runs of 2^run_bits amplitudes that differ in bits shift…n−1 (a high pass's; shift = run_bits:
+    contiguous tiles, the block path) against e^{−igE} of its basis states."""
+    n, g = 9, -1.3
+    q, c, const = random_qubo(n, 5)
+    energies = brute_energies(q, c, const)
+    phases = pass_phases(QuboPhases(q, c, const), run_bits)
+    size = 1 << (run_bits + n - shift)
+    tables = _phase_tables(np.array([0]), np.array([g]), phases, run_bits, shift, size)
+    index = np.arange(size)
+    for t in range(1 << (shift - run_bits)):
+        base = t << run_bits
+        states = ((index >> run_bits) << shift) | base | (index & ((1 << run_bits) - 1))
+        x = np.ones(size, dtype=complex)
+        _phase_tile(x, np.empty(0), g, 0, phases, tables, (base, run_bits, shift))
+        np.testing.assert_allclose(x, np.exp(-1j * g * energies[states]), rtol=0, atol=1e-12)
 
 
 def test_a_different_table_is_not_reproduced():

@@ -134,8 +134,10 @@ def _expectation_parallel(psi, energy):
     return acc
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def _expectation_serial(psi, energy):
+    """Σ_z |ψ_z|² E_z on one thread; the sum may be reordered (vectorised: a rounding-level change; in order it
+    is one dependent add an amplitude)."""
     acc = 0.0
     for z in range(psi.size):
         a = psi[z]

@@ -49,8 +49,9 @@ from numba.extending import intrinsic
 from qportfolio.backends.exact.kernels import (
     _cost_array,
     _DiagonalObjective,
-    _split_theta,
+    _expectation_serial,
     _high_tiles,
+    _split_theta,
     _stream_pointers,
     _threads,
     _weighted_copy,
@@ -230,7 +231,7 @@ def _pass_low(psi, energy, bits, kinds, layers, values, shear, shear_neg, d_sub,
     size = 1 << bits
     ntiles = psi.size >> bits
     sub = min(bits, _SUB_BITS)
-    tables = _phase_tables(kinds, values, phases)
+    tables = _phase_tables(kinds, values, phases, bits, bits, size)
     acc = np.zeros(ntiles)
     for t in prange(ntiles):
         off = t * size
@@ -246,11 +247,7 @@ def _pass_low(psi, energy, bits, kinds, layers, values, shear, shear_neg, d_sub,
         _tile_forward(x, e, kinds, layers, values, shear, shear_neg, d_sub, d_top, dc_sub, dc_top, 0, 0, bits, sub,
                       phases, tables, (off, bits, bits))
         if expect:
-            s = 0.0
-            for j in range(size):
-                v = x[j]
-                s += (v.real * v.real + v.imag * v.imag) * e[j]
-            acc[t] = s
+            acc[t] = _expectation_serial(x, e)
     return acc.sum()
 
 
@@ -260,7 +257,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, values, shear, sh
     """Ops on the high qubits: a tile gathers the 2^(n−low_bits) runs of 2^run_bits amplitudes that differ
     only in qubits low_bits…n−1 (tile bits run_bits…)."""
     nh, kh, run, size, ntiles = _high_tiles(psi.size, low_bits, run_bits)
-    tables = _phase_tables(kinds, values, phases)
+    tables = _phase_tables(kinds, values, phases, run_bits, low_bits, size)
     need_e = expect
     for o in range(kinds.size):
         if kinds[o] == PHASE and phases[0].shape[0] == 0:
@@ -277,11 +274,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, layers, values, shear, sh
         _tile_forward(x, e, kinds, layers, values, shear, shear_neg, d_high, d_high, dc_high, dc_high, low_bits,
                       run_bits, kh, 0, phases, tables, (t << run_bits, run_bits, low_bits))
         if expect:
-            s = 0.0
-            for j in range(size):
-                v = x[j]
-                s += (v.real * v.real + v.imag * v.imag) * e[j]
-            acc[t] = s
+            acc[t] = _expectation_serial(x, e)
         else:
             for h in range(nh):
                 src = (h << low_bits) | (t << run_bits)
@@ -296,7 +289,7 @@ def _adjoint_low(phi, lam, energy, bits, kinds, layers, values, shear, shear_neg
     size = 1 << bits
     ntiles = phi.size >> bits
     sub = min(bits, _SUB_BITS)
-    tables = _phase_tables(kinds, values, phases)
+    tables = _phase_tables(kinds, values, phases, bits, bits, size)
     out = np.zeros((ntiles, kinds.size), dtype=np.complex128)
     for t in prange(ntiles):
         off = t * size
@@ -311,7 +304,7 @@ def _adjoint_high(phi, lam, energy, low_bits, run_bits, kinds, layers, values, s
                   phases):
     """:func:`_tile_backward` on the gathered high-qubit tiles of φ and λ."""
     nh, kh, run, size, ntiles = _high_tiles(phi.size, low_bits, run_bits)
-    tables = _phase_tables(kinds, values, phases)
+    tables = _phase_tables(kinds, values, phases, run_bits, low_bits, size)
     out = np.zeros((ntiles, kinds.size), dtype=np.complex128)
     for t in prange(ntiles):
         x = np.empty(size, dtype=phi.dtype)

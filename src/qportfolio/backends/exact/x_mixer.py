@@ -24,6 +24,7 @@ from numba.extending import intrinsic
 from qportfolio.backends.exact.kernels import (
     _cost_array,
     _DiagonalObjective,
+    _expectation_serial,
     _high_tiles,
     _sincos,
     _split_theta,
@@ -33,9 +34,12 @@ from qportfolio.backends.exact.kernels import (
     check_memory,
 )
 from qportfolio.backends.exact.phases import (
+    BLOCK_BITS,
     QuboPhases,
     block_phases,
+    gathered_tile_factors,
     multiply_block_phases,
+    multiply_gathered_phases,
     multiply_rows,
     no_qubo_arguments,
     phase_table,
@@ -414,7 +418,8 @@ def _tile_ops(x, e, kinds, values, mixers, b0, k, sub, phases, tables, where):
 def _phase_tile(x, e, g, o, phases, tables, where):
     """x ← e^{−igE} x on a tile. ``phases`` = (pair, diag, const, m, low_energies): a QUBO (empty pair:
     use ``e``) and the energies E_a of blocks of 2^m (:mod:`.phases`); ``where`` = (base, run_bits, shift):
-    tile index j is basis state ((j >> run_bits) << shift) | base | (j mod 2^run_bits)."""
+    tile index j is basis state ((j >> run_bits) << shift) | base | (j mod 2^run_bits); ``tables[o]``:
+    :func:`_phase_tables`' (block by block, or for a gathered tile of short runs from the base-0 tile's)."""
     pair, diag, const, m, _ = phases
     if pair.shape[0] == 0:
         for j in range(x.size):
@@ -422,10 +427,16 @@ def _phase_tile(x, e, g, o, phases, tables, where):
             x[j] = x[j] * complex(c, -s)
         return
     base, run_bits, shift = where
-    run_mask = (1 << run_bits) - 1
     table = tables[o]
-    out = np.empty((2, 1 << m))
     w = np.empty(2 * diag.size)
+    if _short_runs(run_bits, shift):  # its base-0 phases (the table) times the base's factors
+        a = np.empty((2, 1 << run_bits))
+        b = np.empty((2, x.size >> run_bits))
+        gathered_tile_factors(a, b, base, run_bits, shift, g, pair, diag, w)
+        multiply_gathered_phases(x.view(x.real.dtype), table, a, b, np.empty((2, 1 << run_bits)))
+        return
+    run_mask = (1 << run_bits) - 1
+    out = np.empty((2, 1 << m))
     for start in range(0, x.size, 1 << m):
         z = ((start >> run_bits) << shift) | base | (start & run_mask)
         multiply_block_phases(x, start, z, m, g, table, pair, diag, const, out, w)
@@ -471,15 +482,35 @@ def _mixer_arguments(kinds, values, k, sub, direct, psi):
     return tab_sub, tab_top, rotations, flips
 
 
+@njit(cache=True, inline="always")
+def _short_runs(run_bits, shift):
+    """Whether a pass's tiles gather runs shorter than a phase block (:data:`.phases.BLOCK_BITS`)."""
+    return run_bits < shift and run_bits < BLOCK_BITS
+
+
 @njit(cache=True)
-def _phase_tables(kinds, values, phases):
-    """The table T of :mod:`.phases` for each phase op (given a QUBO)."""
-    low_energies = phases[4]
-    tables = np.ones((kinds.size, 2, low_energies.size))
-    if phases[0].shape[0] > 0:
-        for o in range(kinds.size):
-            if kinds[o] == 0:
-                tables[o] = phase_table(low_energies, values[o])
+def _phase_tables(kinds, values, phases, run_bits, shift, size):
+    """For each phase op, given a QUBO, what :func:`_phase_tile` takes: the table T of :mod:`.phases`, or for
+    tiles of ``size`` amplitudes that gather runs of 2^run_bits shorter than a block (the rest of the tile's
+    bits from bit ``shift`` up), the phases of the tile with base 0."""
+    pair, diag, const, m, low_energies = phases
+    gathered = _short_runs(run_bits, shift) and pair.shape[0] > 0
+    tables = np.ones((kinds.size, 2, size if gathered else low_energies.size))
+    if pair.shape[0] == 0:
+        return tables
+    out = np.empty((2, 1 << m))
+    w = np.empty(2 * diag.size)
+    run_mask = (1 << run_bits) - 1
+    for o in range(kinds.size):
+        if kinds[o] == 0:
+            t = phase_table(low_energies, values[o])
+            if not gathered:
+                tables[o] = t
+                continue
+            for start in range(0, size, 1 << m):
+                z = ((start >> run_bits) << shift) | (start & run_mask)
+                block_phases(out, z, m, values[o], t, pair, diag, const, w)
+                tables[o, :, start:start + (1 << m)] = out
     return tables
 
 
@@ -495,7 +526,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases, direct):
     ntiles = psi.size >> bits
     sub = min(bits, _SUB_BITS)
     mixers = _mixer_arguments(kinds, values, bits, sub, direct, psi)
-    tables = _phase_tables(kinds, values, phases)
+    tables = _phase_tables(kinds, values, phases, bits, bits, size)
     acc = np.zeros(ntiles)
     for t in prange(ntiles):
         off = t * size
@@ -508,11 +539,7 @@ def _pass_low(psi, energy, bits, kinds, values, init, expect, phases, direct):
         e = energy[off:off + size]
         _tile_ops(x, e, kinds, values, mixers, 0, bits, sub, phases, tables, (off, bits, bits))
         if expect:
-            s = 0.0
-            for j in range(size):
-                a = x[j]
-                s += (a.real * a.real + a.imag * a.imag) * e[j]
-            acc[t] = s
+            acc[t] = _expectation_serial(x, e)
     return acc.sum()
 
 
@@ -522,7 +549,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases, d
     amplitudes; the high qubits are the tile's bits run_bits….""" 
     nh, kh, run, size, ntiles = _high_tiles(psi.size, low_bits, run_bits)
     mixers = _mixer_arguments(kinds, values, kh, 0, direct, psi)
-    tables = _phase_tables(kinds, values, phases)
+    tables = _phase_tables(kinds, values, phases, run_bits, low_bits, size)
     need_e = expect
     for o in range(kinds.size):
         if kinds[o] == 0 and phases[0].shape[0] == 0:
@@ -539,11 +566,7 @@ def _pass_high(psi, energy, low_bits, run_bits, kinds, values, expect, phases, d
         where = (t << run_bits, run_bits, low_bits)
         _tile_ops(x, e, kinds, values, mixers, run_bits, kh, 0, phases, tables, where)
         if expect:
-            s = 0.0
-            for j in range(size):
-                a = x[j]
-                s += (a.real * a.real + a.imag * a.imag) * e[j]
-            acc[t] = s
+            acc[t] = _expectation_serial(x, e)
         else:
             for h in range(nh):
                 src = (h << low_bits) | (t << run_bits)
@@ -676,7 +699,7 @@ def _pass_high_pair(phi, lam, low_bits, run_bits, beta, direct):
     returns Im⟨λ|Σ_{i≥low_bits} X_i|φ⟩."""
     nh, kh, run, size, ntiles = _high_tiles(phi.size, low_bits, run_bits)
     one = np.ones(1, dtype=np.int64)
-    tab_sub, tab_top = _tables(one, np.array([beta]), kh, 0, phi)
+    tab_top = _tables(one, np.array([beta]), kh, 0, phi)[1]
     weights = _z_weights(kh)
     acc = np.zeros(ntiles)
     for t in prange(ntiles):
