@@ -7,7 +7,13 @@ import pytest
 from qportfolio.backends import make_backend
 from qportfolio.backends.exact import ExactBackend, QAOASimulator
 from qportfolio.backends.exact.phases import QuboPhases, block_phases, multiply_block_phases, phase_table
-from qportfolio.backends.exact.x_mixer import _dot_and_phase_pair, _phase_tables, _phase_tile, pass_phases
+from qportfolio.backends.exact.x_mixer import (
+    _dot_and_phase_pair,
+    _phase_tables,
+    _phase_tile,
+    pass_phases,
+    phase_scratch,
+)
 from qportfolio.circuits import qaoa_ansatz
 from qportfolio.encoding import to_qubo
 from qportfolio.encoding.qubo import Qubo
@@ -69,7 +75,7 @@ def test_gathered_tiles_take_their_base_zero_phases_and_factors(run_bits, shift)
         base = t << run_bits
         states = ((index >> run_bits) << shift) | base | (index & ((1 << run_bits) - 1))
         x = np.ones(size, dtype=complex)
-        _phase_tile(x, np.empty(0), g, 0, phases, tables, (base, run_bits, shift))
+        _phase_tile(x, np.empty(0), g, 0, phases, tables, (base, run_bits, shift), phase_scratch(phases))
         np.testing.assert_allclose(x, np.exp(-1j * g * energies[states]), rtol=0, atol=1e-12)
 
 

@@ -65,6 +65,7 @@ from qportfolio.backends.exact.x_mixer import (
     _phase_tile,
     _weighted_overlap,
     pass_phases,
+    phase_scratch,
 )
 
 _SUB_BITS = 10  # 2^10 amplitudes (16 KiB in complex128) stay in L1 for the low qubits of a mixer
@@ -155,11 +156,12 @@ def _tile_forward(x, e, kinds, layers, values, t, t_neg, d_sub, d_top, dc_sub, d
     xf = x.view(x.real.dtype)
     bs = 1 << sub
     base, run_bits, shift = where
+    scratch = phase_scratch(phases)
     for o in range(kinds.size):
         deferred = sub > 0 and run_bits >= sub and o + 1 < kinds.size and kinds[o + 1] == MIXER
         if kinds[o] == PHASE:
             if not deferred:
-                _phase_tile(x, e, values[o], o, phases, tables, where)
+                _phase_tile(x, e, values[o], o, phases, tables, where, scratch)
             continue
         layer = layers[o]
         if sub > 0:
@@ -168,7 +170,7 @@ def _tile_forward(x, e, kinds, layers, values, t, t_neg, d_sub, d_top, dc_sub, d
                 if phase_first:
                     z = ((start >> run_bits) << shift) | base | (start & ((1 << run_bits) - 1))
                     _phase_tile(x[start:start + bs], e[start:start + bs], values[o - 1], o - 1, phases, tables,
-                                (z, sub, sub))
+                                (z, sub, sub), scratch)
                 _mixer_part(xf[2 * start:2 * (start + bs)], t[q0:q0 + sub], t_neg[q0:q0 + sub], d_sub[layer],
                             dc_sub[layer], 0, sub)
         if k > sub:
@@ -198,12 +200,13 @@ def _tile_backward(x, y, e, kinds, layers, values, t, t_neg, d_sub, d_top, w_sub
     xf = x.view(x.real.dtype)
     yf = y.view(y.real.dtype)
     bs = 1 << sub
+    scratch = phase_scratch(phases)
     for o in range(kinds.size):
         if kinds[o] != MIXER:
             out[o] += _weighted_overlap(xf, yf, e, 0, x.size - 1)
             if kinds[o] == PHASE:
-                _phase_tile(x, e, values[o], o, phases, tables, where)
-                _phase_tile(y, e, values[o], o, phases, tables, where)
+                _phase_tile(x, e, values[o], o, phases, tables, where, scratch)
+                _phase_tile(y, e, values[o], o, phases, tables, where, scratch)
             continue
         layer = layers[o]
         acc = 0.0j

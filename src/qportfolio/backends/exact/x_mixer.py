@@ -373,10 +373,11 @@ def _tile_ops(x, e, kinds, values, mixers, b0, k, sub, phases, tables, where):
     top_shift = b0 + sub
     top_mask = (1 << top_bits) - 1
     base, run_bits, shift = where
+    scratch = phase_scratch(phases)
     for o in range(kinds.size):
         if kinds[o] == 0:
             if not (sub > 0 and run_bits >= sub and o + 1 < kinds.size and kinds[o + 1] == 1):
-                _phase_tile(x, e, values[o], o, phases, tables, where)
+                _phase_tile(x, e, values[o], o, phases, tables, where, scratch)
             continue
         if direct:
             c = (rotations[o, 0], rotations[o, 1], rotations[o, 2])
@@ -388,7 +389,7 @@ def _tile_ops(x, e, kinds, values, mixers, b0, k, sub, phases, tables, where):
                 if phase_first:
                     z = ((start >> run_bits) << shift) | base | (start & ((1 << run_bits) - 1))
                     _phase_tile(x[start:start + bs], e[start:start + bs], values[o - 1], o - 1, phases, tables,
-                                (z, sub, sub))
+                                (z, sub, sub), scratch)
                 vf = xf[2 * start:2 * start + 2 * bs]
                 if direct:
                     apply_x_rotations(vf, 0, sub, c, flip)
@@ -415,11 +416,18 @@ def _tile_ops(x, e, kinds, values, mixers, b0, k, sub, phases, tables, where):
 
 
 @njit(cache=True)
-def _phase_tile(x, e, g, o, phases, tables, where):
+def phase_scratch(phases):
+    """The scratch :func:`_phase_tile` takes: a block's phases (2, 2^m) and 2n floats, allocated once a tile."""
+    return np.empty((2, 1 << phases[3])), np.empty(2 * phases[1].size)
+
+
+@njit(cache=True)
+def _phase_tile(x, e, g, o, phases, tables, where, scratch):
     """x ← e^{−igE} x on a tile. ``phases`` = (pair, diag, const, m, low_energies): a QUBO (empty pair:
     use ``e``) and the energies E_a of blocks of 2^m (:mod:`.phases`); ``where`` = (base, run_bits, shift):
     tile index j is basis state ((j >> run_bits) << shift) | base | (j mod 2^run_bits); ``tables[o]``:
-    :func:`_phase_tables`' (block by block, or for a gathered tile of short runs from the base-0 tile's)."""
+    :func:`_phase_tables`' (block by block, or for a gathered tile of short runs from the base-0 tile's);
+    ``scratch``: :func:`phase_scratch`'s."""
     pair, diag, const, m, _ = phases
     if pair.shape[0] == 0:
         for j in range(x.size):
@@ -428,7 +436,7 @@ def _phase_tile(x, e, g, o, phases, tables, where):
         return
     base, run_bits, shift = where
     table = tables[o]
-    w = np.empty(2 * diag.size)
+    out, w = scratch
     if _short_runs(run_bits, shift):  # its base-0 phases (the table) times the base's factors
         a = np.empty((2, 1 << run_bits))
         b = np.empty((2, x.size >> run_bits))
@@ -436,7 +444,6 @@ def _phase_tile(x, e, g, o, phases, tables, where):
         multiply_gathered_phases(x.view(x.real.dtype), table, a, b, np.empty((2, 1 << run_bits)))
         return
     run_mask = (1 << run_bits) - 1
-    out = np.empty((2, 1 << m))
     for start in range(0, x.size, 1 << m):
         z = ((start >> run_bits) << shift) | base | (start & run_mask)
         multiply_block_phases(x, start, z, m, g, table, pair, diag, const, out, w)
