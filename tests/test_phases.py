@@ -79,6 +79,14 @@ def test_gathered_tiles_take_their_base_zero_phases_and_factors(run_bits, shift)
         np.testing.assert_allclose(x, np.exp(-1j * g * energies[states]), rtol=0, atol=1e-12)
 
 
+def test_too_little_scratch_is_refused():
+    n, m = 6, 2
+    phases = QuboPhases(*random_qubo(n, 2))
+    table = phase_table(phases.low_energies(m), 0.5)
+    with pytest.raises(ValueError, match="2n floats"):
+        block_phases(np.empty((2, 1 << m)), 0, m, 0.5, table, *phases.arguments(), np.empty(2 ** m))
+
+
 def test_a_different_table_is_not_reproduced():
     q, c, const = random_qubo(6, 1)
     phases = QuboPhases(q, c, const)

@@ -74,22 +74,30 @@ def _linear_phases(re, im, g, coefficients, offset):
 
 
 @njit(cache=True)
+def _base_terms(v, w, base, lo, hi, pair, diag):
+    """v ← Σ_j b_j P_j· over the bits b_j of ``base`` with lo ≤ j < hi (no branches, vectorised; v is w's first n
+    floats, its next n hold the bits), and returns their own energy Σ_j b_j (d_j + v_j/2) (P has no diagonal)."""
+    n = diag.size
+    if w.size < 2 * n:
+        raise ValueError("the QUBO phases need 2n floats of scratch")
+    bits = w[n:2 * n]
+    v[:] = 0.0
+    for j in range(lo, hi):
+        bits[j] = (base >> j) & 1
+        _axpy(v, pair[j], bits[j])
+    energy = 0.0
+    for j in range(lo, hi):
+        energy += bits[j] * (diag[j] + 0.5 * v[j])
+    return energy
+
+
+@njit(cache=True)
 def block_phases(out, base, m, g, table, pair, diag, const, w):
     """out[0] + i·out[1] = e^{−igE(base + a)} for a < 2^m (base's m low bits are zero; table = T for g as
     real and imaginary rows, shape (2, 2^m); w: 2n floats of scratch). With b_j the bits of base (j ≥ m) and
     v = Σ_j b_j P_j· (no branches, vectorised), w_i = v_i (i < m) and E_r = const + Σ_{k≥m} b_k (d_k + v_k/2)."""
-    n = diag.size
-    if w.size < 2 * n:
-        raise ValueError("block_phases needs 2n floats of scratch")
-    v = w[:n]
-    bits = w[n:2 * n]
-    v[:] = 0.0
-    for j in range(m, n):
-        bits[j] = (base >> j) & 1
-        _axpy(v, pair[j], bits[j])
-    rest = const
-    for k in range(m, n):
-        rest += bits[k] * (diag[k] + 0.5 * v[k])
+    v = w[:diag.size]
+    rest = const + _base_terms(v, w, base, m, diag.size, pair, diag)
     re = out[0]
     im = out[1]
     _linear_phases(re, im, g, v[:m], rest)
@@ -121,18 +129,8 @@ def gathered_tile_factors(a, b, base, run_bits, shift, g, pair, diag, w):
         E(z) − E(z − base) = Σ_{l∈t} (d_l + v_l/2) + Σ_{i<run_bits} j_i v_i + Σ_{i<k} h_i v_{shift+i},
 
     so e^{−igE(z)} = K[h, j]·a[j]·b[h] with K the base-0 tile's phases, ``a`` the j part and ``b`` the rest."""
-    n = diag.size
-    if w.size < 2 * n:
-        raise ValueError("gathered_tile_factors needs 2n floats of scratch")
-    v = w[:n]
-    bits = w[n:2 * n]
-    v[:] = 0.0
-    for j in range(run_bits, shift):
-        bits[j] = (base >> j) & 1
-        _axpy(v, pair[j], bits[j])
-    rest = 0.0
-    for j in range(run_bits, shift):
-        rest += bits[j] * (diag[j] + 0.5 * v[j])
+    v = w[:diag.size]
+    rest = _base_terms(v, w, base, run_bits, shift, pair, diag)
     _linear_phases(a[0], a[1], g, v[:run_bits], 0.0)
     _linear_phases(b[0], b[1], g, v[shift:], rest)
 

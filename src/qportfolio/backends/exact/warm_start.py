@@ -36,7 +36,7 @@ Measured (results/benchmarks/warm_vqe_ab.md and warm_vqe_ab_1thread.md, p = 2, Q
 the expectation 1.02/1.09/1.17× the X mixer's and the gradient 1.07/1.02/1.12× the X mixer's gradient on two
 threads (one thread: 1.11/1.17/1.19× and 1.01/1.04/1.07×), 1.4–1.5× and 1.3–1.4× faster than before. That was
 against the X mixer's W·D·W form; with its one stage a qubit the X mixer is about 1.5× faster, and the warm start's
-expectation takes 1.46–1.94× its time (results/benchmarks/simulator.md).
+expectation takes 1.2–1.5× its time (three runs of results/benchmarks/simulator.md on 2026-12-02, one at 1.53).
 """
 
 from __future__ import annotations
