@@ -35,6 +35,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 GIB = float(1 << 30)
 
@@ -70,18 +72,17 @@ def run_cli(source: Path, config: Path, out: Path, profile: Path | None = None) 
             "qubits": int(result["qubits"]), "tickers": tickers}
 
 
-def floor_config(config: Path, result: dict, qubits: int, into: Path) -> Path | None:
-    """``config`` on its first ``qubits`` assets (K in proportion), written under ``into``; None unless a selection."""
-    import yaml
-
+def floor_config(config: Path, tickers: list[str], qubits: int, into: Path) -> Path | None:
+    """``config`` on the first ``qubits`` of its run's ``tickers`` (K in proportion), written under ``into``; None
+    unless a selection with fewer assets than the run's."""
     data = yaml.safe_load(config.read_text())
     problem = data.get("problem", {})
-    tickers = result["data"]["tickers"]
-    if problem.get("kind") != "selection" or qubits >= len(tickers):
+    if problem.get("kind") != "selection" or not problem.get("num_assets") or not 0 < qubits < len(tickers):
         return None
-    if data.get("data", {}).get("path"):
-        data["data"]["path"] = str((config.parent / data["data"]["path"]).resolve())
-    data["data"]["assets"] = tickers[:qubits]
+    source = data.setdefault("data", {})
+    if source.get("path"):
+        source["path"] = str((config.parent / source["path"]).resolve())
+    source["assets"] = tickers[:qubits]
     problem["num_assets"] = max(1, round(int(problem["num_assets"]) * qubits / len(tickers)))
     data["name"] = f"{data.get('name', 'run')}_floor{qubits}"
     path = into / f"floor_{qubits}.yaml"
@@ -136,6 +137,8 @@ def main(argv=None) -> None:
                         help="the memory floor: the same run on this many assets (0: the imports only)")
     parser.add_argument("--out", default="results/benchmarks/whole_run.md")
     args = parser.parse_args(argv)
+    if args.floor_qubits < 0:
+        parser.error(f"--floor-qubits must be 0 (no floor run) or a number of assets, got {args.floor_qubits}")
     config = (ROOT / args.config).resolve()
     work = Path(tempfile.mkdtemp(prefix="whole_run_"))
     args.load = [os.getloadavg()]  # the machine's other load, before and after (1-, 5-, 15-minute averages)
@@ -158,7 +161,7 @@ def main(argv=None) -> None:
         small = None
         if args.floor_qubits:
             first = next(iter(summary.values()))["runs"][0]
-            derived = floor_config(config, {"data": {"tickers": first["tickers"]}}, args.floor_qubits, work)
+            derived = floor_config(config, first["tickers"], args.floor_qubits, work)
             if derived is not None:
                 small = min((run_cli(ROOT / "src", derived, work / "runs") for _ in range(2)),
                             key=lambda r: r["peak_gib"])  # the smaller peak: the floor is not overstated

@@ -19,7 +19,7 @@ def test_the_floor_config_keeps_the_run_on_fewer_assets(tmp_path):
     whole_run = load_whole_run()
     config = ROOT / "configs" / "selection_24.yaml"
     tickers = [f"T{i}" for i in range(24)]
-    derived = yaml.safe_load(whole_run.floor_config(config, {"data": {"tickers": tickers}}, 16, tmp_path).read_text())
+    derived = yaml.safe_load(whole_run.floor_config(config, tickers, 16, tmp_path).read_text())
     original = yaml.safe_load(config.read_text())
     assert derived["data"]["assets"] == tickers[:16]
     assert derived["problem"]["num_assets"] == 8  # K = 12 of 24 → 8 of 16
@@ -31,4 +31,4 @@ def test_no_floor_config_for_other_problems(tmp_path):
     whole_run = load_whole_run()
     config = tmp_path / "integer.yaml"
     config.write_text(yaml.safe_dump({"problem": {"kind": "integer_shares"}, "data": {}}))
-    assert whole_run.floor_config(config, {"data": {"tickers": ["A", "B", "C"]}}, 2, tmp_path) is None
+    assert whole_run.floor_config(config, ["A", "B", "C"], 2, tmp_path) is None

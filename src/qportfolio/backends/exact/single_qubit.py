@@ -171,17 +171,21 @@ def _splat(builder, scalar, lanes):
     return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
+def _fma(builder, a, b, c):
+    """a∘b + c lane-wise, one fused multiply-add (LLVM's fma intrinsic)."""
+    t = a.type
+    name = f"llvm.fma.v{t.count}f{64 if isinstance(t.element, ir.DoubleType) else 32}"
+    return builder.call(builder.module.declare_intrinsic(name, fnty=ir.FunctionType(t, [t, t, t])), [a, b, c])
+
+
 def _rotate(builder, a, b, c, r, lanes, factors):
     """Factor r (of ``factors``) of the tuple c on the pair of LLVM vectors (a, b), lane-wise: four entries a factor
     (c0·a + c1·b, c2·a + c3·b), or one, t: the rotation's shear form (a − t·b, t·a + b)."""
-    t = a.type
-    name = f"llvm.fma.v{t.count}f{64 if isinstance(t.element, ir.DoubleType) else 32}"
-    fma = builder.module.declare_intrinsic(name, fnty=ir.FunctionType(t, [t, t, t]))
     if c.type.count == factors:
         s = _splat(builder, builder.extract_value(c, r), lanes)
-        return builder.call(fma, [builder.fneg(s), b, a]), builder.call(fma, [s, a, b])
+        return _fma(builder, builder.fneg(s), b, a), _fma(builder, s, a, b)
     p0, p1, p2, p3 = (_splat(builder, builder.extract_value(c, 4 * r + i), lanes) for i in range(4))
-    return builder.call(fma, [p0, a, builder.fmul(p1, b)]), builder.call(fma, [p2, a, builder.fmul(p3, b)])
+    return _fma(builder, p0, a, builder.fmul(p1, b)), _fma(builder, p2, a, builder.fmul(p3, b))
 
 
 def _vector_rotations(builder, v, c):
@@ -385,14 +389,8 @@ def _splat_signed(builder, scalar, lanes, signs):
 
 
 def _re_im_swap(builder, v):
-    lanes = v.type.count
-    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [i ^ 1 for i in range(lanes)]))
-
-
-def _fma(builder, a, b, c):
-    t = a.type
-    name = f"llvm.fma.v{t.count}f{64 if isinstance(t.element, ir.DoubleType) else 32}"
-    return builder.call(builder.module.declare_intrinsic(name, fnty=ir.FunctionType(t, [t, t, t])), [a, b, c])
+    swapped = [i ^ 1 for i in range(v.type.count)]
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), len(swapped)), swapped))
 
 
 def _x_shear(builder, a, b, coef, flip):

@@ -5,8 +5,8 @@ each stage a shear ``a − i·t·b``, one multiply-add an entry, the n-qubit fac
 it on φ and λ together (:func:`.single_qubit.apply_x_rotations_pair`), taking ``Im⟨λ|Σ_i X_i|φ⟩`` from each
 qubit's pairs on the way. Where a high pass's runs are shorter than four amplitudes (n ≥ 31, or a small
 ``tile_bits``) the mixer on a tile's qubits S is ``W D W`` instead (W the unnormalised Walsh–Hadamard transform,
-``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``), with ``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|``
-between the two W. The phases come from the energy table or, given the QUBO, from :mod:`.phases`.
+``D_j = e^{−iβ(|S| − 2·popcount j)}/2^|S|``), with
+``⟨λ|Σ_i X_i|φ⟩ = Σ_j conj(Wλ)_j (|S| − 2·popcount j) (Wφ)_j / 2^|S|`` between the two W. The phases come from the energy table or, given the QUBO, from :mod:`.phases`.
 
 Where numba's loop vectoriser cannot form the shuffles (the low complex bits inside a register, the re/im swap
 of a complex product) the kernels are LLVM vector code (numba intrinsics), so every sweep runs at SIMD width.
@@ -443,6 +443,13 @@ def _phase_tile(x, e, g, o, phases, tables, where, scratch):
         gathered_tile_factors(a, b, base, run_bits, shift, g, pair, diag, w)
         multiply_gathered_phases(x.view(x.real.dtype), table, a, b, np.empty((2, 1 << run_bits)))
         return
+    _multiply_blocks(x, where, m, g, table, pair, diag, const, out, w)
+
+
+@njit(cache=True)
+def _multiply_blocks(x, where, m, g, table, pair, diag, const, out, w):
+    """x ← e^{−igE} x block by block (:func:`.phases.multiply_block_phases`; ``where`` as :func:`_phase_tile`'s)."""
+    base, run_bits, shift = where
     run_mask = (1 << run_bits) - 1
     for start in range(0, x.size, 1 << m):
         z = ((start >> run_bits) << shift) | base | (start & run_mask)
@@ -507,17 +514,16 @@ def _phase_tables(kinds, values, phases, run_bits, shift, size):
         return tables
     out = np.empty((2, 1 << m))
     w = np.empty(2 * diag.size)
-    run_mask = (1 << run_bits) - 1
     for o in range(kinds.size):
         if kinds[o] == 0:
             t = phase_table(low_energies, values[o])
             if not gathered:
                 tables[o] = t
                 continue
-            for start in range(0, size, 1 << m):
-                z = ((start >> run_bits) << shift) | (start & run_mask)
-                block_phases(out, z, m, values[o], t, pair, diag, const, w)
-                tables[o, :, start:start + (1 << m)] = out
+            tile = np.ones(size, dtype=np.complex128)
+            _multiply_blocks(tile, (0, run_bits, shift), m, values[o], t, pair, diag, const, out, w)
+            tables[o, 0] = tile.real
+            tables[o, 1] = tile.imag
     return tables
 
 
