@@ -68,28 +68,53 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def equity_figure(frame: pd.DataFrame, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(8, 4.5))
+def coinciding_methods(frame: pd.DataFrame) -> list[tuple[list[str], pd.DataFrame]]:
+    """Methods grouped by identical value paths (to 1e-9 relative), in first-seen order: each group is drawn
+    as one line labelled with all its names, so no line hides another."""
+    groups: list[tuple[list[str], pd.DataFrame]] = []
     for method, path_of in frame.groupby("method", sort=False):
-        style = {"lw": 2.2, "color": "black"} if method == "quantum" else {"lw": 1.2}
-        axis.plot(pd.to_datetime(path_of["date"]), path_of["value"], label=method, **style)
+        values = path_of["value"].to_numpy(dtype=float)
+        for names, first in groups:
+            other = first["value"].to_numpy(dtype=float)
+            if len(other) == len(values) and np.allclose(other, values, rtol=1e-9, atol=0.0):
+                names.append(method)
+                break
+        else:
+            groups.append(([method], path_of))
+    return groups
+
+
+def _line_style(names: list[str], k: int) -> dict:
+    if "quantum" in names:
+        return {"lw": 2.4, "color": "black"}
+    return {"lw": 1.3, "ls": ("-", "--", "-.", ":")[k // 10 % 4], "color": plt.get_cmap("tab10")(k % 10)}
+
+
+def _group_label(names: list[str]) -> str:
+    return " = ".join(names) if len(names) <= 3 else f"{' = '.join(names[:3])} (+{len(names) - 3} identical)"
+
+
+def equity_figure(frame: pd.DataFrame, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(8.5, 4.5))
+    for k, (names, path_of) in enumerate(coinciding_methods(frame)):
+        axis.plot(pd.to_datetime(path_of["date"]), path_of["value"], label=_group_label(names), **_line_style(names, k))
     axis.set_ylabel("portfolio value ($)")
-    axis.set_title("Out-of-sample equity curves")
-    axis.legend(fontsize=7, ncol=2)
+    axis.set_title("Out-of-sample equity curves (methods with identical paths share one line)", fontsize=10)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axis.grid(alpha=0.3)
     figure.autofmt_xdate()
     return _save(figure, path)
 
 
 def drawdown_figure(frame: pd.DataFrame, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(8, 3.5))
-    for method, path_of in frame.groupby("method", sort=False):
-        style = {"lw": 2.2, "color": "black"} if method == "quantum" else {"lw": 1.0}
+    figure, axis = plt.subplots(figsize=(8.5, 3.5))
+    for k, (names, path_of) in enumerate(coinciding_methods(frame)):
         dates = pd.to_datetime(path_of["date"]).iloc[1:]
-        axis.plot(dates, drawdowns(path_of["period_return"].to_numpy()[1:]), label=method, **style)
+        axis.plot(dates, drawdowns(path_of["period_return"].to_numpy()[1:]), label=_group_label(names),
+                  **_line_style(names, k))
     axis.set_ylabel("drawdown")
-    axis.set_title("Drawdowns from the running peak")
-    axis.legend(fontsize=7, ncol=2)
+    axis.set_title("Drawdowns from the running peak (identical paths share one line)", fontsize=10)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axis.grid(alpha=0.3)
     figure.autofmt_xdate()
     return _save(figure, path)

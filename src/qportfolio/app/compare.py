@@ -49,6 +49,14 @@ def reference_optimum(result: dict) -> tuple[float, str] | None:
     return None
 
 
+def gap_to_optimum(objective, optimum: tuple[float, str] | None) -> float | None:
+    """``objective − optimum`` (0 within the optimum's tolerance), None without a proven optimum."""
+    if optimum is None or objective is None:
+        return None
+    gap = float(objective) - optimum[0]
+    return 0.0 if abs(gap) <= optimum_tolerance(optimum[0]) else gap
+
+
 def comparison_rows(run_dirs) -> list[dict]:
     """One dict per (run, method) with the :data:`COLUMNS` keys (None where a value does not apply)."""
     rows = []
@@ -60,10 +68,7 @@ def comparison_rows(run_dirs) -> list[dict]:
             if entry is None:
                 continue
             objective = entry.get("objective")
-            gap = None
-            if optimum is not None and objective is not None:
-                gap = float(objective) - optimum[0]
-                gap = 0.0 if abs(gap) <= optimum_tolerance(optimum[0]) else gap
+            gap = gap_to_optimum(objective, optimum)
             status = entry.get("status") or ("ok" if entry.get("allocation") is not None else "no answer")
             p_optimal, lift = _sampling_quality(result, method, entry)
             rows.append({"run": folder.name, "method": method, "status": status, "objective": objective,
@@ -210,6 +215,7 @@ def comparison_figure(run_dirs: list[Path], path: Path, points: int = 40) -> Pat
             instances[key] = {"label": label + (" (shorts)" if allow_short else ""),
                               "curve": efficient_frontier(problem, points), "mu": mu, "sigma": sigma,
                               "tickers": tickers}
+        optimum = reference_optimum(result)
         for method, entry in (result.get("solutions") or {}).items():
             if not entry or not entry.get("allocation"):
                 continue
@@ -217,7 +223,8 @@ def comparison_figure(run_dirs: list[Path], path: Path, points: int = 40) -> Pat
             if weights is None:
                 continue
             markers.append({"run": name, "method": method, "volatility": float(np.sqrt(max(weights @ sigma @ weights, 0.0))),
-                            "expected_return": float(mu @ weights), "feasible": bool(entry.get("feasible"))})
+                            "expected_return": float(mu @ weights), "feasible": bool(entry.get("feasible")),
+                            "gap": gap_to_optimum(entry.get("objective"), optimum)})
     return plots.comparison(list(instances.values()), markers, Path(path))
 
 

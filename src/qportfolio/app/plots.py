@@ -29,16 +29,35 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def convergence(history_values: np.ndarray, optimum: float, objective: str, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot(np.arange(1, len(history_values) + 1), history_values, lw=1, label=f"{objective} of the QUBO energy")
-    axis.plot(np.arange(1, len(history_values) + 1), np.minimum.accumulate(history_values), lw=1.5,
-              label="best so far")
+def convergence(history, optimum: float, objective: str, path: Path, parameters_per_layer: int | None = 2) -> Path:
+    """Objective value per evaluation, in stages of equal parameter count (a search that grows the depth
+    starts each depth from new angles, so a stage's first evaluations jump up: the shaded bands and their
+    labels say where each begins). ``parameters_per_layer`` turns a stage's parameter count into its
+    depth p (2 for QAOA); ``None`` labels stages by parameter count."""
+    values = np.array([h.value for h in history], dtype=float)
+    sizes = np.array([len(h.parameters) for h in history])
+    steps = np.arange(1, len(values) + 1)
+    figure, axis = plt.subplots(figsize=(6.5, 3.6))
+    starts = np.flatnonzero(np.r_[True, sizes[1:] != sizes[:-1]]) if len(sizes) else np.array([], dtype=int)
+    if len(starts) > 1:
+        bounds = np.r_[starts, len(values)]
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if k % 2:
+                axis.axvspan(a + 0.5, b + 0.5, color="0.93", lw=0)
+            size = int(sizes[a])
+            label = f"p={size // parameters_per_layer}" if parameters_per_layer else f"{size} params"
+            axis.annotate(label, (a + 1, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                          textcoords="offset points", fontsize=6, color="0.35")
+    axis.plot(steps, values, lw=0.8, label=f"{objective} of the QUBO energy")
+    axis.plot(steps, np.minimum.accumulate(values) if len(values) else values, lw=1.5, label="best so far")
     axis.axhline(optimum, color="k", ls="--", lw=1, label="exact optimum")
     axis.set_xlabel("objective evaluation")
     axis.set_ylabel("energy (problem units)")
     axis.set_title("Optimizer convergence")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if len(starts) > 1:
+        figure.text(0.01, -0.04, "Bands: one depth each, started from new angles. Spikes are the optimizer's trial "
+                    "steps (line searches);\nthe best-so-far line is what the search keeps.", fontsize=7, va="top")
     return _save(figure, path)
 
 
@@ -99,8 +118,9 @@ def run_figures(folder: Path, problem, exact: ClassicalSolution, outcome=None) -
     answers = {"classical exact": exact.allocation}
     if outcome is not None:
         table = outcome.table
-        written.append(convergence(outcome.search.history_values, exact.objective, "objective",
-                                   folder / "convergence.png"))
+        per_layer = 2 if outcome.ansatz.algorithm == "qaoa" else None
+        written.append(convergence(outcome.search.history, exact.objective, "objective", folder / "convergence.png",
+                                   per_layer))
         written.append(distribution(table, exact.objective, problem.tickers, folder / "distribution.png"))
         best = table.best_feasible()
         if best is not None:
@@ -119,10 +139,12 @@ def comparison(instances: list[dict], points: list[dict], path: Path) -> Path:
     """Efficient frontier(s) with discrete answers on them.
 
     ``instances``: dicts with ``label``, ``curve`` (from :func:`efficient_frontier`), ``mu``, ``sigma`` and
-    ``tickers``; ``points``: dicts with ``run``, ``method``, ``volatility``, ``expected_return``, ``feasible``.
-    Frontiers are black (one line style per instance), colour tells the run and shape the method. Markers
-    are hollow and shrink method by method, so answers that coincide stay visible as nested shapes;
-    infeasible answers are grey.
+    ``tickers``; ``points``: dicts with ``run``, ``method``, ``volatility``, ``expected_return``, ``feasible``
+    and optionally ``gap`` (objective − proven optimum). Frontiers are black (one line style per instance),
+    colour tells the run and shape the method. Markers are hollow and shrink method by method, so answers that
+    coincide stay visible as nested shapes; infeasible answers are grey. A discrete answer's place is that of
+    its weights ``w = d/Σd``, which forget the budget and the return floor, so nearness to the frontier is not
+    quality: the legend gives each method's gap to the proven optimum.
     """
     from matplotlib.lines import Line2D
 
@@ -152,15 +174,28 @@ def comparison(instances: list[dict], points: list[dict], path: Path) -> Path:
         handles.append(Line2D([], [], ls="", marker="s", markersize=7, color=palette(k % 10), label=f"run: {run}"))
     for method in methods:
         handles.append(Line2D([], [], ls="", marker=shapes[method], markersize=8, markerfacecolor="none",
-                              markeredgecolor="k", label=method))
+                              markeredgecolor="k", label=method + _gap_label([p for p in points if p["method"] == method])))
     if any(not p["feasible"] for p in points):
         handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", markeredgecolor="gray",
                               label="infeasible answer"))
     axis.set_xlabel("volatility per period (weights w = d / Σd)")
     axis.set_ylabel("expected return per period")
     axis.set_title("Every answer against the efficient frontier")
+    if any(p.get("gap") is not None for p in points):
+        figure.text(0.01, -0.02, "An answer's place uses its weights w = d/Σd, which forget the budget and the return "
+                    "floor: nearness to the frontier is not quality. The gap to the proven optimum (legend) is.",
+                    fontsize=7, va="top")
     axis.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return _save(figure, path)
+
+
+def _gap_label(points: list[dict]) -> str:
+    """`` (gap g)`` of a method's answers, ``g`` a range over runs; ``infeasible`` where none is feasible."""
+    gaps = [p["gap"] for p in points if p.get("gap") is not None and p["feasible"]]
+    if not gaps:
+        return " (infeasible)" if points and not any(p["feasible"] for p in points) else ""
+    low, high = min(gaps), max(gaps)
+    return f" (gap {low:.3g})" if low == high else f" (gap {low:.3g}–{high:.3g})"
 
 
 def frontier_figure(problem: MarkowitzProblem, path: Path, points: int = 40) -> Path:

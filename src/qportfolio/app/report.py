@@ -14,9 +14,32 @@ def _number(value, digits: int = 6) -> str:
 
 
 def _allocation(allocation) -> str:
+    """Holdings to 4 significant digits; a solver's round-off (|w| < 1e-6, e.g. 4.4e-09) shows as 0."""
     if not allocation:
         return "—"
-    return ", ".join(f"{k} {_number(v, 4)}" for k, v in allocation.items())
+    return ", ".join(f"{k} {_number(0 if isinstance(v, float) and abs(v) < 1e-6 else v, 4)}"
+                     for k, v in allocation.items())
+
+
+#: scipy's stopping messages in plain words (the optimizer stopping on its budget is not a failure: the run's
+#: answer is judged by its samples, not by whether the optimizer converged).
+_OPTIMIZER_MESSAGES = {
+    "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT": "stopped at its evaluation budget",
+    "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT": "stopped at its iteration budget",
+    "Maximum number of function evaluations has been exceeded.": "stopped at its evaluation budget",
+    "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH": "converged (the objective stopped improving)",
+    "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL": "converged (the gradient vanished)",
+    "Optimization terminated successfully.": "converged",
+}
+
+
+def _quantum_line(key: str, value) -> str:
+    if key == "optimizer_message" and isinstance(value, str):
+        plain = _OPTIMIZER_MESSAGES.get(value.strip())
+        return f"- optimizer: {plain} (scipy: `{value}`)" if plain else f"- optimizer: `{value}`"
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return f"- {key}: [" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    return f"- {key}: {_number(value) if not isinstance(value, (list, dict)) else value}"
 
 
 def solutions_table(result: dict) -> str:
@@ -78,8 +101,7 @@ def write_report(result: dict) -> str:
         lines.append("")
     quantum = result.get("quantum")
     if quantum:
-        lines += ["## Quantum run", ""] + [f"- {k}: {_number(v) if not isinstance(v, (list, dict)) else v}"
-                                           for k, v in quantum.items()] + [""]
+        lines += ["## Quantum run", ""] + [_quantum_line(k, v) for k, v in quantum.items()] + [""]
     if result.get("figures"):
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in result["figures"]] + [""]
     timing = result.get("timing", {})
