@@ -1,6 +1,6 @@
 """Market data: close prices in, per-period return estimates out.
 
-Notation (DESIGN.md): ``n`` assets, prices ``P_t`` (dollars per share) at the end of period ``t``.
+Notation (README, "The problems"): ``n`` assets, prices ``P_t`` (dollars per share) at the end of period ``t``.
 
 * Simple returns, one per period: ``r_t = P_t / P_{t-1} − 1`` (``T`` returns from ``T + 1`` prices).
 * Expected return per period: ``mu = (1/T) Σ_t r_t`` (sample mean of each column).

@@ -39,6 +39,7 @@ from qportfolio.app.results import (
     write_circuit,
     write_json,
 )
+from qportfolio.backends.exact.kernels import kernels_compiled
 from qportfolio.backends.ibm.base import HardwareBackend
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import solution_entry, solve_exact
@@ -51,6 +52,8 @@ from qportfolio.problems import MarkowitzProblem
 PRICES_FILE = "prices.csv"
 #: Readout calibrations measured for a run (one JSON line each), reused when it is resumed.
 CALIBRATIONS_FILE = "calibrations.jsonl"
+#: The first run's kernel compilation on 2 cores (python benchmarks/first_run.py; results/benchmarks/first_run.md).
+COMPILE_SECONDS = 30
 #: A run expected to take longer than this says so before its quantum part starts.
 LONG_RUN_SECONDS = 180
 #: Seconds between progress lines written to a log (no terminal).
@@ -165,6 +168,8 @@ def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool
     a backend object, replaces the one the config names. ``progress``: ``"bar"`` (or True) a progress bar,
     ``"log"`` a progress line every half minute (no terminal), None nothing."""
     progress = "bar" if progress is True else (progress or None)
+    if progress and quantum:
+        announce_compilation()
     if folder is None:
         prices, _, _ = prepare(config, quantum)
         run = start_run(config, out, prices)
@@ -308,6 +313,13 @@ def _job_backend(config: ExperimentConfig, solver, run: Run):
             backend.restore_calibration(record)
         backend.on_calibration(lambda record: append_jsonl(path, record))
     return backend
+
+
+def announce_compilation() -> None:
+    """Say once, before a first run after install spends half a minute compiling the kernels, that it does."""
+    if not kernels_compiled():
+        print(f"qportfolio: compiling the simulator's kernels for this machine (once after install, about "
+              f"{COMPILE_SECONDS} s on 2 cores); later runs load them", file=sys.stderr, flush=True)
 
 
 def _announce_duration(solver, problem, encoded, folder: Path) -> None:

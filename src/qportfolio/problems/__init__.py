@@ -1,6 +1,6 @@
 """The three portfolio problems, validated on construction.
 
-Notation (DESIGN.md): ``n`` assets, ``mu`` the expected return per period per dollar held (n),
+Notation (README, "The problems"): ``n`` assets, ``mu`` the expected return per period per dollar held (n),
 ``sigma`` the covariance of per-period returns (n × n), ``prices`` the last close in dollars per share.
 
 * :class:`IntegerSharesProblem` — whole shares ``x_i ∈ {0, …, U_i}``, dollars held ``d = p ∘ x``,

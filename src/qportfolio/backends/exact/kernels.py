@@ -26,6 +26,16 @@ def check_memory(nbytes: float, what: str) -> None:
     require_memory(nbytes, what, SIMULATOR_ADVICE)
 
 
+def kernels_compiled() -> bool:
+    """Whether numba's on-disk cache holds this install's compiled kernels. False on the first run after an
+    install or an edit of the kernels: that run compiles them (about half a minute on 2 cores), later runs load
+    them. Probed on one kernel through numba's cache index, which also checks the source's time stamp."""
+    try:
+        return bool(_probabilities._cache._cache_file._load_index())
+    except Exception:  # numba's cache internals moved: say nothing rather than guess
+        return True
+
+
 _THREADS_MIN = 1 << 20  # amplitudes below which an evaluation runs on one thread
 
 
