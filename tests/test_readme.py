@@ -8,6 +8,8 @@ qubits, objectives of an allocation, counts) and every classical figure must mat
 """
 
 import ast
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -129,16 +131,32 @@ def quoted_outputs():
             for page in pages for argv, lines in shell_blocks((ROOT / page).read_text())]
 
 
+@pytest.fixture(scope="module")
+def backtest(tmp_path_factory):
+    """(run folder parent, stdout) of the backtest ``results/benchmarks/backtest.md`` quotes, run once here."""
+    (argv, _), = shell_blocks((ROOT / "results/benchmarks/backtest.md").read_text())
+    out, printed = tmp_path_factory.mktemp("backtest"), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.chdir(ROOT)
+        assert main([*argv, "--out", str(out)]) == 0
+    return out, printed.getvalue()
+
+
 @pytest.mark.parametrize("argv, lines", quoted_outputs())
-def test_quoted_command_prints_what_is_quoted(argv, lines, tmp_path, capsys):
-    check_quoted_output(lines, run_quoted(argv, tmp_path, capsys))
+def test_quoted_command_prints_what_is_quoted(argv, lines, tmp_path, capsys, request):
+    if argv[0] == "backtest":  # the one backtest of this module, shared with the test of its figures
+        assert argv == ["backtest", "configs/backtest.yaml"]
+        printed = request.getfixturevalue("backtest")[1]
+    else:
+        printed = run_quoted(argv, tmp_path, capsys)
+    check_quoted_output(lines, printed)
 
 
 def test_quoted_outputs_include_the_quickstart_and_the_api_paragraph_agrees():
     quickstart = [lines for argv, lines in shell_blocks(README) if argv == ["run", "configs/quickstart.yaml"]]
     assert len(quickstart) == 1  # the worked example is checked by the test above
     printed_p = re.search(r"^p_optimal\s+(\S+)", "\n".join(quickstart[0]), flags=re.M).group(1)
-    assert quoted(r"give the quickstart's (\d\.\d+)").group(1) == printed_p
+    assert quoted(r"gives the quickstart's (\d\.\d+)").group(1) == printed_p
 
 
 def test_hardware_dry_run_gives_the_quoted_plan(capsys):
@@ -161,7 +179,6 @@ def test_hardware_dry_run_gives_the_quoted_plan(capsys):
     assert rounded(value("estimated_qpu_seconds"), seconds) == seconds
 
 
-@pytest.mark.slow
 def test_spending_guard_prints_the_quoted_line(tmp_path, capsys):
     message = quoted(r"`(qportfolio: error: estimated QPU time [^`]*)`").group(1)
     limit = re.search(r"backend\.max_qpu_seconds ([\d.]+) s", message).group(1)
@@ -187,7 +204,6 @@ def test_quickstart_without_warm_start_gives_the_quoted_p_optimal(tmp_path, caps
     assert got == pytest.approx(want, abs=PROBABILITY_TOLERANCE)
 
 
-@pytest.mark.slow
 def test_eight_assets_baselines_give_the_quoted_objectives(tmp_path, capsys):
     found = quoted(r"objectives \(variance, \$²\) of ([\d.]+) for `classical_exact` \(SCIP's proven optimum\) and "
                    r"`scip`, ([\d.]+) for `relax_round` and `greedy`, ([\d.]+) for `simulated_annealing` and "
@@ -215,9 +231,8 @@ def test_study_figures_are_the_committed_summary():
 
 
 @pytest.mark.slow
-def test_backtest_gives_the_figures_the_readme_quotes(tmp_path, capsys):
-    (argv, _), = shell_blocks((ROOT / "results/benchmarks/backtest.md").read_text())
-    printed = run_quoted(argv, tmp_path, capsys)  # its whole table: test_quoted_command_prints_what_is_quoted
+def test_backtest_gives_the_figures_the_readme_quotes(backtest):
+    folder, printed = backtest  # its whole table: test_quoted_command_prints_what_is_quoted
     found = quoted(r"ends with the quantum answer at \$([\d.,]+), `classical_exact` at \$([\d.,]+), equal weight at "
                    r"\$([\d.,]+) and the continuous maximum-Sharpe portfolio at \$([\d.,]+), the quantum answer equal "
                    r"to the exact optimum at (\d+/\d+) rebalances")
@@ -226,5 +241,5 @@ def test_backtest_gives_the_figures_the_readme_quotes(tmp_path, capsys):
     assert [final[m] for m in ("quantum", "classical_exact", "equal_weight", "markowitz_max_sharpe")] == values
     assert re.search(rf"^quantum = exact\s+{equal_count} rebalances$", printed, flags=re.M)
     low, high = quoted(r"warm-started QAOA at (\d+)–(\d+) qubits on `exact`").groups()
-    result = json.loads(next(tmp_path.glob("*/result.json")).read_text())
+    result = json.loads(next(folder.glob("*/result.json")).read_text())
     assert result["quantum_equals_exact"]["qubits"] == {"min": int(low), "max": int(high)}
