@@ -9,12 +9,14 @@ qubits, objectives of an allocation, counts) and every classical figure must mat
 
 import ast
 import contextlib
+import csv
 import io
 import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from qportfolio.app.cli import main
 
@@ -198,7 +200,9 @@ def test_quickstart_without_warm_start_gives_the_quoted_p_optimal(tmp_path, caps
     want = float(quoted(r"Without warm start \(`solver\.warm_start: false`\) P\(optimum\) is (\d\.\d+)").group(1))
     text = (ROOT / "configs/quickstart.yaml").read_text()
     config = tmp_path / "quickstart.yaml"
+    assert "\nsolver:\n" in text and "warm_start" not in text.split("\nsolver:\n")[1].split("\n\n")[0].split("#")[0]
     config.write_text(text.replace("\nsolver:\n", "\nsolver:\n  warm_start: false\n", 1))
+    assert yaml.safe_load(config.read_text())["solver"]["warm_start"] is False
     printed = run_quoted(["run", str(config), "--quiet"], tmp_path, capsys)
     got = float(re.search(r"p_optimal\s+(\S+)", printed).group(1))
     assert got == pytest.approx(want, abs=PROBABILITY_TOLERANCE)
@@ -211,9 +215,8 @@ def test_eight_assets_baselines_give_the_quoted_objectives(tmp_path, capsys):
     exact, rounded, annealing, tabu, annealing_pct, tabu_pct = found.groups()
     run_quoted(["baseline", "configs/eight_assets.yaml", "--quiet"], tmp_path, capsys)
     printed = run_quoted(["compare", *map(str, tmp_path.iterdir()), "--format", "csv"], None, capsys)
-    rows = {line.split(",")[1]: line.split(",") for line in printed.splitlines()[1:] if line.count(",") > 3}
-    header = printed.splitlines()[0].split(",")
-    objective = {method: f"{float(row[header.index('objective')]):.2f}" for method, row in rows.items()}
+    rows = [row for row in csv.DictReader(io.StringIO(printed)) if row.get("objective")]
+    objective = {row["method"]: f"{float(row['objective']):.2f}" for row in rows}
     assert objective["classical_exact"] == objective["scip"] == exact
     assert objective["relax_round"] == objective["greedy"] == rounded
     assert objective["simulated_annealing"] == annealing and objective["tabu"] == tabu
