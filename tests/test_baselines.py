@@ -1,5 +1,7 @@
 """Every discrete baseline against an independent answer (enumeration), on the same QUBO as the quantum side."""
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 from conftest import random_covariance
 
 from qportfolio import baselines
-from qportfolio.baselines import METHODS, run_baselines
+from qportfolio.baselines import METHODS, run_baselines, solve_classical
 from qportfolio.classical import solve_exact
 from qportfolio.encoding import to_qubo, verify_ground_state
 from qportfolio.errors import ProblemError
@@ -160,7 +162,9 @@ def test_scip_is_the_reference_when_enumeration_is_too_big(shares_problem):
     assert results["scip"]["proven_optimal"] and results["scip"]["gap_to_optimum"] == 0.0
     assert results["greedy"]["gap_to_optimum"] == pytest.approx(
         results["greedy"]["objective"] - results["scip"]["objective"], abs=1e-9)
-    assert results["simulated_annealing"]["status"] == "failed"  # no encoding given: said, not fatal
+    sampler = results["simulated_annealing"]  # no encoding given: the problem's own QUBO
+    assert sampler["qubo"].startswith("the problem's QUBO") and sampler["feasible"]
+    assert sampler["gap_to_optimum"] == pytest.approx(sampler["objective"] - results["scip"]["objective"], abs=1e-9)
     assert "matches_enumeration" not in results["scip"]
 
 
@@ -198,3 +202,62 @@ def test_greedy_on_selection_picks_k_assets():
     problem = SelectionProblem(tuple("ABCDEF"), rng.uniform(0, 0.01, 6), random_covariance(6, rng, 1e-3), 3)
     entry = baselines.greedy(problem)
     assert entry["feasible"] and sum(entry["allocation"].values()) == 3
+
+
+def random_selection(n: int, seed: int) -> SelectionProblem:
+    local = np.random.default_rng(seed)
+    return SelectionProblem(tuple(f"S{i}" for i in range(n)), local.uniform(0.0, 0.01, n),
+                            random_covariance(n, local, 1e-3), n // 2, risk_aversion=2.0)
+
+
+@pytest.mark.parametrize("n, seed", [(6, 1), (7, 2), (8, 3), (8, 4)])
+def test_qubo_samplers_solve_the_selection_as_posed_under_an_xy_mixer(n, seed):
+    """Under an XY mixer the quantum QUBO has no cardinality penalty (the circuit keeps 1ᵀx = K): the
+    samplers must still answer K assets, the enumeration optimum, through run_baselines and solve_classical."""
+    problem = random_selection(n, seed)
+    exact = solve_exact(problem)
+    circuit_qubo = to_qubo(problem, penalty={"cardinality": 0.0})  # what QuantumSolver.encode gives an XY mixer
+    assert circuit_qubo.constraints[0].penalty == 0.0
+    results = run_baselines(problem, circuit_qubo, exact, seed=seed, methods=("simulated_annealing", "tabu"),
+                            tabu_reads=20)
+    for name, entry in results.items():
+        assert entry["status"] == "ok" and entry["feasible"], (name, entry.get("message"))
+        assert sum(entry["allocation"].values()) == problem.num_selected
+        assert entry["gap_to_optimum"] == 0.0, name
+        assert "cardinality penalty restored" in entry["qubo"]
+        chosen = solve_classical(problem, name, circuit_qubo, seed=seed)
+        assert chosen.allocation is not None and chosen.allocation.sum() == problem.num_selected
+        assert chosen.objective == pytest.approx(exact.objective, abs=1e-12)
+        alone = solve_classical(problem, name, seed=seed)  # the problem's own QUBO, built here
+        assert alone.objective == pytest.approx(exact.objective, abs=1e-12)
+
+
+def test_the_restored_penalty_is_calibrated_so_the_ground_state_is_the_optimum():
+    problem = random_selection(7, 5)
+    encoding, which = baselines.sampler_encoding(problem, to_qubo(problem, penalty={"cardinality": 0.0}))
+    penalty = encoding.constraints[0].penalty
+    assert 0 < penalty < to_qubo(problem).constraints[0].penalty  # calibrated below the auto bound
+    assert verify_ground_state(problem, encoding, solve_exact(problem).objective).optimal
+    assert "cardinality penalty restored (smallest verified penalty scale" in which
+    quantum = to_qubo(problem)  # every constraint already penalised: the quantum QUBO itself
+    assert baselines.sampler_encoding(problem, quantum) == (quantum, "the quantum QUBO")
+
+
+def test_shipped_selection_config_has_feasible_samplers_in_compare_and_report(tmp_path):
+    from pathlib import Path
+
+    from qportfolio.app.cli import main
+    from qportfolio.app.compare import compare_runs
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "selection.yaml"
+    assert main(["baseline", str(config), "--out", str(tmp_path), "--quiet"]) == 0
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    result = json.loads((folder / "result.json").read_text())
+    assert result["encoding"]["constraints"][0]["penalty"] == 0.0  # the XY mixer's QUBO, as the circuit sees it
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(compare_runs([folder], "csv")))}
+    report = (folder / "report.md").read_text()
+    for name in ("simulated_annealing", "tabu"):
+        entry = result["solutions"][name]
+        assert entry["feasible"] and entry["gap_to_optimum"] == 0.0, entry.get("message")
+        assert rows[name]["feasible"] == "true" and float(rows[name]["gap_to_optimum"]) == 0.0
+        assert next(line for line in report.splitlines() if line.startswith(f"| {name} |")).endswith("| yes |")

@@ -28,12 +28,16 @@ Methods (lower objective is better everywhere):
   one-for-one swaps are allowed too); then keep adding the affordable share that lowers the objective
   most, while one does. selection: add the asset that raises ``q·xᵀΣx − μᵀx`` least
   until ``K`` are held.
-* ``simulated_annealing`` and ``tabu`` — dwave-samplers on the *same QUBO* the quantum side sees
-  (``encoding.qubo``: same penalties, same slack registers), every read decoded with
+* ``simulated_annealing`` and ``tabu`` — dwave-samplers on a QUBO of the problem *as posed*
+  (:func:`sampler_encoding`): the QUBO the quantum side sees (same penalties, same slack registers) when
+  it penalises every constraint; when the circuit keeps a constraint by construction and its penalty was
+  dropped (selection's ``1ᵀx = K`` under an XY mixer), the problem re-encoded with every constraint
+  penalised, calibrated so that the ground state is the feasible optimum. Every read is decoded with
   ``encoding.decode`` and judged on the original problem; the answer is the best *feasible* decoded
-  read, as for the quantum answer. Extras: ``num_reads``, ``best_qubo_energy`` (lowest energy over the
-  reads), ``feasible_fraction`` of the reads and, when the exact answer is known, ``p_optimal`` and
-  ``approximation_ratio`` computed by :func:`qportfolio.evaluation.quality_metrics` (the quantum metrics).
+  read, as for the quantum answer. Extras: ``qubo`` (which QUBO), ``num_reads``, ``best_qubo_energy``
+  (lowest energy over the reads), ``feasible_fraction`` of the reads and, when the exact answer is known,
+  ``p_optimal`` and ``approximation_ratio`` computed by :func:`qportfolio.evaluation.quality_metrics` (the
+  quantum metrics).
 """
 
 from __future__ import annotations
@@ -46,18 +50,25 @@ import numpy as np
 from qportfolio.choices import ClassicalMethod, check_choice
 from qportfolio.classical import (
     ClassicalSolution,
+    enumerate_optimum,
+    enumeration_size,
     greedy,
     optimum_tolerance,
     relax_and_round,
     scip_solve,
 )
 from qportfolio.classical.solution import method_entry
-from qportfolio.encoding import QuboEncoding
+from qportfolio.encoding import (
+    SLACK_RESOLUTION_DIVISOR,
+    QuboEncoding,
+    calibrate_penalties,
+    faithful_slack_divisor,
+    to_qubo,
+)
 from qportfolio.errors import (
     ProblemError,
 )
 from qportfolio.evaluation import SampleTable, quality_metrics
-from qportfolio.optimize import QuantumSolver
 from qportfolio.problems import (
     DiscreteProblem,
     IntegerSharesProblem,
@@ -69,6 +80,42 @@ METHODS = ClassicalMethod.values()
 #: Default reads per sampler (tabu restarts are the costly part, so it gets fewer).
 SA_READS, SA_SWEEPS = 100, 1000
 TABU_READS, TABU_RESTARTS = 50, 0
+#: Instances up to this many allocations are enumerated to choose the faithful slack resolution of a QUBO
+#: built here (as the quantum solver does).
+ENUMERATE_FOR_SLACK = 10_000_000
+
+
+# --------------------------------------------------------------------------- the samplers' QUBO
+
+
+def sampler_encoding(problem: DiscreteProblem, encoding: QuboEncoding | None = None,
+                     optimum=None) -> tuple[QuboEncoding, str]:
+    """The QUBO the classical samplers solve, every constraint penalised, and a line saying which it is.
+
+    ``encoding`` (the quantum side's) is kept when every constraint it states carries a penalty. A
+    constraint with penalty 0 (one the circuit keeps by construction, as the XY mixer keeps ``1ᵀx = K``) is
+    penalised again: the problem is re-encoded with the same constraint and integer encodings and slack
+    resolutions, its auto penalties calibrated (:func:`calibrate_penalties`: the smallest scale whose
+    enumerated ground state is still the feasible optimum, times a margin). With no ``encoding``, the
+    default encoding: slack resolution the coarsest that keeps ``optimum`` (found by enumeration on small
+    instances) feasible, calibrated penalties.
+    """
+    if encoding is not None:
+        dropped = [c.name for c in encoding.constraints if c.penalty == 0 and c.encoding != "redundant"]
+        if not dropped:
+            return encoding, "the quantum QUBO"
+        resolution = {c.name: c.resolution for c in encoding.constraints if c.resolution is not None} or "auto"
+        penalised, calibration = calibrate_penalties(problem, encoding.constraint_encoding, resolution,
+                                                     encoding.integer_encoding)
+        return penalised, (f"the quantum QUBO with the {', '.join(dropped)} penalty restored "
+                           f"({calibration.reason})")
+    if optimum is None and enumeration_size(problem) <= ENUMERATE_FOR_SLACK:
+        optimum = enumerate_optimum(problem).allocation
+    divisor = SLACK_RESOLUTION_DIVISOR
+    if optimum is not None:
+        divisor, _ = faithful_slack_divisor(problem, optimum, lambda d: to_qubo(problem, slack_divisor=d))
+    penalised, calibration = calibrate_penalties(problem, slack_divisor=divisor)
+    return penalised, f"the problem's QUBO ({calibration.reason})"
 
 
 # --------------------------------------------------------------------------- QUBO samplers
@@ -169,10 +216,10 @@ def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact
                   sa_reads: int = SA_READS, tabu_reads: int = TABU_READS) -> dict[str, dict]:
     """Every baseline in ``methods`` on ``problem``; keys are method names, values result entries.
 
-    ``encoding`` is the QUBO the quantum side sees (None skips the QUBO samplers with status failed);
-    ``exact`` the enumeration optimum, or None when the instance is too big, in which case SCIP's answer
-    is the reference if SCIP proves it optimal. ``gap_to_optimum`` is ``objective − optimum`` for every
-    entry with an allocation whenever a proven optimum is known.
+    ``encoding`` is the QUBO the quantum side sees; the QUBO samplers run on :func:`sampler_encoding` of
+    it (of the problem alone when None). ``exact`` the enumeration optimum, or None when the instance is
+    too big, in which case SCIP's answer is the reference if SCIP proves it optimal. ``gap_to_optimum`` is
+    ``objective − optimum`` for every entry with an allocation whenever a proven optimum is known.
     """
     if not isinstance(problem, (IntegerSharesProblem, SelectionProblem)):
         raise ProblemError(f"classical baselines are for discrete problems, not {problem.kind}: markowitz is solved "
@@ -180,19 +227,25 @@ def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ProblemError(f"unknown baseline method(s) {unknown}: choose from {', '.join(METHODS)}")
+    sampler_qubo: list[tuple[QuboEncoding, str]] = []
+
+    def on_qubo(sampler: Callable[[QuboEncoding], dict]) -> dict:
+        if not sampler_qubo:  # built once, for both samplers
+            optimum = None if exact is None else exact.allocation
+            sampler_qubo.append(sampler_encoding(problem, encoding, optimum))
+        qubo, which = sampler_qubo[0]
+        return {**sampler(qubo), "qubo": which}
+
     runners: dict[str, Callable[[], dict]] = {
         "scip": lambda: _scip_entry(problem, exact, seed, time_limit),
         "relax_round": lambda: relax_and_round(problem),
         "greedy": lambda: greedy(problem),
-        "simulated_annealing": lambda: simulated_annealing(problem, encoding, seed, exact, sa_reads),
-        "tabu": lambda: tabu(problem, encoding, seed, exact, tabu_reads, time_limit=time_limit),
+        "simulated_annealing": lambda: on_qubo(lambda q: simulated_annealing(problem, q, seed, exact, sa_reads)),
+        "tabu": lambda: on_qubo(lambda q: tabu(problem, q, seed, exact, tabu_reads, time_limit=time_limit)),
     }
     results: dict[str, dict] = {}
     for name in methods:
         started = time.perf_counter()
-        if name in ("simulated_annealing", "tabu") and encoding is None:
-            results[name] = method_entry(problem, None, 0.0, "failed", "no QUBO encoding was given")
-            continue
         try:
             results[name] = runners[name]()
         except KeyboardInterrupt:
@@ -219,11 +272,9 @@ def solve_classical(problem: DiscreteProblem, method: str = "scip", encoding: Qu
     """One classical method on ``problem`` (``scip``, ``relax_round``, ``greedy``, ``simulated_annealing``,
     ``tabu``), as a :class:`ClassicalSolution` (``allocation`` None when it found no feasible answer).
 
-    The QUBO samplers run on ``encoding``, by default the QUBO a default :class:`QuantumSolver` would see.
+    The QUBO samplers run on :func:`sampler_encoding` of ``encoding`` (the problem's own when None).
     """
     method = check_choice(method, ClassicalMethod, "method", ProblemError)
-    if method in ("simulated_annealing", "tabu") and encoding is None:
-        encoding = QuantumSolver().encode(problem, for_circuit=False).encoding
     entry = run_baselines(problem, encoding, None, seed, time_limit, methods=(method,))[method]
     if entry.get("status") == "failed":
         raise ProblemError(f"{method} failed: {entry.get('message')}")

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from qportfolio.app import plots
 from qportfolio.app.config import ExperimentConfig, load_config
 from qportfolio.app.instance import build_problem, load_config_prices
-from qportfolio.app.planning import check_spending, estimated_seconds
+from qportfolio.app.planning import NOISY_FAMILIES, check_spending, estimated_seconds
 from qportfolio.app.report import write_report
 from qportfolio.app.results import (
     append_jsonl,
@@ -191,7 +191,8 @@ def resume(folder: str | Path, progress: bool | str | None = None, approve_spend
         return Run(folder, previous)
     config = load_config(folder / "config.yaml")
     quantum = previous.get("mode", "run") == "run"
-    if quantum and config.backend.max_qpu_seconds is not None:
+    if quantum and (config.backend.max_qpu_seconds is not None
+                    or config.backend.name.split(":")[0] in NOISY_FAMILIES):
         # the whole run's estimate (an upper bound on what is left), on the prices the run used
         check_spending(config, approve_spending, build_problem(config, _market(config, folder)))
     return execute(config, quantum=quantum, progress=progress, folder=folder, backend=backend)
@@ -273,7 +274,7 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress, backen
         return
 
     clock = time.perf_counter()
-    solver.backend = _job_backend(config, solver, run) or solver.backend
+    solver.backend = _job_backend(config, solver, run, progress) or solver.backend
     solver = solver.resolved(problem)
     _announce_duration(solver, problem, encoded, run.folder)
     with _progress_bar(solver, progress) as bar:
@@ -301,9 +302,10 @@ def _market(config: ExperimentConfig, folder: Path):
     return estimate_market(prices, d.frequency, d.covariance)
 
 
-def _job_backend(config: ExperimentConfig, solver, run: Run):
+def _job_backend(config: ExperimentConfig, solver, run: Run, progress=None):
     """For IBM-family backends: the backend object, with the readout calibrations the run folder recorded
-    restored and new ones recorded as they are measured; None otherwise (or when a backend was given)."""
+    restored and new ones recorded as they are measured, and a long noisy simulation's progress shown;
+    None otherwise (or when a backend was given)."""
     if not isinstance(solver.backend, str) or config.backend.name.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy"):
         return None
     backend = solver.make_backend(name=run.result.get("backend_resolved"))
@@ -312,6 +314,8 @@ def _job_backend(config: ExperimentConfig, solver, run: Run):
         for record in read_jsonl(path):
             backend.restore_calibration(record)
         backend.on_calibration(lambda record: append_jsonl(path, record))
+    if hasattr(backend, "on_progress") and progress is not None:
+        backend.on_progress(_job_progress(progress))
     return backend
 
 
@@ -320,6 +324,28 @@ def announce_compilation() -> None:
     if not kernels_compiled():
         print(f"qportfolio: compiling the simulator's kernels for this machine (once after install, about "
               f"{COMPILE_SECONDS} s on 2 cores); later runs load them", file=sys.stderr, flush=True)
+
+
+def _job_progress(shown: str):
+    """A long noisy job's progress: a bar of shots on a terminal, a line every :data:`LOG_EVERY_SECONDS` in a log."""
+    state = {"bar": None, "line": 0.0}
+
+    def report(info: dict) -> None:
+        done, shots = info["shots_done"], info["shots"]
+        if shown == "bar":
+            if state["bar"] is None:
+                state["bar"] = tqdm(total=shots, unit="shot", leave=False,
+                                    desc=f"{info['kind']} job, about {_duration(info['estimated_seconds'])}")
+            state["bar"].update(done - state["bar"].n)
+            if done >= shots:
+                state["bar"].close()
+                state["bar"] = None
+        elif done == 0 or done >= shots or time.monotonic() - state["line"] >= LOG_EVERY_SECONDS:
+            state["line"] = time.monotonic()
+            print(f"qportfolio: {info['kind']} job: {done:,} of {shots:,} shots after {info['seconds']:.0f} s "
+                  f"(expected about {_duration(info['estimated_seconds'])})", file=sys.stderr, flush=True)
+
+    return report
 
 
 def _announce_duration(solver, problem, encoded, folder: Path) -> None:

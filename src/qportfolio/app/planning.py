@@ -35,12 +35,13 @@ def dry_run(config: ExperimentConfig, problem=None) -> dict:
         "logical_two_qubit_gates": logical.num_nonlocal_gates(), "evaluations": evaluations,
         "circuits": evaluations + 1, "shots_per_circuit": solver.shots, "total_shots": (evaluations + 1) * solver.shots,
     })
-    seconds = estimated_seconds(solver, ansatz.circuit, evaluations + 1)
+    device = config.backend.name.split(":")[0] in ("ibm", "ibm_fake", "aer_noisy")
+    backend = solver.make_backend() if device else None
+    seconds = estimated_seconds(solver, ansatz.circuit, evaluations + 1, backend)
     if seconds is not None:
         plan["estimated_seconds"] = round(seconds, 3 if seconds < 1 else 1)
-    if config.backend.name.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy"):
+    if not device:
         return plan
-    backend = solver.make_backend()
     if isinstance(backend, JobBackend):
         # one job per objective evaluation and one for the final sampling; readout calibration adds a job
         # of two circuits (all zeros, all ones) at the calibration shots
@@ -81,11 +82,25 @@ def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", t
 
 
 def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> float | None:
-    """Refuse a run whose estimated QPU time exceeds ``backend.max_qpu_seconds`` unless ``approved``."""
+    """Refuse, unless ``approved``, a run whose estimated QPU time exceeds ``backend.max_qpu_seconds``, or a
+    noisy simulation (``aer_noisy:*``, ``ibm_fake:*``) expected to take more than
+    :data:`MAX_UNAPPROVED_SIMULATION_SECONDS`."""
     limit = config.backend.max_qpu_seconds
+    noisy = config.backend.name.split(":")[0] in NOISY_FAMILIES
+    if (limit is None or not config.backend.name.startswith(("ibm:", "ibm_fake:"))) and not (noisy and not approved):
+        return None
+    plan = dry_run(config, problem)
+    seconds = plan.get("estimated_seconds")
+    if noisy and not approved and seconds is not None and seconds > MAX_UNAPPROVED_SIMULATION_SECONDS:
+        isa = plan.get("hardware", {})
+        raise ResourceError(
+            f"this run is expected to take about {seconds / 3600:.1f} h on {config.backend.name} ({plan['circuits']} "
+            f"job(s) of {plan['shots_per_circuit']:,} shots of a {isa.get('gate_count', '?')}-gate ISA circuit on "
+            f"{isa.get('num_active_qubits', '?')} qubits, simulated with noise): lower solver.shots or solver.reps, "
+            "use fewer assets, or pass --yes to run it anyway")
     if limit is None or not config.backend.name.startswith(("ibm:", "ibm_fake:")):
         return None
-    estimate = dry_run(config, problem).get("estimated_qpu_seconds")
+    estimate = plan.get("estimated_qpu_seconds")
     if estimate is not None and estimate > limit and not approved:
         raise ResourceError(
             f"estimated QPU time {estimate:,.4g} s exceeds backend.max_qpu_seconds {limit:g} s: "
@@ -99,22 +114,23 @@ def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> fl
 SECONDS_PER_GATE_AMPLITUDE = {"aer_statevector": 1.1e-9, "aer_shots": 1.1e-9, "exact": 2.2e-9}
 #: The exact backend's QAOA fast paths (X or XY mixer, no warm start): seconds per layer per amplitude.
 EXACT_SECONDS_PER_LAYER_AMPLITUDE = 7e-9
-#: Seconds per job of the offline device stand-ins (the runtime's local testing mode rebuilds the whole
-#: device's noise model for every job; aer_noisy simulates the few qubits the circuit uses).
-SECONDS_PER_JOB = {"ibm_fake": 10.0, "aer_noisy": 0.15}
+#: The offline device stand-ins: noisy simulations whose time the cost model of
+#: :mod:`qportfolio.backends.ibm.noisy` estimates from the ISA circuit, its active qubits and the shots.
+NOISY_FAMILIES = ("aer_noisy", "ibm_fake")
+#: A noisy simulation expected to take longer than this is refused unless approved (``--yes``).
+MAX_UNAPPROVED_SIMULATION_SECONDS = 3600.0
 
 
 #: Seconds per unit of the adaptive search's work budget ((p + 1)·amplitudes of value and gradient), measured.
 SECONDS_PER_WORK_UNIT = 35e-9
 
 
-def estimated_seconds(solver, circuit, circuits: int) -> float | None:
+def estimated_seconds(solver, circuit, circuits: int, backend=None) -> float | None:
     """Expected wall time of ``circuits`` evaluations of ``circuit`` on the solver's simulator (None on a
-    real device, whose time is the QPU estimate)."""
+    real device, whose time is the QPU estimate); ``backend``: the solver's backend object, when made."""
     name = solver.backend_name
-    family = name.split(":")[0]
-    if family in SECONDS_PER_JOB:
-        return circuits * SECONDS_PER_JOB[family]
+    if name.split(":")[0] in NOISY_FAMILIES:
+        return noisy_seconds(solver, circuit, circuits, backend)
     if name not in SECONDS_PER_GATE_AMPLITUDE:
         return None
     amplitudes = 2.0 ** circuit.num_qubits
@@ -126,3 +142,23 @@ def estimated_seconds(solver, circuit, circuits: int) -> float | None:
     if name == "exact" and solver.algorithm == "qaoa" and not solver.warm_start:
         return circuits * EXACT_SECONDS_PER_LAYER_AMPLITUDE * solver.reps * amplitudes
     return circuits * SECONDS_PER_GATE_AMPLITUDE[name] * circuit.decompose().size() * amplitudes
+
+
+def noisy_seconds(solver, circuit, circuits: int, backend=None) -> float:
+    """Expected wall time of ``circuits`` jobs (one circuit × ``solver.shots`` each) on ``aer_noisy:*`` or
+    ``ibm_fake:*``: the cost model of the noisy simulation of the ISA circuit (``ibm_fake`` with Aer's
+    automatic method and the whole device's noise model rebuilt every job)."""
+    from qportfolio.backends.ibm import AerNoisyBackend
+    from qportfolio.backends.ibm.noisy import (
+        IBM_FAKE_JOB_SECONDS,
+        estimate_job_seconds,
+        isa_operations,
+        simulation_method,
+    )
+
+    backend = backend or solver.make_backend()
+    if isinstance(backend, AerNoisyBackend):
+        return backend.estimate_seconds(circuit, 1, solver.shots, jobs=circuits)
+    active, ops = isa_operations(backend.compile(circuit).isa)
+    method = simulation_method(len(active), "automatic", solver.shots)
+    return circuits * (IBM_FAKE_JOB_SECONDS + estimate_job_seconds(len(active), ops, solver.shots, 1, method))

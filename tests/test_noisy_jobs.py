@@ -1,0 +1,157 @@
+"""Noisy simulations (aer_noisy:*, ibm_fake:*): their time estimated from the ISA circuit before they run, a
+run expected to take hours refused without --yes, and a long job stopped at once by SIGINT/SIGTERM, recorded
+as interrupted and resumable."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from qportfolio.app.cli import main
+from qportfolio.app.config import load_config
+from qportfolio.app.planning import dry_run
+from qportfolio.backends.ibm import AerNoisyBackend, make_hardware_backend
+from qportfolio.backends.ibm.noisy import IN_PROCESS_SECONDS
+from qportfolio.circuits import qaoa_ansatz
+from qportfolio.encoding import Qubo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def qaoa_circuit(n: int, reps: int = 1):
+    rng = np.random.default_rng(n)
+    operator, _ = Qubo(np.triu(rng.normal(size=(n, n)), 1), rng.normal(size=n), 0.0).to_ising()
+    circuit = qaoa_ansatz(operator, reps).circuit
+    return circuit, rng.uniform(0, 1, circuit.num_parameters)
+
+
+@pytest.mark.parametrize("method, n, shots", [("density_matrix", 8, 256), ("statevector", 6, 64)])
+def test_the_estimate_of_a_noisy_job_is_within_a_factor_of_its_measured_time(method, n, shots):
+    backend = make_hardware_backend("aer_noisy:fake_fez", shots, 1, aer_method=method)
+    circuit, theta = qaoa_circuit(n)
+    estimate = backend.estimate_seconds(circuit)
+    assert estimate < IN_PROCESS_SECONDS  # runs in this process: the time is the simulation's
+    backend.sample(circuit, theta, shots)  # builds the restricted noise model
+    started = time.perf_counter()
+    backend.sample(circuit, theta, shots)
+    measured = time.perf_counter() - started
+    # the machine is shared (tests run beside other work): a factor 4 either way
+    assert estimate / 4 <= measured <= 4 * estimate, (measured, estimate)
+
+
+def noisy_config(tmp_path: Path, **solver) -> Path:
+    config = yaml.safe_load((ROOT / "configs" / "hardware_fake_fez.yaml").read_text())
+    config["name"] = "slow_noisy"
+    config["problem"]["baselines"] = False
+    config["solver"].update({"postprocess": False, **solver})
+    config["backend"] = {"name": "aer_noisy:fake_fez", "aer_method": "statevector", "mitigation": "none"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_dry_run_estimates_the_noisy_job_from_the_isa_circuit(tmp_path):
+    few, many = (dry_run(load_config(noisy_config(tmp_path, shots=shots))) for shots in (1_000, 100_000))
+    backend = make_hardware_backend("aer_noisy:fake_fez", 1_000, 3, aer_method="statevector")
+    assert few["circuits"] == 1 and few["hardware"]["num_active_qubits"] == 4
+    # the same model as the backend's own estimate, and it grows with the shots (not 0.15 s a job)
+    assert many["estimated_seconds"] > 50 * few["estimated_seconds"] > 0
+    assert isinstance(backend, AerNoisyBackend)
+
+
+def test_a_noisy_run_expected_to_take_hours_is_refused_without_yes(tmp_path, capsys):
+    path = noisy_config(tmp_path, shots=10_000_000)
+    assert dry_run(load_config(path))["estimated_seconds"] > 3600
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("qportfolio: error: this run is expected to take about") and "--yes" in error
+    assert len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_long_job_in_the_worker_stops_at_once_on_sigint_and_says_what_it_did():
+    backend = make_hardware_backend("aer_noisy:fake_fez", 2_000_000, 1, aer_method="statevector")
+    circuit, theta = qaoa_circuit(4)
+    assert backend.estimate_seconds(circuit) > 60
+    heard, progress = [], []
+    backend.on_job(heard.append)
+    backend.on_progress(progress.append)
+    sent = []
+
+    def interrupt():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(4.0, interrupt)
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            backend.sample(circuit, theta, 2_000_000)
+        stopped = time.monotonic()
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert stopped - sent[0] < 2.0  # not the job's minutes
+    assert backend._worker is None  # killed, not left computing
+    interrupted = heard[-1]
+    assert interrupted["state"] == "interrupted" and interrupted["job_id"] == heard[0]["job_id"]
+    assert 0 <= interrupted["shots_done"] < 2_000_000
+    assert progress[0]["shots_done"] == 0 and progress[0]["estimated_seconds"] > 60
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_an_interrupted_noisy_run_stops_within_seconds_and_is_interrupted(tmp_path, capsys, signum):
+    path = noisy_config(tmp_path, shots=10_000_000)
+    assert dry_run(load_config(path))["estimated_seconds"] > 3600  # run with --yes, resumed without it
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen([sys.executable, "-m", "qportfolio.app.cli", "run", str(path), "--out", str(out),
+                                "--yes"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            folders = [p for p in out.iterdir() if p.is_dir()] if out.exists() else []
+            if folders and any(job["kind"] == "final" for job in records(folders[0] / "jobs.jsonl")):
+                break
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.05)
+        time.sleep(3.0)  # well into the job: the worker is computing
+        sent = time.monotonic()
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and took < 5.0, (took, err)
+    (folder,) = folders
+    assert "final job: 0 of 10,000,000 shots" in err  # the progress said what runs and for how long
+    assert f"qportfolio resume {folder}" in err and "Traceback" not in err
+    assert json.loads((folder / "result.json").read_text())["status"] == "interrupted"
+    interrupted = [job for job in records(folder / "jobs.jsonl") if job.get("state") == "interrupted"]
+    assert len(interrupted) == 1 and interrupted[0]["kind"] == "final" and interrupted[0]["shots"] == 10_000_000
+    capsys.readouterr()
+    assert main(["status", str(folder)]) == 0
+    shown = capsys.readouterr().out
+    assert "status          interrupted" in shown and f"continue with   qportfolio resume {folder}" in shown
+    assert "final  interrupted" in shown
+    # resumable: the resume is held to the same guard (refused without --yes, the folder left as it was)
+    assert main(["resume", str(folder), "--quiet"]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert json.loads((folder / "result.json").read_text())["status"] == "interrupted"
+    leftover = subprocess.run(["pgrep", "-f", f"noisy import _serve.* {process.pid}$"], capture_output=True, text=True)
+    assert leftover.stdout == ""  # the worker died with it
