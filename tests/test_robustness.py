@@ -336,6 +336,13 @@ def test_frontier_figure_goes_under_results_not_the_current_folder(tmp_path, mon
     assert (tmp_path / "results" / "markowitz-frontier.png").stat().st_size > 0
 
 
+def test_export_circuits_by_default_writes_under_results_not_the_tracked_circuits(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export-circuits", str(CONFIGS / "selection.yaml")]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]
+    assert sorted(p.name for p in (tmp_path / "results" / "circuits").iterdir()) == ["selection.qasm", "selection.qpy"]
+
+
 def test_export_circuits_writes_the_same_bytes_every_time(tmp_path, capsys):
     for out in ("a", "b"):
         assert main(["export-circuits", str(CONFIGS / "selection.yaml"), "--out", str(tmp_path / out)]) == 0

@@ -8,7 +8,7 @@
 ``backtest CONFIG [--out DIR] [--dry-run] [--yes]`` or ``backtest --resume RUN_DIR`` — out-of-sample backtest.
 ``compare RUN_DIR... [--format F] [--figure PATH]`` — one table across runs, and the frontier figure.
 ``frontier CONFIG [--points N] [--figure PATH]`` — the continuous efficient frontier (figure: results/).
-``export-circuits CONFIG [--target BACKEND] [--out circuits]`` — logical (and ISA) circuits as QASM 3 and QPY.
+``export-circuits CONFIG [--target BACKEND] [--out results/circuits]`` — logical (and ISA) circuits as QASM 3 and QPY.
 ``sweep STUDY [--out DIR] [--address ADDR] [--max-workers N] [--dry-run] [--keep-runs]`` — a study on Ray.
 
 A user's mistake prints one line (``qportfolio: error: …``) and exits 2; no traceback. SIGTERM and SIGHUP
@@ -113,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-circuits", help="write the config's circuits as OpenQASM 3 and QPY")
     export.add_argument("config", help="YAML experiment config")
     export.add_argument("--target", default=None, help="also the ISA circuit for this backend, e.g. aer_noisy:fake_fez")
-    export.add_argument("--out", default="circuits", help="folder (default: circuits)")
+    export.add_argument("--out", default="results/circuits",
+                        help="folder (default: results/circuits, untracked; --out circuits refreshes the committed ones)")
     sweep = commands.add_parser("sweep", help="run a study (a grid of configs) on Ray, resumable, into one table")
     sweep.add_argument("study", help="YAML study file, e.g. configs/study_selection.yaml")
     sweep.add_argument("--out", default="results/studies", help="parent of the study folder (default: results/studies)")

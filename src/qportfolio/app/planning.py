@@ -53,7 +53,7 @@ def dry_run(config: ExperimentConfig, problem=None) -> dict:
     return plan
 
 
-def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", target: str | None = None) -> list[Path]:
+def export_circuits(config: ExperimentConfig, folder: str | Path = "results/circuits", target: str | None = None) -> list[Path]:
     """The config's logical ansatz (and, with ``target``, its ISA form) as OpenQASM 3 and QPY."""
     solver = config.quantum_solver()
     problem = build_problem_from_config(config)
