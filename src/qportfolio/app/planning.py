@@ -8,7 +8,7 @@ from qportfolio.app.config import ExperimentConfig
 from qportfolio.optimize.solver import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
-from qportfolio.backends import JobBackend
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, JobBackend
 from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
@@ -33,8 +33,12 @@ def dry_run(config: ExperimentConfig, problem=None) -> dict:
         "search": solver.search, "pretrain": solver.pretrain,
         "parameters": ansatz.num_parameters, "logical_depth": logical.depth(),
         "logical_two_qubit_gates": logical.num_nonlocal_gates(), "evaluations": evaluations,
-        "circuits": evaluations + 1, "shots_per_circuit": solver.shots, "total_shots": (evaluations + 1) * solver.shots,
     })
+    if solver.backend_name in EXACT_PROBABILITY_BACKENDS:  # exact probabilities while training: shots only at the end
+        plan["final_shots"] = solver.shots
+    else:
+        plan.update({"circuits": evaluations + 1, "shots_per_circuit": solver.shots,
+                     "total_shots": (evaluations + 1) * solver.shots})
     device = config.backend.name.split(":")[0] in ("ibm", "ibm_fake", "aer_noisy")
     backend = solver.make_backend() if device else None
     seconds = estimated_seconds(solver, ansatz.circuit, evaluations + 1, backend)
