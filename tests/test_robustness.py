@@ -394,3 +394,10 @@ def test_dry_run_estimates_simulator_time(capsys):
     seconds = float(next(line for line in capsys.readouterr().out.splitlines()
                          if line.startswith("estimated_seconds:")).split()[1])
     assert 0 < seconds < 60
+
+
+def test_dry_run_on_exact_lists_no_shots_it_does_not_take(capsys):
+    """The exact simulator trains on exact probabilities: only the final sampling takes shots."""
+    assert main(["run", str(CONFIGS / "quickstart.yaml"), "--dry-run"]) == 0
+    keys = {line.split(":")[0] for line in capsys.readouterr().out.splitlines()}
+    assert "final_shots" in keys and not keys & {"circuits", "shots_per_circuit", "total_shots"}
