@@ -169,3 +169,20 @@ def test_config_key_takes_the_four_encodings_and_auto_is_the_default():
         assert config.quantum_solver().constraint_encoding == value
     with pytest.raises(ConfigError, match="constraint_encoding"):
         parse_config({"problem": {**base["problem"], "constraint_encoding": "slackless"}})
+
+
+def test_report_and_compare_show_the_qubits_saved_against_slack(shares_problem, tmp_path):
+    from qportfolio.app.compare import _qubits_saved
+    from qportfolio.app.report import write_report
+
+    exact = solve_exact(shares_problem)
+    encoded = QuantumSolver().encode(shares_problem, exact.allocation, optimal_objective=exact.objective)
+    result = {"name": "t", "status": "complete", "problem": shares_problem.describe(),
+              "encoding": encoded.describe(shares_problem, exact.allocation)}
+    saved = encoded.choice["qubits_saved"]
+    assert f"- qubits saved against slack: {saved} (slack {encoded.choice['qubits']['slack']}, without slack " \
+           f"{encoded.num_qubits};" in write_report(result)
+    assert "linear penalty" in write_report(result) or {c.encoding for c in encoded.encoding.constraints} == {"squared"}
+    assert _qubits_saved(result) == saved
+    assert _qubits_saved({"encoding": QuantumSolver(constraint_encoding="slack").encode(shares_problem).describe(
+        shares_problem)}) is None
