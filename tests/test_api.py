@@ -26,7 +26,7 @@ def test_quickstart_through_the_api_equals_the_cli(tmp_path):
     run = experiment.execute(config, tmp_path, artifacts=False)
     prices = qp.load_prices("sp500", ["AAPL", "JPM", "XOM"], start="2020-01-01", end="2022-12-28")
     problem = qp.IntegerSharesProblem.from_market(qp.estimate_market(prices), budget=500, min_return=0.44)
-    result = qp.QuantumSolver(backend="exact", seed=7, constraint_encoding="slack").solve(problem)  # the config's settings
+    result = qp.QuantumSolver(backend="exact", seed=7).solve(problem)  # the quickstart config's settings
     assert result.p_optimal == run.result["metrics"]["p_optimal"]
     assert result.approximation_ratio == run.result["metrics"]["approximation_ratio"]
     assert result.allocation == run.result["solutions"]["quantum"]["allocation"]
