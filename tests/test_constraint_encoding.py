@@ -186,3 +186,16 @@ def test_report_and_compare_show_the_qubits_saved_against_slack(shares_problem, 
     assert _qubits_saved(result) == saved
     assert _qubits_saved({"encoding": QuantumSolver(constraint_encoding="slack").encode(shares_problem).describe(
         shares_problem)}) is None
+
+
+def test_whole_share_warm_start_is_the_feasible_rounding_of_the_relaxation(shares_problem):
+    from qportfolio.classical.heuristics import relax_and_round
+    from qportfolio.warmstart import warm_start_probabilities
+
+    encoding = QuantumSolver().encode(shares_problem).encoding
+    probabilities = warm_start_probabilities(shares_problem, encoding, 0.25)
+    start = encoding.decode((probabilities > 0.5).astype(np.int64))[0]
+    rounded = relax_and_round(shares_problem)["allocation"]
+    assert start.tolist() == [rounded[t] for t in shares_problem.tickers]
+    assert shares_problem.evaluate(start).feasible[0]
+    assert set(np.round(probabilities, 12)) <= {0.25, 0.75}
