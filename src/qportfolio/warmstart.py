@@ -9,7 +9,7 @@ can still move every qubit:
   return floor, fill the budget; :func:`qportfolio.classical.heuristics.relax_and_round`), or to the nearest
   integers where that finds none or the encoding cannot hold it, is encoded (slack qubits at their best
   setting); the bits of that encoding become ``c_q = 1 − ε`` for a one and ``ε`` for a zero. On the training
-  suite the feasible rounding raised the median P(optimum) of whole shares without slack from 0.60 to 0.73
+  suite the feasible rounding raised the median P(optimum) of whole shares without slack from 0.60 to 0.72
   and the feasible fraction from 0.69 to 0.85 (results/benchmarks/defaults_train_integer_levers.md).
 """
 
