@@ -171,7 +171,7 @@ def calibrate_unbalanced(problem: DiscreteProblem, program: QuadraticProgram | N
     """The slack-free encoding whose ground state is the feasible optimum and which weighs the optimum most.
 
     Up to :data:`MAX_CALIBRATED_QUBITS` decision qubits every state is enumerated once: its objective ``f``
-    and each inequality's room ``s_c``. A candidate ``(α, β)`` has energies ``E = f + F Σ_c (β u_c² − α u_c)``;
+    and each inequality's room ``s_c``. A candidate ``(α, β)`` has energies ``E = f + F Σ_c (β u_c² − α_c u_c)``.
     Candidates (``candidates``: ``({name: α_c}, β)`` pairs, else the shared-α grid and the centred ones of
     :data:`UNBALANCED_CENTRES`, whose ``t`` is set by the enumerated optimum as the slack calibration uses it)
     verify when every lowest-energy state is a feasible optimum of the (windowed) box, and score the
