@@ -292,7 +292,8 @@ class QuantumSolver:
     entanglement: str = "linear"
     mixer: str = "auto"
     warm_start: bool | str = "auto"
-    warm_start_epsilon: float = 0.25
+    #: training suite, whole shares without slack: median P(optimum) 0.85 at ε = 0.15, 0.72 at 0.25, 0.64 at 0.35
+    warm_start_epsilon: float = 0.15
     layerwise: bool = False
     multistart: int = 1
     initial_parameters: list[float] | None = None
