@@ -199,3 +199,14 @@ def test_whole_share_warm_start_is_the_feasible_rounding_of_the_relaxation(share
     assert start.tolist() == [rounded[t] for t in shares_problem.tickers]
     assert shares_problem.evaluate(start).feasible[0]
     assert set(np.round(probabilities, 12)) <= {0.25, 0.75}
+
+
+def test_auto_narrows_share_windows_when_even_the_slack_free_encoding_is_too_wide(shares_problem):
+    exact = solve_exact(shares_problem)
+    full = QuantumSolver().encode(shares_problem, exact.allocation, optimal_objective=exact.objective)
+    narrow = QuantumSolver(max_qubits=full.num_qubits - 1).encode(shares_problem, exact.allocation,
+                                                                   optimal_objective=exact.objective)
+    assert narrow.window is not None and narrow.num_qubits <= full.num_qubits - 1
+    assert narrow.encoding.num_qubits == narrow.encoding.num_decision_qubits  # still no slack register
+    assert narrow.choice["qubits"]["no_slack"] == narrow.num_qubits and not narrow.choice["fallback"]
+    assert narrow.verification.feasible  # judged on the full problem by enumeration
