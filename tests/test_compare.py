@@ -26,7 +26,6 @@ from qportfolio.app.plots import frontier_figure
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import efficient_frontier, solve_exact, solve_markowitz
 from qportfolio.data import load_market
-from qportfolio.encoding import to_qubo
 from qportfolio.errors import QPortfolioError
 from qportfolio.problems import MarkowitzProblem
 
@@ -39,9 +38,9 @@ def add_baselines(folder: Path) -> None:
     if "scip" in result["solutions"]:
         return
     config = load_config(folder / "config.yaml")
-    d, p = config.data, config.problem
+    d = config.data
     problem = build_problem(config, load_market(d.source, d.assets, d.path, d.start, d.end, d.frequency, d.covariance))
-    encoding = to_qubo(problem, p.constraint_encoding, p.penalty, p.slack_resolution, p.integer_encoding)
+    encoding = config.quantum_solver().encode(problem, for_circuit=False).encoding
     result["solutions"].update(run_baselines(problem, encoding, solve_exact(problem), config.seed, 20.0,
                                              sa_reads=30, tabu_reads=20))
     (folder / "result.json").write_text(json.dumps(result))

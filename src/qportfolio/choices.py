@@ -55,8 +55,14 @@ class MarkowitzObjective(Choice):
 
 
 class ConstraintEncoding(Choice):
+    """How an inequality becomes a penalty: ``slack`` (an integer slack register, exact), ``squared`` (the
+    seed's ``λ(gᵀx − h)²``, an equality in effect), ``unbalanced`` (``λ₂h² − λ₁h`` on ``h = rhs − gᵀx``, no slack,
+    calibrated and verified), ``auto`` (what verifies with the fewest qubits)."""
+
     SLACK = "slack"
     SQUARED = "squared"
+    UNBALANCED = "unbalanced"
+    AUTO = "auto"
 
 
 class IntegerEncoding(Choice):

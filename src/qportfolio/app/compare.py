@@ -2,7 +2,8 @@
 
 * :func:`compare_runs` — one table across run folders and methods (each ``solutions.<method>`` entry of
   each ``result.json``): objective, gap to the proven optimum, feasibility, expected return, variance,
-  cost and time, as aligned text, Markdown or CSV.
+  cost, the qubits the constraint encoding saved against slack (quantum rows) and time, as aligned text,
+  Markdown or CSV.
 * :func:`comparison_figure` — the continuous efficient frontier of each run's instance with every
   discrete answer on it, in comparable units: an allocation becomes portfolio weights ``w = d / Σd``
   (integer shares: dollars held ``d = p ∘ x``; selection: ``x / K``; markowitz: the weights), drawn at
@@ -34,7 +35,7 @@ from qportfolio.problems import MarkowitzProblem, optimum_tolerance
 
 FORMATS = ("table", "markdown", "csv")
 COLUMNS = ("run", "method", "status", "objective", "gap_to_optimum", "feasible", "expected_return", "variance",
-           "cost", "p_optimal", "lift", "time_s")
+           "cost", "p_optimal", "lift", "qubits_saved", "time_s")
 
 
 def reference_optimum(result: dict) -> tuple[float, str] | None:
@@ -75,8 +76,15 @@ def comparison_rows(run_dirs) -> list[dict]:
                          "gap_to_optimum": gap, "feasible": entry.get("feasible"),
                          "expected_return": entry.get("expected_return"), "variance": entry.get("variance"),
                          "cost": entry.get("cost"), "p_optimal": p_optimal, "lift": lift,
+                         "qubits_saved": _qubits_saved(result) if method == "quantum" else None,
                          "time_s": entry.get("time_s")})
     return rows
+
+
+def _qubits_saved(result: dict) -> int | None:
+    """Qubits the run's constraint encoding saved against the slack encoding (None when it did not choose)."""
+    choice = (result.get("encoding") or {}).get("choice") or {}
+    return choice.get("qubits_saved")
 
 
 def _sampling_quality(result: dict, method: str, entry: dict) -> tuple[float | None, float | None]:

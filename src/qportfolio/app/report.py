@@ -92,9 +92,15 @@ def write_report(result: dict) -> str:
         lines += ["## Encoding", "", f"- qubits: {encoding['qubits']} ({encoding['decision_qubits']} decision, "
                   f"{encoding['slack_qubits']} slack)", f"- constraint encoding: {encoding['constraint_encoding']}",
                   f"- integer encoding: {encoding['integer_encoding']}"]
+        choice = encoding.get("choice")
+        if choice and choice.get("qubits"):
+            lines.append(f"- qubits saved against slack: {_number(choice.get('qubits_saved'))} (slack "
+                         f"{_number(choice['qubits'].get('slack'))}, without slack {choice['qubits'].get('no_slack')}; "
+                         f"{choice.get('reason')}; checked by {choice.get('checked_by')})")
         for c in encoding["constraints"]:
-            lines.append(f"- constraint `{c['name']}` ({c['sense']}): {c['encoding']}, penalty {_number(c['penalty'])}, "
-                         f"resolution {_number(c['resolution'])}, {c['slack_qubits']} slack qubits")
+            linear = f", linear penalty {_number(c['linear_penalty'])}" if "linear_penalty" in c else ""
+            lines.append(f"- constraint `{c['name']}` ({c['sense']}): {c['encoding']}, penalty {_number(c['penalty'])}"
+                         f"{linear}, resolution {_number(c['resolution'])}, {c['slack_qubits']} slack qubits")
         check = encoding.get("verification")
         if check:
             lines.append(f"- ground-state check: {check['reason']}")

@@ -4,21 +4,32 @@
 * :class:`ProgramToQubo` (:func:`to_qubo`): integers to qubits and constraints to penalties, a :class:`QuboEncoding`;
 * :class:`QuboToIsing` (:meth:`Qubo.to_ising`): the QUBO as a diagonal Pauli operator and an offset.
 
-Around them: penalty calibration and the faithful slack resolution (:mod:`.calibration`), the ground-state
+Around them: penalty calibration, the faithful slack resolution and the slack-free (unbalanced) coefficients
+(:mod:`.calibration`), the ground-state
 check (:mod:`.verification`), share windows for instances larger than the qubit limit (:mod:`.windows`).
 """
 
-from qportfolio.encoding.calibration import Calibration, calibrate_penalties, faithful_slack_divisor
+from qportfolio.encoding.calibration import (
+    Calibration,
+    UnbalancedCalibration,
+    calibrate_penalties,
+    calibrate_unbalanced,
+    descent_minimum,
+    faithful_slack_divisor,
+    unbalanced_encoding,
+)
 from qportfolio.encoding.converters import ProblemToProgram, ProgramToQubo, QuboToIsing
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS, qubo_diagonal, qubo_energies
 from qportfolio.encoding.integers import EncodedVariable, integer_coefficients
 from qportfolio.encoding.penalties import (
     CONSTRAINT_ENCODINGS,
+    DEFAULT_UNBALANCED,
     INTEGER_ENCODINGS,
     SLACK_RESOLUTION_DIVISOR,
     EncodedConstraint,
     QuboEncoding,
     to_qubo,
+    unbalanced_scales,
 )
 from qportfolio.encoding.program import build_quadratic_program
 from qportfolio.encoding.qubo import Qubo, bits_of
@@ -26,7 +37,9 @@ from qportfolio.encoding.verification import GroundStateCheck, verify_ground_sta
 from qportfolio.encoding.windows import Window, fit_encoding, windowed_program
 
 __all__ = [
-    "CONSTRAINT_ENCODINGS", "INTEGER_ENCODINGS", "MAX_ENUMERATED_QUBITS", "SLACK_RESOLUTION_DIVISOR", "Calibration",
+    "CONSTRAINT_ENCODINGS", "DEFAULT_UNBALANCED", "UnbalancedCalibration", "calibrate_unbalanced", "descent_minimum",
+    "unbalanced_encoding", "unbalanced_scales", "INTEGER_ENCODINGS", "MAX_ENUMERATED_QUBITS",
+    "SLACK_RESOLUTION_DIVISOR", "Calibration",
     "EncodedConstraint", "EncodedVariable", "GroundStateCheck", "ProblemToProgram", "ProgramToQubo", "Qubo",
     "QuboEncoding", "QuboToIsing", "Window", "bits_of", "build_quadratic_program", "calibrate_penalties",
     "faithful_slack_divisor", "fit_encoding", "integer_coefficients", "qubo_diagonal", "qubo_energies", "to_qubo",

@@ -14,6 +14,12 @@
   equality meets the original inequality; one that does not pays at least ``λδ²``. ``≥`` is ``−g ≤ −h``.
   Constraints whose data are whole numbers (``1ᵀx = K``) use δ = 1 and lose nothing.
   ``squared`` (the seed's form): ``λ·(gᵀx − h)²`` with no slack, so an inequality acts as an equality.
+  ``unbalanced`` (Montañez-Barrera et al., arXiv:2211.13914): ``λ₂·s² − λ₁·s`` on the room left
+  ``s = h − gᵀx`` with no slack: a feasible ``s ≥ 0`` near ``λ₁/2λ₂`` costs little (even less than nothing),
+  an infeasible ``s < 0`` pays ``λ₁|s| + λ₂s²``. Nothing guarantees its ground state: the coefficients are
+  calibrated and checked (:func:`~qportfolio.encoding.calibration.calibrate_unbalanced`). An equality is
+  never unbalanced (it keeps the slack encoding's exact form). ``constraint_encoding`` may also be a
+  mapping by constraint name.
 * **Penalties.** ``auto`` sets ``λ = (f_upper − f_lower)/δ²`` from the problem's objective bounds
   (:meth:`objective_bounds`): any encoded-infeasible state then costs more than the feasible optimum,
   so the QUBO's ground state is feasible. The bound is loose, not tuned; :func:`verify_ground_state`
@@ -52,8 +58,11 @@ SLACK_RESOLUTION_DIVISOR = 4
 SLACK_DIVISORS = (1, 2, 4, 8, 16, 32, 64)
 #: Margin added to the auto penalty so that ties never favour an infeasible state.
 PENALTY_MARGIN = 1e-3
-#: Largest number of qubits the QUBO is enumerated for (2ⁿ energies, 8·2ⁿ bytes).
-
+#: The unbalanced penalty's default dimensionless coefficients ``(α, β)``: ``F·(β u² − α u)`` with ``u = s/σ``
+#: (``F``, ``σ``: spreads of the objective and of ``s`` over the variables' box, :func:`unbalanced_scales`).
+DEFAULT_UNBALANCED = (1.0, 1.0)
+#: Allocations drawn from the box to measure those spreads (a fixed seed: the same encoding every time).
+SCALE_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -69,9 +78,11 @@ class EncodedConstraint:
     #: slack encoding: the rounded constraint ``row·b + k = rhs`` over the decision bits, in units of δ
     row: np.ndarray | None = field(default=None, repr=False, compare=False)
     rhs: float | None = None
+    #: unbalanced: λ₁ of ``λ₂s² − λ₁s`` (``penalty`` is λ₂)
+    linear_penalty: float | None = None
 
     def describe(self) -> dict:
-        return {
+        described = {
             "name": self.name,
             "sense": self.sense,
             "encoding": self.encoding,
@@ -79,6 +90,9 @@ class EncodedConstraint:
             "resolution": self.resolution,
             "slack_qubits": len(self.slack.qubits) if self.slack else 0,
         }
+        if self.linear_penalty is not None:
+            described["linear_penalty"] = self.linear_penalty
+        return described
 
 
 @dataclass(frozen=True)
@@ -149,23 +163,30 @@ def _is_whole(values) -> bool:
 
 def to_qubo(
     problem: DiscreteProblem,
-    constraint_encoding: str = "slack",
+    constraint_encoding: str | dict[str, str] = "slack",
     penalty: float | dict[str, float] | str = "auto",
     slack_resolution: float | dict[str, float] | str = "auto",
     integer_encoding: str = "bounded",
     program: QuadraticProgram | None = None,
     slack_divisor: int = SLACK_RESOLUTION_DIVISOR,
+    linear_penalty: float | dict[str, float] | str = "auto",
 ) -> QuboEncoding:
     """Encode ``problem`` (via its QuadraticProgram) as a QUBO.
 
-    ``penalty`` and ``slack_resolution`` take one number for every constraint or a mapping by
-    constraint name (``budget``, ``return``, ``cardinality``); ``penalty`` is in objective units per
-    squared constraint unit (λ₁, λ₂ of the seed), ``slack_resolution`` in constraint units (dollars).
+    ``constraint_encoding``, ``penalty``, ``linear_penalty`` and ``slack_resolution`` take one value for every
+    constraint or a mapping by constraint name (``budget``, ``return``, ``cardinality``); ``penalty`` is in
+    objective units per squared constraint unit (λ₁, λ₂ of the seed; λ₂ of the unbalanced form),
+    ``linear_penalty`` (unbalanced λ₁) in objective units per constraint unit, ``slack_resolution`` in
+    constraint units (dollars). ``auto`` unbalanced coefficients: :data:`DEFAULT_UNBALANCED` on the box's spreads.
     """
     if isinstance(problem, MarkowitzProblem):
         raise ProblemError("markowitz has continuous weights and no QUBO: use problem.kind selection or integer_shares")
-    if constraint_encoding not in CONSTRAINT_ENCODINGS:
-        raise ProblemError(f"constraint_encoding must be one of {CONSTRAINT_ENCODINGS}, got {constraint_encoding!r}")
+    requested = constraint_encoding
+    for value in (requested.values() if isinstance(requested, dict) else [requested]):
+        if value not in CONSTRAINT_ENCODINGS or value == "auto":
+            allowed = tuple(v for v in CONSTRAINT_ENCODINGS if v != "auto")
+            raise ProblemError(f"constraint_encoding must be one of {allowed} (auto is chosen by the solver), "
+                               f"got {value!r}")
     if integer_encoding not in INTEGER_ENCODINGS:
         raise ProblemError(f"integer_encoding must be one of {INTEGER_ENCODINGS}, got {integer_encoding!r}")
     program = program or build_quadratic_program(problem)
@@ -194,10 +215,12 @@ def to_qubo(
     sign = 1.0 if program.objective.sense.value == 1 else -1.0  # maximise → minimise −f
     a, c, const = sign * a, sign * c, sign * program.objective.constant
 
-    terms = []  # (row over decision bits, rhs, λ, slack, δ): λ·(row·b + δ·slack − rhs)²
+    terms = []  # (row over decision bits, rhs, λ, slack, δ, λ₁): λ·(row·b + δ·slack − rhs)² + λ₁·(row·b − rhs)
     constraints = []
+    scales = None
     for constraint in program.linear_constraints:
         name = constraint.name
+        constraint_encoding = requested.get(name, "slack") if isinstance(requested, dict) else requested
         g = constraint.linear.to_array()
         h = constraint.rhs - g @ offsets
         if constraint.sense == Constraint.Sense.GE:
@@ -208,15 +231,26 @@ def to_qubo(
         if nonzero.size == 0:
             raise ProblemError(f"constraint {name} has no nonzero coefficient")
         row_real = expansion @ g
-        if constraint_encoding == "slack" and not is_equality and _box_maximum(program, g) <= h:
+        if constraint_encoding in ("slack", "unbalanced") and not is_equality and _box_maximum(program, g) <= h:
             # every allocation in the variables' box meets it (a budget no box allocation can spend): no
             # penalty and no slack register, whose range would grow with the unused room
             constraints.append(EncodedConstraint(name, sense, "redundant", 0.0, None, None))
             continue
-        if constraint_encoding == "squared" or (is_equality and not (_is_whole(g) and _is_whole(h))):
+        if constraint_encoding == "unbalanced" and not is_equality:
+            if scales is None:
+                scales = unbalanced_scales(problem, program)
+            spread, room = scales[0], scales[1][name]
+            alpha, beta = DEFAULT_UNBALANCED
+            lam = _choose(penalty, name, beta * spread / room**2, "penalty")
+            lam1 = _choose(linear_penalty, name, alpha * spread / room, "linear_penalty")
+            # λ₂s² − λ₁s with s = h − g·x: λ₂(g·x − h)² + λ₁(g·x − h)
+            terms.append((row_real, h, lam, None, None, lam1))
+            constraints.append(EncodedConstraint(name, sense, "unbalanced", lam, None, None, linear_penalty=lam1))
+            continue
+        if constraint_encoding in ("squared", "unbalanced") or (is_equality and not (_is_whole(g) and _is_whole(h))):
             delta = float(nonzero.min())
             lam = _choose(penalty, name, objective_range / delta**2, "penalty")
-            terms.append((row_real, h, lam, None, None))
+            terms.append((row_real, h, lam, None, None, 0.0))
             constraints.append(EncodedConstraint(name, sense, "squared", lam, None, None))
             continue
         if _is_whole(g) and _is_whole(h):
@@ -243,7 +277,7 @@ def to_qubo(
             columns.extend(qubits)
             slack = EncodedVariable(f"slack_{name}", qubits, coefficients)
         # Penalty λ(δ·residual)² so that λ means the same thing (objective per squared unit) in both encodings.
-        terms.append((row * delta, h_int * delta, lam, slack, delta))
+        terms.append((row * delta, h_int * delta, lam, slack, delta, 0.0))
         constraints.append(EncodedConstraint(name, sense, "slack" if slack else "exact", lam, delta, slack, row, h_int))
 
     n = len(columns)
@@ -254,21 +288,40 @@ def to_qubo(
     quadratic_full[:num_decision, :num_decision] += e @ a @ e.T
     linear[:num_decision] += 2 * e @ (a @ offsets) + e @ c
     const += offsets @ a @ offsets + c @ offsets
-    for row, rhs, lam, slack, delta in terms:
+    for row, rhs, lam, slack, delta, lam1 in terms:
         full_row = np.zeros(n)
         full_row[:num_decision] = row
         if slack is not None:
             full_row[list(slack.qubits)] = np.array(slack.coefficients, dtype=float) * delta
-        # λ(rowᵀb − rhs)² = λ(bᵀ row rowᵀ b − 2 rhs rowᵀb + rhs²)
+        # λ(rowᵀb − rhs)² = λ(bᵀ row rowᵀ b − 2 rhs rowᵀb + rhs²), plus λ₁(rowᵀb − rhs)
         quadratic_full += lam * np.outer(full_row, full_row)
-        linear -= 2 * lam * rhs * full_row
-        const += lam * rhs**2
+        linear += (lam1 - 2 * lam * rhs) * full_row
+        const += lam * rhs**2 - lam1 * rhs
     # b_i² = b_i: fold the diagonal into the linear part, keep the strict upper triangle.
     linear += np.diag(quadratic_full)
     quadratic = np.triu(quadratic_full + quadratic_full.T, k=1)
     qubo = Qubo(quadratic, linear, float(const))
-    return QuboEncoding(qubo, tuple(variables), tuple(constraints), constraint_encoding, integer_encoding,
+    used = {c.encoding for c in constraints if c.encoding not in ("redundant", "exact")}
+    summary = requested if isinstance(requested, str) else (used.pop() if len(used) == 1 else "mixed")
+    return QuboEncoding(qubo, tuple(variables), tuple(constraints), summary, integer_encoding,
                         np.vstack([expansion, np.zeros((n - num_decision, len(variables)), dtype=np.int64)]))
+
+
+def unbalanced_scales(problem: DiscreteProblem, program: QuadraticProgram) -> tuple[float, dict[str, float]]:
+    """``(F, {name: σ})``: the standard deviations of the objective and of each inequality's room ``s`` over
+    :data:`SCALE_SAMPLES` allocations drawn uniformly from the variables' box (seed 0), so that the unbalanced
+    coefficients ``(α, β)`` are dimensionless and transfer between instances."""
+    rng = np.random.default_rng(0)
+    lower = np.array([v.lowerbound for v in program.variables])
+    upper = np.array([v.upperbound for v in program.variables])
+    x = rng.integers(lower.astype(np.int64), upper.astype(np.int64) + 1, size=(SCALE_SAMPLES, len(lower)))
+    objective = problem.evaluate(x).objective
+    spread = float(np.std(objective)) or max(1.0, float(np.max(np.abs(objective))))
+    rooms = {}
+    for constraint in program.linear_constraints:
+        room = x @ constraint.linear.to_array()
+        rooms[constraint.name] = float(np.std(room)) or 1.0
+    return spread, rooms
 
 
 def _box_maximum(program: QuadraticProgram, row: np.ndarray) -> float:
@@ -316,7 +369,7 @@ def _choose(value, name: str, default: float, what: str) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ProblemError(f"problem.{what} must be 'auto', a number or a mapping by constraint, got {value!r}")
-    if not math.isfinite(number) or number < 0 or (number == 0 and what != "penalty"):
+    if not math.isfinite(number) or number < 0 or (number == 0 and what not in ("penalty", "linear_penalty")):
         raise ProblemError(f"problem.{what} for {name} must be a positive number, got {value!r}")
     return number
 
