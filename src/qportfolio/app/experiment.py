@@ -43,7 +43,7 @@ from qportfolio.backends.ibm.base import HardwareBackend
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import solution_entry, solve_exact
 from qportfolio.data import estimate_market, load_prices
-from qportfolio.errors import ConfigError, QPortfolioError
+from qportfolio.errors import ConfigError, QPortfolioError, RunFolderError
 from qportfolio.optimize import QuantumResult, SolveHooks
 from qportfolio.problems import MarkowitzProblem
 
@@ -55,6 +55,9 @@ CALIBRATIONS_FILE = "calibrations.jsonl"
 LONG_RUN_SECONDS = 180
 #: Seconds between progress lines written to a log (no terminal).
 LOG_EVERY_SECONDS = 30
+#: ``result.json``'s ``kind`` in a backtest's folder (a run's has none), and the backtest's decision log.
+BACKTEST_KIND = "backtest"
+DECISIONS_FILE = "decisions.jsonl"
 
 PACKAGES = ("qportfolio", "qiskit", "qiskit-aer", "qiskit-optimization", "qiskit-ibm-runtime", "numpy", "scipy",
             "pandas", "skfolio", "cvxpy")
@@ -178,10 +181,24 @@ def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool
         return _supervised(config, run, quantum, progress, backend)
 
 
+def is_backtest(folder: str | Path) -> bool:
+    """Whether ``folder`` was written by ``qportfolio backtest`` (its result.json says so, or it holds decisions)."""
+    folder = Path(folder)
+    if (folder / DECISIONS_FILE).is_file():
+        return True
+    with contextlib.suppress(QPortfolioError):
+        return load_result(folder).get("kind") == BACKTEST_KIND
+    return False
+
+
 def resume(folder: str | Path, progress: bool | str | None = None, approve_spending: bool = False, backend=None) -> Run:
-    """Continue the run in ``folder`` from its recorded history; a finished run is left as it is."""
+    """Continue the run in ``folder`` from its recorded history; a finished run is left as it is. A backtest's
+    folder is refused (``qportfolio backtest --resume`` continues it; the ``resume`` command routes there)."""
     folder = Path(folder)
     previous = load_result(folder)
+    if is_backtest(folder):
+        raise RunFolderError(f"{folder} is a backtest, not a run: continue it with "
+                             f"`qportfolio backtest --resume {folder}`")
     if previous.get("status") == "complete":
         return Run(folder, previous)
     config = load_config(folder / "config.yaml")
