@@ -144,8 +144,10 @@ def summary(result: dict, folder) -> str:
                      f"  cost {entry['cost']:.6g}  feasible {'yes' if entry['feasible'] else 'no'}")
     metrics = result.get("metrics")
     if metrics:
+        ratio = metrics.get("approximation_ratio")
+        ratio = "— (the worst feasible allocation is unknown: too many to enumerate)" if ratio is None else f"{ratio:.4f}"
         lines.append(f"{'p_optimal':<16} {metrics['p_optimal']:.4f}   feasible_fraction {metrics['feasible_fraction']:.4f}"
-                     f"   approximation_ratio {metrics['approximation_ratio']:.4f}")
+                     f"   approximation_ratio {ratio}")
         if metrics.get("lift") is not None:
             lines.append(f"{'lift':<16} {metrics['lift']:.1f}× uniform sampling over {metrics['reachable_states']} "
                          f"states (P(optimum) {metrics['uniform_p_optimal']:.4g})")
@@ -279,7 +281,8 @@ def _command(args) -> int:
     if args.command in ("run", "baseline"):
         config = load_config(args.config, {"seed": args.seed})
         if getattr(args, "dry_run", False):
-            _print_mapping(dry_run(config))
+            _, _, problem = experiment.prepare(config)  # a run that would be refused is refused, not planned
+            _print_mapping(dry_run(config, problem))
             return 0
         quantum = args.command == "run"
         if quantum:
