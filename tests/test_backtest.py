@@ -2,15 +2,24 @@
 resume, and a user's mistakes in the backtest section."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import qportfolio
 from qportfolio.app import backtest as bt
+from qportfolio.app import experiment
 from qportfolio.app.cli import main
 from qportfolio.app.config import parse_config
 from qportfolio.classical import enumerate_optimum
+from qportfolio.errors import RunFolderError
 from qportfolio.problems import IntegerSharesProblem
 
 TICKERS = ["AAA", "BBB", "CCC", "DDD"]
@@ -162,6 +171,8 @@ def test_resume_never_recomputes_a_recorded_decision(prices_csv, tmp_path, monke
     lines = (folder / bt.DECISIONS).read_text().splitlines()
     kept, dropped = lines[:-5], lines[-5:]
     (folder / bt.DECISIONS).write_text("\n".join(kept) + "\n" + dropped[0][:20])  # a line cut short
+    interrupted = {**json.loads((folder / "result.json").read_text()), "status": "interrupted"}
+    (folder / "result.json").write_text(json.dumps(interrupted))  # as an interrupt leaves it
     calls = []
     real = bt.decide
     monkeypatch.setattr(bt, "decide", lambda window, prices, value, method, config, date="": calls.append(
@@ -243,3 +254,81 @@ def test_markowitz_configs_refuse_discrete_methods(prices_csv, capsys, tmp_path)
         "backtest": {"start": "2017-03-01", "train": 12, "methods": ["quantum", "equal_weight"]}}))
     assert main(["backtest", str(path)]) == 2
     assert "needs a discrete problem" in capsys.readouterr().err
+
+
+def test_an_interrupted_backtest_has_one_resume_and_the_wrong_one_is_refused(tmp_path, rng, capsys):
+    """Ctrl-C (SIGINT) a real `qportfolio backtest` after a few decisions: it says how to continue; `qportfolio
+    resume` continues it (not a QAOA run into it) to the uninterrupted result; resuming it again says it is
+    complete; `backtest --resume` on a run's folder, and `experiment.resume` on a backtest's, name the right one."""
+    write_prices(tmp_path / "p.csv", rng, months=40)
+    config_path = tmp_path / "bt.yaml"
+    config_path.write_text(f"""
+name: walk
+seed: 3
+data: {{source: csv, path: {tmp_path / 'p.csv'}, frequency: monthly}}
+problem: {{kind: selection, num_assets: 2, risk_aversion: 2.0}}
+solver: {{reps: 2, maxiter: 40}}
+backend: {{name: exact}}
+backtest: {{start: 2017-03-01, train: 12, rebalance: 1, methods: [quantum, classical_exact, equal_weight],
+           initial_capital: 1000, transaction_cost: 5}}
+""")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(qportfolio.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    walk = subprocess.Popen([sys.executable, "-m", "qportfolio.app.cli", "backtest", str(config_path), "--out",
+                             str(tmp_path / "out"), "--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and walk.poll() is None:
+        logs = list((tmp_path / "out").glob("*/decisions.jsonl"))
+        if logs and len(logs[0].read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    assert walk.poll() is None, "the backtest ended before it could be interrupted"
+    walk.send_signal(signal.SIGINT)
+    _, err = walk.communicate(timeout=60)
+    (folder,) = list((tmp_path / "out").iterdir())
+    assert walk.returncode == 130
+    assert err == (f"qportfolio: interrupted; what finished is in the run folder: continue with "
+                   f"`qportfolio resume {folder}`\n")
+    interrupted = json.loads((folder / "result.json").read_text())
+    assert interrupted["status"] == "interrupted" and interrupted["kind"] == "backtest"
+    recorded = len((folder / bt.DECISIONS).read_text().splitlines())
+
+    capsys.readouterr()
+    assert main(["status", str(folder)]) == 0
+    assert f"continue with   qportfolio resume {folder}" in capsys.readouterr().out
+
+    # `qportfolio resume` continues the backtest: the decisions recorded kept, the rest made, no QAOA run
+    assert main(["resume", str(folder), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "quantum = exact" in out and "qubits" not in out
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "complete" and result["timing"]["decisions_replayed"] == recorded
+    assert not (folder / "samples.csv").exists() and not (folder / "history.jsonl").exists()
+    config = bt.load_config(config_path)
+    whole_folder = bt.start_backtest(config, tmp_path / "whole")
+    whole = bt.execute(config, whole_folder)
+    assert (folder / "backtest.csv").read_text() == (whole_folder / "backtest.csv").read_text()
+    assert result["methods"]["quantum"]["final_value"] == whole["methods"]["quantum"]["final_value"]
+
+    # a complete backtest: either resume says so and changes nothing
+    before = (folder / "result.json").read_text()
+    for command in (["resume", str(folder)], ["backtest", "--resume", str(folder)]):
+        assert main(command + ["--quiet"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"{folder} is a complete backtest: nothing to resume\n") and "None" not in out
+    assert (folder / "result.json").read_text() == before
+
+    # the wrong folder kind, one line naming the right command
+    run = experiment.execute(parse_config({
+        "name": "one", "data": {"source": "csv", "path": str(tmp_path / "p.csv"), "frequency": "monthly"},
+        "problem": {"kind": "selection", "num_assets": 2}, "solver": {"reps": 1, "maxiter": 10},
+        "backend": {"name": "exact"}}), tmp_path / "runs", artifacts=False)
+    assert main(["backtest", "--resume", str(run.folder)]) == 2
+    assert capsys.readouterr().err == (f"qportfolio: error: {run.folder} is a run, not a backtest: continue it "
+                                       f"with `qportfolio resume {run.folder}`\n")
+    with pytest.raises(RunFolderError, match=r"is a backtest, not a run: continue it with `qportfolio backtest "
+                                             r"--resume"):
+        experiment.resume(folder)
+    assert main(["resume", str(run.folder)]) == 0
+    assert capsys.readouterr().out.startswith(f"{run.folder} is a complete run: nothing to resume\n")

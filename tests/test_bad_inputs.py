@@ -98,7 +98,12 @@ CASES = [
     case("budget-negative", RUN, {"config.yaml": config(problem={"budget": -5})}, "problem.budget"),
     case("budget-text", RUN, {"config.yaml": config(problem={"budget": "lots"})}, "problem.budget"),
     case("optimizer-unknown", RUN, {"config.yaml": config(solver={"optimizer": "adam"})}, "solver.optimizer"),
-    case("backend-unknown", RUN, {"config.yaml": config(backend={"name": "quantum_computer"})}, "backend.name"),
+    case("backend-unknown", RUN, {"config.yaml": config(backend={"name": "quantum_computer"})},
+         r"backend.name: not a backend name: use exact, aer_statevector, aer_shots, aer_noisy:<fake device>"),
+    case("penalty-negative", RUN, {"config.yaml": SELECTION.replace("num_assets: 2", "num_assets: 2\n  penalty: -5")},
+         r"problem.penalty: must be a positive number \(or auto / calibrated\) \(got -5\)"),
+    case("penalty-negative-by-constraint", RUN, {"config.yaml": config(problem={"penalty": {"budget": "auto",
+         "return": -1.0}})}, r"problem.penalty for return must be a positive number"),
     case("grid-beyond-budget", RUN, {"config.yaml": config(solver={"grid": 100, "maxiter": 5})},
          "solver.grid 100 scans 10,000.*solver.grid ≤ 2"),
     case("shots-zero", RUN, {"config.yaml": config(solver={"shots": 0})}, "solver.shots"),
@@ -142,6 +147,18 @@ CASES = [
     case("min-return-unreachable", RUN, {"config.yaml": config(problem={"min_return": 500.0})}, "above the most"),
     case("max-shares-wrong-length", RUN, {"config.yaml": config(problem={"max_shares": [1, 2]})}, "max_shares"),
     case("max-shares-negative", RUN, {"config.yaml": config(problem={"max_shares": -1})}, "max_shares"),
+    case("max-shares-zero", RUN, {"config.yaml": config(problem={"max_shares": 0, "min_return": None})},
+         "problem.max_shares 0 leaves no share of any asset to buy"),
+    case("budget-beyond-whole-shares", RUN, {"config.yaml": config(problem={"budget": 1e12})},
+         r"problem.budget \$1,000,000,000,000 buys up to [0-9,]+ shares of AAA, more than 2,147,483,647"),
+    case("wider-than-the-simulator-narrowing-off", RUN, {"config.yaml": config(problem={
+         "budget": 1e5, "min_return": None, "narrowing": "off"})},
+         r"^qportfolio: error: 40 qubits are more than aer_statevector holds \(26"),
+    case("wider-than-the-simulator-max-qubits", RUN, {"config.yaml": config(problem={
+         "budget": 1e5, "min_return": None, "max_qubits": 42}, backend={"name": "exact"})},
+         r"^qportfolio: error: 40 qubits are more than exact holds \(26"),
+    case("wider-than-the-simulator-dry-run", ["run", "{c}", "--dry-run"], {"config.yaml": config(problem={
+         "budget": 1e5, "min_return": None, "narrowing": "off"})}, r"qubits are more than aer_statevector holds"),
     case("selection-k-too-large", RUN, {"config.yaml": SELECTION.replace("num_assets: 2", "num_assets: 7")},
          "num_assets"),
     case("selection-k-zero", RUN, {"config.yaml": SELECTION.replace("num_assets: 2", "num_assets: 0")}, "num_assets"),
@@ -211,3 +228,65 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, monkeypatch, 
 
 def test_the_catalogue_is_large():
     assert len(CASES) >= 60
+
+
+def test_narrowing_off_as_the_readme_writes_it(tmp_path, monkeypatch, capsys):
+    """`narrowing: off` unquoted is YAML's false: the documented spelling, so it means "off"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prices.csv").write_text(CSV)
+    text = config(problem={"narrowing": "NARROWING"}).replace("'NARROWING'", "off").replace("NARROWING", "off")
+    assert "narrowing: off\n" in text
+    (tmp_path / "config.yaml").write_text(text)
+    assert main(["run", "config.yaml", "--dry-run"]) == 0, capsys.readouterr().err
+    from qportfolio.app.config import load_config
+
+    assert load_config(tmp_path / "config.yaml").problem.narrowing == "off"
+
+
+def test_a_large_budget_with_a_floor_reports_an_unknown_ratio_instead_of_crashing(tmp_path, monkeypatch, capsys):
+    """$1M on three assets with a return floor is a valid run: too many allocations to enumerate, so the worst
+    feasible one (and the approximation ratio) is unknown; the summary says so."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prices.csv").write_text(CSV)
+    (tmp_path / "config.yaml").write_text(config(problem={"budget": 1e6, "min_return": 50.0, "max_qubits": 16},
+                                                 backend={"name": "exact"}))
+    assert main(["run", "config.yaml", "--out", "out", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "approximation_ratio — (the worst feasible allocation is unknown: too many to enumerate)" in out
+    (folder,) = list((tmp_path / "out").iterdir())
+    import json
+
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "complete" and result["metrics"]["approximation_ratio"] is None
+
+
+def test_yfinance_offline_is_one_line(tmp_path, monkeypatch, capsys):
+    """What yfinance does offline (a stand-in, as the library is an optional extra): log a failure per ticker
+    and a summary, warn, print, return an empty table. The user sees one line with the reason."""
+    import logging
+    import sys
+    import types
+    import warnings
+
+    import pandas as pd
+
+    def download(tickers, **options):
+        log = logging.getLogger("yfinance")
+        for ticker in tickers:
+            log.warning("Cookie/crumb fetch failed (DNSError), continuing without crumb")
+            log.error(f"Failed to get ticker '{ticker}' reason: Could not resolve host: query2.finance.yahoo.com")
+        log.error(f"\n{len(tickers)} Failed downloads:")
+        log.error(f"{list(tickers)}: DNSError('Could not resolve host: query2.finance.yahoo.com')")
+        warnings.warn("The inplace keyword in DataFrame.rename is deprecated", FutureWarning)
+        print("retrying", file=sys.stderr)
+        return pd.DataFrame()
+
+    monkeypatch.setitem(sys.modules, "yfinance", types.SimpleNamespace(download=download))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text(config(data={"source": "yfinance", "path": None, "assets": ["AAPL", "MSFT"]}))
+    assert main(["run", "config.yaml", "--out", "out", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == ("qportfolio: error: yfinance returned no prices for AAPL, MSFT (['AAPL', 'MSFT']: "
+                            "DNSError('Could not resolve host: query2.finance.yahoo.com')); check the network, the "
+                            "tickers and data.start/data.end, or use data.source: csv\n")
+    assert captured.out == "" and not (tmp_path / "out").exists()

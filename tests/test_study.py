@@ -1,8 +1,10 @@
 """Studies: expansion and validation of a study file, a sweep on an embedded Ray (resumable, same numbers as
 `qportfolio run`), and a sweep joining a Ray head node started here. Ray listens on 127.0.0.1 only."""
 
+import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -116,33 +118,77 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_sweep_joins_a_ray_head_node(tmp_path):
-    port, scratch = free_port(), tempfile.mkdtemp(prefix="qpray", dir="/tmp")  # short: Ray's socket paths
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": os.pathsep.join([str(Path(qportfolio.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    head = subprocess.Popen(["ray", "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
-                             "--include-dashboard=false", "--node-ip-address=127.0.0.1", f"--temp-dir={scratch}",
-                             "--disable-usage-stats"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+def wait_listening(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"the Ray head node did not listen on {port} (exit {process.poll()})")
+
+
+def test_sweep_joins_a_token_authenticated_ray_head_node(tmp_path):
+    """`ray start --head` as a user runs it: a token in ~/.ray/auth_token (any earlier ray.init() writes one)
+    makes the head require it. Its own HOME here, so the token and the head are this test's alone."""
+    home, port = tmp_path / "home", free_port()
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    scratch = tempfile.mkdtemp(prefix="qpray", dir="/tmp")  # short: Ray's socket paths
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_AUTH")}
+    env.update({"HOME": str(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+                "PYTHONPATH": os.pathsep.join([str(Path(qportfolio.__file__).parents[1]),
+                                               os.environ.get("PYTHONPATH", "")])})
+    log = tmp_path / "head.log"
+    with open(log, "w") as head_log:
+        head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                                 f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                                 "--node-ip-address=127.0.0.1", f"--temp-dir={scratch}", "--disable-usage-stats"],
+                                env=env, stdout=head_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        wait_listening(port, head)
         study = write_study(tmp_path, grid={"solver.reps": [1, 2]}, zip=FAST)
-        command = [sys.executable, "-m", "qportfolio.app.cli", "sweep", str(study), "--out", str(tmp_path / "out"),
-                   "--address", f"127.0.0.1:{port}"]
-        for attempt in range(20):  # the head takes a few seconds to listen
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-            if "could not start or reach" not in done.stderr:
-                break
-            time.sleep(1)
-        assert done.returncode == 0, done.stderr[-2000:]
-        frame = read_results(tmp_path / "out" / "tiny")
+
+        def qportfolio_sweep(out: str, *extra: str, **variables: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "qportfolio.app.cli", "sweep", str(study), "--out",
+                                   str(tmp_path / out), *extra], env={**env, **variables}, capture_output=True,
+                                  text=True, timeout=300)
+
+        joined = qportfolio_sweep("joined", "--address", f"127.0.0.1:{port}")
+        assert joined.returncode == 0, joined.stderr[-2000:]
+        assert "Token authentication is enabled" in log.read_text()
+        frame = read_results(tmp_path / "joined" / "tiny")
         assert list(frame.status) == ["complete", "complete"]
         listening = [c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
         assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip in listening)
+
+        # the rows equal an embedded run's, but for the timings
+        embedded = qportfolio_sweep("embedded")
+        assert embedded.returncode == 0, embedded.stderr[-2000:]
+        alone = read_results(tmp_path / "embedded" / "tiny")
+        timing = [column for column in frame.columns if "second" in column]
+        assert timing and list(frame.columns) == list(alone.columns)
+        assert frame.drop(columns=timing).equals(alone.drop(columns=timing))
+
+        # a wrong token is refused in one line naming what to set (a short connect window: Ray's own knob)
+        refused = qportfolio_sweep("refused", "--address", f"127.0.0.1:{port}", RAY_AUTH_TOKEN="0" * 64,
+                                   RAY_gcs_server_port_wait_time_s="2")
+        assert refused.returncode == 2
+        assert refused.stderr == (f"qportfolio: error: the Ray cluster at 127.0.0.1:{port} refused the "
+                                  "authentication token from RAY_AUTH_TOKEN: set RAY_AUTH_TOKEN to the cluster's "
+                                  "token (`ray get-auth-token` on its head node prints it) or RAY_AUTH_TOKEN_PATH "
+                                  "to a file holding it\n")
+        assert not (tmp_path / "refused").exists()
+        tokenless = qportfolio_sweep("refused", "--address", f"127.0.0.1:{port}", HOME=str(tmp_path),
+                                     RAY_gcs_server_port_wait_time_s="2")
+        assert tokenless.returncode == 2
+        assert tokenless.stderr.startswith(f"qportfolio: error: the Ray cluster at 127.0.0.1:{port} requires an "
+                                           "authentication token and none was found: set RAY_AUTH_TOKEN")
+        assert tokenless.stderr.count("\n") == 1 and not (tmp_path / "refused").exists()
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops its processes; `ray stop` would stop every Ray here
         try:
             head.wait(timeout=60)
         finally:
-            for process in psutil.process_iter(["pid", "cmdline"]):  # anything of this head left behind
-                if any(scratch in part for part in process.info["cmdline"] or ()):
-                    process.kill()
+            with contextlib.suppress(ProcessLookupError):  # anything of this head left behind: its own session
+                os.killpg(head.pid, signal.SIGKILL)

@@ -23,6 +23,9 @@ auto-adjusted closes, needs network).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +185,36 @@ def _load_csv(path) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index)
 
 
+@contextlib.contextmanager
+def _quiet_library(name: str):
+    """A library's log records, warnings and prints kept from the terminal for the block (its retries are not
+    the user's business; the error is one line); yields the messages it logged at WARNING or above."""
+    logger, reported = logging.getLogger(name), []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage().strip()
+            if message:
+                reported.append(message)
+
+    saved = logger.handlers[:], logger.propagate, logger.level
+    logger.handlers, logger.propagate = [Keep(logging.WARNING)], False
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield reported
+    finally:
+        logger.handlers, logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def _load_yfinance(assets, start, end) -> pd.DataFrame:
     try:
         import yfinance as yf
@@ -194,21 +227,23 @@ def _load_yfinance(assets, start, end) -> pd.DataFrame:
     # yfinance's end is exclusive; ours is inclusive.
     end_excl = None if end is None else _iso((end + pd.Timedelta(days=1)).normalize())
     try:
-        raw = yf.download(
-            list(assets),
-            start=None if start is None else _iso(start.normalize()),
-            end=end_excl,
-            auto_adjust=True,
-            progress=False,
-        )
+        with _quiet_library("yfinance") as reported:
+            raw = yf.download(
+                list(assets),
+                start=None if start is None else _iso(start.normalize()),
+                end=end_excl,
+                auto_adjust=True,
+                progress=False,
+            )
     except Exception as exc:  # network or service failure inside yfinance
         raise DataError(
-            f"yfinance download failed for {', '.join(assets)}: {exc}; "
+            f"yfinance download failed for {', '.join(assets)}: {_one_line(str(exc))}; "
             "check the network and tickers, or use data.source: csv"
-        ) from exc
+        ) from None
     if raw is None or raw.empty or "Close" not in raw:
+        why = f" ({_one_line(reported[-1])})" if reported else ""
         raise DataError(
-            f"yfinance returned no prices for {', '.join(assets)}; check the tickers and "
+            f"yfinance returned no prices for {', '.join(assets)}{why}; check the network, the tickers and "
             "data.start/data.end, or use data.source: csv"
         )
     close = raw["Close"]

@@ -29,6 +29,7 @@ method's value at the date, so one method's dates follow each other.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -44,8 +45,16 @@ from tqdm import tqdm
 
 from qportfolio.app.backtest_report import measures, periods_per_year, write_figures, write_report
 from qportfolio.app.config import ExperimentConfig, load_config
-from qportfolio.app.experiment import provenance, run_lock
-from qportfolio.app.results import append_jsonl, json_safe, new_run_folder, read_jsonl, write_atomic, write_json
+from qportfolio.app.experiment import BACKTEST_KIND, DECISIONS_FILE, RunInterrupted, is_backtest, provenance, run_lock
+from qportfolio.app.results import (
+    append_jsonl,
+    json_safe,
+    load_result,
+    new_run_folder,
+    read_jsonl,
+    write_atomic,
+    write_json,
+)
 from qportfolio.backends import JobBackend
 from qportfolio.baselines import solve_classical
 from qportfolio.classical import solve_exact, solve_markowitz
@@ -53,7 +62,7 @@ from qportfolio.data import estimate_market, load_prices, resample_prices
 from qportfolio.errors import ConfigError, ProblemError, QPortfolioError, ResourceError, RunFolderError
 from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem, optimum_tolerance
 
-DECISIONS = "decisions.jsonl"
+DECISIONS = DECISIONS_FILE
 QUANTUM = "quantum"
 SOLVER_METHODS = ("quantum", "classical_exact", "scip", "relax_round", "greedy", "simulated_annealing", "tabu")
 MARKOWITZ_METHODS = {"markowitz_min_variance": "min_variance", "markowitz_max_sharpe": "max_sharpe"}
@@ -374,10 +383,12 @@ def load_decisions(folder: Path) -> dict[tuple[str, str], dict]:
 
 
 def start_backtest(config: ExperimentConfig, out: str | Path) -> Path:
-    """A new run folder with the resolved config."""
+    """A new run folder with the resolved config, and a result.json that marks it a backtest's."""
     check_backtest(config)
     folder = new_run_folder(out, config.name)
     write_atomic(folder / "config.yaml", yaml.safe_dump(config.resolved(), sort_keys=False))
+    write_json(folder / "result.json", {"name": config.name, "kind": BACKTEST_KIND, "status": "created",
+                                        "provenance": provenance(config)})
     return folder
 
 
@@ -387,7 +398,7 @@ def execute(config: ExperimentConfig, folder: Path, progress: bool = False) -> d
     check_backtest(config)
     folder = Path(folder)
     started = time.perf_counter()
-    result = {"name": config.name, "kind": "backtest", "status": "running", "provenance": provenance(config)}
+    result = {"name": config.name, "kind": BACKTEST_KIND, "status": "running", "provenance": provenance(config)}
     with run_lock(folder):
         write_json(folder / "result.json", result)
         recorded = load_decisions(folder)
@@ -421,10 +432,17 @@ def execute(config: ExperimentConfig, folder: Path, progress: bool = False) -> d
 
 
 def resume(folder: str | Path, progress: bool = False, approve_spending: bool = False) -> dict:
-    """Continue the backtest in ``folder`` from its ``config.yaml`` and recorded decisions."""
+    """Continue the backtest in ``folder`` from its ``config.yaml`` and recorded decisions; a complete one is
+    left as it is (its result returned). A run's folder is refused, naming ``qportfolio resume``."""
     folder = Path(folder)
     if not (folder / "config.yaml").is_file():
         raise RunFolderError(f"{folder / 'config.yaml'} does not exist: pass a folder written by `qportfolio backtest`")
+    if not is_backtest(folder):
+        raise RunFolderError(f"{folder} is a run, not a backtest: continue it with `qportfolio resume {folder}`")
+    if (folder / "result.json").is_file():
+        previous = load_result(folder)
+        if previous.get("status") == "complete":
+            return previous
     config = load_config(folder / "config.yaml")
     check_spending(config, approve_spending)
     return execute(config, folder, progress)
@@ -575,20 +593,45 @@ def command(args) -> int:
     if args.resume is not None:
         if args.dry_run:
             raise ConfigError("--dry-run plans a new backtest: pass the CONFIG instead of --resume")
-        result, folder = resume(args.resume, progress, args.yes), Path(args.resume)
-    else:
-        config = load_config(args.config)
-        if args.dry_run:
-            for key, value in plan(config).items():
-                print(f"{key:<34} {value}")
-            return 0
-        check_backtest(config)
-        check_spending(config, args.yes)
-        folder = start_backtest(config, args.out)
+        return resume_command(args.resume, progress, args.yes)
+    config = load_config(args.config)
+    if args.dry_run:
+        for key, value in plan(config).items():
+            print(f"{key:<34} {value}")
+        return 0
+    check_backtest(config)
+    check_spending(config, args.yes)
+    folder = start_backtest(config, args.out)
+    with _interruptible(folder):
         result = execute(config, folder, progress)
     print(summary_table(result))
     print(f"run folder  {folder}")
     return 0
+
+
+def resume_command(folder: str | Path, progress: bool = False, approve_spending: bool = False) -> int:
+    """``qportfolio backtest --resume RUN_DIR`` (and ``qportfolio resume`` on a backtest's folder)."""
+    folder = Path(folder)
+    with _interruptible(folder):
+        was_complete = (folder / "result.json").is_file() and is_backtest(folder) \
+            and load_result(folder).get("status") == "complete"
+        result = resume(folder, progress, approve_spending)
+    if was_complete:
+        print(f"{folder} is a complete backtest: nothing to resume")
+    print(summary_table(result))
+    print(f"run folder  {folder}")
+    return 0
+
+
+@contextlib.contextmanager
+def _interruptible(folder: Path):
+    """An interrupt (Ctrl-C, SIGTERM) once the folder exists says how to continue it."""
+    try:
+        yield
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
 
 
 def summary_table(result: dict) -> str:

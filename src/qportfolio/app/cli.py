@@ -4,7 +4,7 @@
 ``baseline CONFIG [--out DIR]`` — classical answers only, same folder layout.
 ``submit CONFIG [--out DIR] [--yes]`` — start the run detached from this terminal; returns at once.
 ``status RUN_DIR`` — where a run stands: status, evaluations, jobs.
-``resume RUN_DIR [--yes]`` — continue an interrupted run from its history (nothing finished is redone).
+``resume RUN_DIR [--yes]`` — continue an interrupted run or backtest from what it recorded (nothing finished is redone).
 ``backtest CONFIG [--out DIR] [--dry-run] [--yes]`` or ``backtest --resume RUN_DIR`` — out-of-sample backtest.
 ``compare RUN_DIR... [--format F] [--figure PATH]`` — one table across runs, and the frontier figure.
 ``frontier CONFIG [--points N] [--figure PATH]`` — the continuous efficient frontier (figure: results/).
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                      "time, run and write nothing")
     status = commands.add_parser("status", help="the state of a run folder and its jobs")
     status.add_argument("run_dir", help="a run folder, e.g. results/quickstart-20261121T071359Z")
-    resume = commands.add_parser("resume", help="continue an interrupted run from its recorded history")
+    resume = commands.add_parser("resume", help="continue an interrupted run or backtest from what it recorded")
     resume.add_argument("run_dir", help="the run folder to continue (see `qportfolio status`)")
     resume.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
     resume.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
@@ -145,8 +145,10 @@ def summary(result: dict, folder) -> str:
                      f"  cost {entry['cost']:.6g}  feasible {'yes' if entry['feasible'] else 'no'}")
     metrics = result.get("metrics")
     if metrics:
+        ratio = metrics.get("approximation_ratio")
+        ratio = "— (the worst feasible allocation is unknown: too many to enumerate)" if ratio is None else f"{ratio:.4f}"
         lines.append(f"{'p_optimal':<16} {metrics['p_optimal']:.4f}   feasible_fraction {metrics['feasible_fraction']:.4f}"
-                     f"   approximation_ratio {metrics['approximation_ratio']:.4f}")
+                     f"   approximation_ratio {ratio}")
         if metrics.get("lift") is not None:
             lines.append(f"{'lift':<16} {metrics['lift']:.1f}× uniform sampling over {metrics['reachable_states']} "
                          f"states (P(optimum) {metrics['uniform_p_optimal']:.4g})")
@@ -181,6 +183,11 @@ def _status(folder: Path) -> None:
         print(f"last resume     failed: {result['resume_error']}")
     if status == "interrupted":
         print(f"continue with   qportfolio resume {folder}")
+    if result.get("kind") == experiment.BACKTEST_KIND:
+        print(f"decisions       {len(backtest.load_decisions(folder))} recorded")
+        if status == "complete":
+            print(backtest.summary_table(result))
+        return
     if history:
         best = min(h.value for h in history)
         print(f"evaluations     {len(history)} (best objective value {best:.6g}, last {history[-1].value:.6g})")
@@ -275,7 +282,8 @@ def _command(args) -> int:
     if args.command in ("run", "baseline"):
         config = load_config(args.config, {"seed": args.seed})
         if getattr(args, "dry_run", False):
-            _print_mapping(dry_run(config))
+            _, _, problem = experiment.prepare(config)  # a run that would be refused is refused, not planned
+            _print_mapping(dry_run(config, problem))
             return 0
         quantum = args.command == "run"
         if quantum:
@@ -287,7 +295,11 @@ def _command(args) -> int:
     elif args.command == "status":
         _status(Path(args.run_dir))
     elif args.command == "resume":
+        if experiment.is_backtest(args.run_dir):  # one resume for every run folder
+            return backtest.resume_command(args.run_dir, _progress(args) == "bar", args.yes)
         run = experiment.resume(args.run_dir, progress=_progress(args), approve_spending=args.yes)
+        if run.previous is None:  # left as it was
+            print(f"{run.folder} is a complete run: nothing to resume")
         print(summary(run.result, run.folder))
     elif args.command == "compare":
         table = compare_runs([Path(d) for d in args.run_dirs], args.format)

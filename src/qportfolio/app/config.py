@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -33,6 +34,7 @@ from qportfolio.choices import (
     TrainingObjective,
     VQEForm,
 )
+from qportfolio.backends import BACKENDS, HARDWARE_PREFIXES
 from qportfolio.errors import ConfigError
 from qportfolio.optimize import QuantumSolver
 
@@ -81,6 +83,22 @@ class ProblemConfig(_Strict):
     max_qubits: Optional[int] = Field(DEFAULT.max_qubits, ge=1, description="narrow share windows to fit (default: the simulator's limit)")
     narrowing: Narrowing = DEFAULT.narrowing
 
+    @field_validator("narrowing", mode="before")
+    @classmethod
+    def _off_as_yaml_writes_it(cls, value):
+        """``narrowing: off`` unquoted is YAML's false: the same choice."""
+        return Narrowing.OFF.value if value is False else value
+
+    @field_validator("penalty")
+    @classmethod
+    def _penalty_positive(cls, value):
+        weights = value.items() if isinstance(value, dict) else [(None, value)]
+        for name, weight in weights:
+            if isinstance(weight, (int, float)) and not weight > 0:
+                what = "must" if name is None else f"problem.penalty for {name} must"  # a mapping's error: whole
+                raise ValueError(f"{what} be a positive number (or auto / calibrated)")
+        return value
+
 
 class SolverConfig(_Strict):
     algorithm: Algorithm = DEFAULT.algorithm
@@ -107,7 +125,7 @@ class SolverConfig(_Strict):
 
 
 class BackendConfig(_Strict):
-    name: str = Field(DEFAULT.backend, pattern=r"^(aer_statevector|aer_shots|exact|(aer_noisy|ibm_fake|ibm):[A-Za-z0-9_]+)$")
+    name: str = DEFAULT.backend
     min_qubits: Optional[int] = Field(None, ge=1, description="ibm:least_busy: smallest device")
     account: Optional[str] = Field(None, description="name of a saved Qiskit account")
     channel: Optional[str] = None
@@ -126,6 +144,15 @@ class BackendConfig(_Strict):
     mitigation: Mitigation = DEFAULT.mitigation
     max_qpu_seconds: Optional[float] = Field(None, gt=0, description="spending guard")
     precision: Precision = Field(DEFAULT.precision, description="exact backend's state")
+
+    @field_validator("name")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        family, _, device = name.partition(":")
+        if name in ("exact", *BACKENDS) or (family in HARDWARE_PREFIXES and re.fullmatch(r"[A-Za-z0-9_]+", device)):
+            return name
+        raise ValueError(f"not a backend name: use exact, {', '.join(BACKENDS)}, aer_noisy:<fake device> "
+                         "(e.g. aer_noisy:fake_fez), ibm_fake:<fake device>, ibm:<device> or ibm:least_busy")
 
 
 class BacktestConfig(_Strict):

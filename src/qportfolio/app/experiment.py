@@ -44,9 +44,11 @@ from qportfolio.backends.ibm.base import HardwareBackend
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import solution_entry, solve_exact
 from qportfolio.data import estimate_market, load_prices
-from qportfolio.errors import ConfigError, QPortfolioError
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS
+from qportfolio.encoding import MAX_ENUMERATED_QUBITS
+from qportfolio.errors import ConfigError, QPortfolioError, ResourceError, RunFolderError
 from qportfolio.optimize import QuantumResult, SolveHooks
-from qportfolio.problems import MarkowitzProblem
+from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem
 
 #: The price table a run used, kept in its folder so that resume and compare work from anywhere.
 PRICES_FILE = "prices.csv"
@@ -58,6 +60,9 @@ COMPILE_SECONDS = 30
 LONG_RUN_SECONDS = 180
 #: Seconds between progress lines written to a log (no terminal).
 LOG_EVERY_SECONDS = 30
+#: ``result.json``'s ``kind`` in a backtest's folder (a run's has none), and the backtest's decision log.
+BACKTEST_KIND = "backtest"
+DECISIONS_FILE = "decisions.jsonl"
 
 PACKAGES = ("qportfolio", "qiskit", "qiskit-aer", "qiskit-optimization", "qiskit-ibm-runtime", "numpy", "scipy",
             "pandas", "skfolio", "cvxpy")
@@ -96,7 +101,30 @@ def prepare(config: ExperimentConfig, quantum: bool = True):
     problem = build_problem(config, market)
     if quantum and not isinstance(problem, MarkowitzProblem):
         config.quantum_solver().planned_evaluations()  # the search's settings (e.g. a grid beyond the budget)
+        check_size(config, problem)
     return prices, market, problem
+
+
+def check_size(config: ExperimentConfig, problem) -> None:
+    """Refuse a circuit wider than the exact-probability simulators hold (their 2ⁿ energy table), before
+    anything is estimated or written. Whole shares get that wide only with a limit above it (``max_qubits``)
+    or ``narrowing: off``, a selection with more assets than it: only then is the problem encoded here (its
+    slack registers sized without the optimum the run finds first, unless the instance is small enough to
+    enumerate: a qubit or two more than the run's, see :meth:`QuantumSolver.encode`)."""
+    solver = config.quantum_solver().resolved(problem)
+    if isinstance(problem, MarkowitzProblem) or solver.backend_name not in EXACT_PROBABILITY_BACKENDS:
+        return
+    if isinstance(problem, IntegerSharesProblem) and solver.narrowing != "off" \
+            and solver.qubit_limit() <= MAX_ENUMERATED_QUBITS:
+        return
+    if isinstance(problem, SelectionProblem) and problem.num_assets <= MAX_ENUMERATED_QUBITS:  # a qubit an asset
+        return
+    qubits = solver.encode(problem).encoding.num_qubits
+    if qubits > MAX_ENUMERATED_QUBITS:
+        raise ResourceError(
+            f"{qubits} qubits are more than {solver.backend_name} holds ({MAX_ENUMERATED_QUBITS}, its 2ⁿ energy "
+            f"table): use fewer assets or a smaller max_shares, max_qubits ≤ {MAX_ENUMERATED_QUBITS} with narrowing "
+            "auto, a sampling backend (aer_shots, ibm:*), or `qportfolio baseline`")
 
 
 def start_run(config: ExperimentConfig, out: str | Path, prices=None) -> Run:
@@ -183,10 +211,24 @@ def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool
         return _supervised(config, run, quantum, progress, backend)
 
 
+def is_backtest(folder: str | Path) -> bool:
+    """Whether ``folder`` was written by ``qportfolio backtest`` (its result.json says so, or it holds decisions)."""
+    folder = Path(folder)
+    if (folder / DECISIONS_FILE).is_file():
+        return True
+    with contextlib.suppress(QPortfolioError):
+        return load_result(folder).get("kind") == BACKTEST_KIND
+    return False
+
+
 def resume(folder: str | Path, progress: bool | str | None = None, approve_spending: bool = False, backend=None) -> Run:
-    """Continue the run in ``folder`` from its recorded history; a finished run is left as it is."""
+    """Continue the run in ``folder`` from its recorded history; a finished run is left as it is. A backtest's
+    folder is refused (``qportfolio backtest --resume`` continues it; the ``resume`` command routes there)."""
     folder = Path(folder)
     previous = load_result(folder)
+    if is_backtest(folder):
+        raise RunFolderError(f"{folder} is a backtest, not a run: continue it with "
+                             f"`qportfolio backtest --resume {folder}`")
     if previous.get("status") == "complete":
         return Run(folder, previous)
     config = load_config(folder / "config.yaml")

@@ -19,6 +19,7 @@ encoding) before anything runs. Each point is one Ray task calling the core API 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -314,30 +315,34 @@ def sweep(study: Study, out: str | Path = "results/studies", address: str | None
     """Run the study's points not yet complete in ``out/<name>/`` on Ray; rows are written as each point
     finishes, and ``summary.md`` with its figures at the end (also after an interrupt); ``study.yaml`` is the
     study as run (an inline base included)."""
-    table = StudyTable(Path(out) / study.name, study)
-    write_atomic(table.folder / "study.yaml", yaml.safe_dump(study.spec.model_dump(by_alias=True, exclude_none=True),
-                                                             sort_keys=False))
-    todo = [p for p in study.points if table.status(p.config_hash) != "complete"]
-    if progress is None:
-        progress = sys.stderr.isatty()
-    log = _Progress(len(todo), len(study.points) - len(todo), progress)
-    runs_dir = str(table.folder / "runs") if keep_runs else None
-    tasks = [Task(point, (point.config.resolved(), runs_dir), point.memory_bytes()) for point in todo]
+    folder = Path(out) / study.name
+    with contextlib.ExitStack() as session:
+        if not folder.exists():  # every point to run: connect before writing, so a refusal leaves nothing
+            session.enter_context(ray_session(address, max_workers))
+        table = StudyTable(folder, study)
+        write_atomic(table.folder / "study.yaml",
+                     yaml.safe_dump(study.spec.model_dump(by_alias=True, exclude_none=True), sort_keys=False))
+        todo = [p for p in study.points if table.status(p.config_hash) != "complete"]
+        if progress is None:
+            progress = sys.stderr.isatty()
+        log = _Progress(len(todo), len(study.points) - len(todo), progress)
+        runs_dir = str(table.folder / "runs") if keep_runs else None
+        tasks = [Task(point, (point.config.resolved(), runs_dir), point.memory_bytes()) for point in todo]
 
-    def finished(task: Task, row: dict | None, error: BaseException | None) -> None:
-        if row is None:
-            row = {"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
-        table.record(task.key, row)
-        log.update(task.key, row)
+        def finished(task: Task, row: dict | None, error: BaseException | None) -> None:
+            if row is None:
+                row = {"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+            table.record(task.key, row)
+            log.update(task.key, row)
 
-    try:
-        if tasks:
-            with ray_session(address, max_workers) as slots:
-                run_tasks(solve_point, tasks, slots, finished)
-    finally:
-        log.close()
-        if table.rows():
-            write_summary(table)
+        try:
+            if tasks:
+                with ray_session(address, max_workers) as slots:  # the session above, when one was opened
+                    run_tasks(solve_point, tasks, slots, finished)
+        finally:
+            log.close()
+            if table.rows():
+                write_summary(table)
     return table
 
 

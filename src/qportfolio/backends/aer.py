@@ -35,7 +35,11 @@ class AerStatevectorBackend:
     def _probabilities(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[np.ndarray]:
         """``|ψ(θ)|²`` over all basis states for each parameter set."""
         compiled = self._prepare(circuit)
-        bound = [compiled.assign_parameters(theta) for theta in np.atleast_2d(parameter_sets)]
+        thetas = np.atleast_2d(parameter_sets)
+        # per set at once: Aer's statevector, |ψ|², and a distribution's index array
+        require_memory(32.0 * 2**circuit.num_qubits * len(thetas),
+                       f"{len(thetas)} {circuit.num_qubits}-qubit statevector(s) and their distributions")
+        bound = [compiled.assign_parameters(theta) for theta in thetas]
         result = self._simulator.run(bound).result()
         return [np.abs(np.asarray(result.get_statevector(k))) ** 2 for k in range(len(bound))]
 

@@ -12,6 +12,10 @@ from qportfolio.errors import (
 )
 from qportfolio.problems._base import FEASIBILITY_TOLERANCE, Evaluation, _as_rows, _quadratic_form, _validated_estimates
 
+#: The most shares of one asset: near 2³³ a double's spacing reaches the 1e-6 within which solvers check that a
+#: count is whole, so counts are kept below 2³¹.
+MAX_SHARE_COUNT = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class IntegerSharesProblem:
@@ -62,7 +66,7 @@ class IntegerSharesProblem:
                 f"budget ${budget:,.2f} is below the cheapest share (${prices[cheapest]:,.2f}, "
                 f"{tickers[cheapest]}): raise problem.budget"
             )
-        upper = np.floor(budget / prices * (1 + FEASIBILITY_TOLERANCE)).astype(np.int64)
+        upper = np.floor(budget / prices * (1 + FEASIBILITY_TOLERANCE))  # float until its size is checked
         if self.max_shares is not None:
             caps = np.asarray(self.max_shares)
             if caps.ndim == 0:
@@ -72,7 +76,17 @@ class IntegerSharesProblem:
                     "problem.max_shares must be a whole number ≥ 0 or one per asset: "
                     f"got {self.max_shares}"
                 )
-            upper = np.minimum(upper, caps.astype(np.int64))
+            upper = np.minimum(upper, caps.astype(float))
+        if not np.any(upper):
+            raise ProblemError(f"problem.max_shares {self.max_shares} leaves no share of any asset to buy: raise it "
+                               "(or remove it)")
+        largest = int(np.argmax(upper))
+        if upper[largest] > MAX_SHARE_COUNT:
+            raise ProblemError(
+                f"problem.budget ${budget:,.0f} buys up to {upper[largest]:,.0f} shares of {tickers[largest]}, more "
+                f"than {MAX_SHARE_COUNT:,} (2³¹ − 1), past which whole-share counts are not exact to the solvers' "
+                "tolerances: lower problem.budget or cap problem.max_shares")
+        upper = upper.astype(np.int64)
         if self.risk_aversion < 0:
             raise ProblemError(f"problem.risk_aversion must be ≥ 0, got {self.risk_aversion}")
         object.__setattr__(self, "tickers", tickers)

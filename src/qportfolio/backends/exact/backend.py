@@ -9,6 +9,7 @@ from qiskit import QuantumCircuit
 
 from qportfolio.backends.base import Distribution
 from qportfolio.backends.exact.circuit import CircuitSimulator
+from qportfolio.backends.exact.kernels import check_memory
 from qportfolio.backends.exact.phases import QuboPhases
 from qportfolio.backends.exact.warm_start import WarmStartQAOASimulator
 from qportfolio.backends.exact.x_mixer import QAOASimulator
@@ -43,6 +44,7 @@ class ExactBackend:
     @cached_property
     def _order(self) -> tuple[np.ndarray, np.ndarray]:
         """Basis states by ascending energy and those energies: only the circuit path's CVaR needs them."""
+        check_memory(16.0 * self.energies.size, "the energy order and sorted energies")
         order = np.argsort(self.energies, kind="stable")
         return order, self.energies[order]
 
@@ -75,7 +77,13 @@ class ExactBackend:
         return (np.arange(len(probabilities)) if indices is None else indices), probabilities
 
     def distributions(self, circuit: QuantumCircuit, parameter_sets: np.ndarray) -> list[Distribution]:
-        return [Distribution(*self._probabilities(circuit, theta)) for theta in np.atleast_2d(parameter_sets)]
+        """One distribution over every state the circuit reaches per parameter set: each holds 16 bytes a state
+        (index and probability), all of them at once, which the memory guard checks first."""
+        thetas = np.atleast_2d(parameter_sets)
+        _, indices = self._prepare(circuit)
+        states = self.energies.size if indices is None else len(indices)
+        check_memory(16.0 * states * len(thetas), f"{len(thetas)} exact distribution(s) over {states:,} states")
+        return [Distribution(*self._probabilities(circuit, theta)) for theta in thetas]
 
     def objective_values(self, circuit: QuantumCircuit, parameter_sets: np.ndarray, alpha) -> np.ndarray:
         """The objective of each parameter set without building distributions: ``alpha`` is CVaR's α

@@ -328,6 +328,7 @@ class CircuitSimulator:
     def probabilities(self, values) -> np.ndarray:
         """|ψ_z|² after the circuit with ``values`` bound, float64."""
         values = self._check(values)
+        check_memory(8.0 * self._psi.size, "the probability vector")
         with _threads(self._psi.size):
             return _probabilities(self._run(values))
 
