@@ -316,20 +316,23 @@ class Book:
 
 
 def simulate(config: ExperimentConfig, schedule: Schedule, recorded: dict, on_decision=None,
-             progress: bool = False) -> pd.DataFrame:
+             progress: bool | str | None = None) -> pd.DataFrame:
     """Every method through every test period: one row per (date, method) with the value after the date's
     trades, the period return, turnover, cost paid, holdings and, at rebalance dates, the decision's status.
 
     ``recorded`` decisions (by (date, method)) are replayed; the others are made by :func:`decide` and handed to
-    ``on_decision`` as they complete."""
+    ``on_decision`` as they complete. ``progress``: ``"bar"`` (or True) a bar with an ETA, ``"log"`` a line per
+    rebalance date on stderr (no terminal), None nothing."""
     b = config.backtest
     methods, tickers, cost_rate = list(b.methods), schedule.tickers, b.transaction_cost / 1e4
     books = {m: Book(np.zeros(len(tickers)), float(b.initial_capital)) for m in methods}
     last_value = {m: float(b.initial_capital) for m in methods}
     rebalance_rows = set(schedule.rebalances)
     rows = []
-    bar = tqdm(total=len(schedule.rebalances) * len(methods), unit="decision", leave=False, disable=not progress,
-               desc="backtest")
+    progress = "bar" if progress is True else (progress or None)
+    bar = tqdm(total=len(schedule.rebalances) * len(methods), unit="decision", leave=False,
+               disable=progress != "bar", desc="backtest", file=sys.stderr)
+    log = _RebalanceLog(len(schedule.rebalances)) if progress == "log" else None
     try:
         for row in range(schedule.first, len(schedule.prices)):
             prices, date = schedule.prices.iloc[row].to_numpy(dtype=float), schedule.date(row)
@@ -349,6 +352,8 @@ def simulate(config: ExperimentConfig, schedule: Schedule, recorded: dict, on_de
                         if on_decision is not None:
                             on_decision(decision)
                     bar.update(1)
+                    if log is not None and method == methods[-1]:
+                        log.rebalanced(date)
                     status = decision.status
                     if decision.shares is not None:
                         target = np.array([decision.shares.get(t, 0.0) for t in tickers], dtype=float)
@@ -361,6 +366,19 @@ def simulate(config: ExperimentConfig, schedule: Schedule, recorded: dict, on_de
     finally:
         bar.close()
     return pd.DataFrame(rows)
+
+
+class _RebalanceLog:
+    """A line on stderr per rebalance date, with the time so far and the time left at that pace."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.started = total, 0, time.perf_counter()
+
+    def rebalanced(self, date: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        print(f"backtest: rebalance {self.done}/{self.total} ({date}) · {elapsed:.0f} s · ETA "
+              f"{elapsed / self.done * (self.total - self.done):.0f} s", file=sys.stderr, flush=True)
 
 
 def _replay(record: dict | None, value: float, date: str, method: str) -> Decision | None:
@@ -392,7 +410,7 @@ def start_backtest(config: ExperimentConfig, out: str | Path) -> Path:
     return folder
 
 
-def execute(config: ExperimentConfig, folder: Path, progress: bool = False) -> dict:
+def execute(config: ExperimentConfig, folder: Path, progress: bool | str | None = None) -> dict:
     """Run (or continue) the backtest in ``folder``: replay its recorded decisions, make and record the rest,
     then write ``backtest.csv``, ``result.json``, the figures and ``report.md``."""
     check_backtest(config)
@@ -431,7 +449,7 @@ def execute(config: ExperimentConfig, folder: Path, progress: bool = False) -> d
     return result
 
 
-def resume(folder: str | Path, progress: bool = False, approve_spending: bool = False) -> dict:
+def resume(folder: str | Path, progress: bool | str | None = None, approve_spending: bool = False) -> dict:
     """Continue the backtest in ``folder`` from its ``config.yaml`` and recorded decisions; a complete one is
     left as it is (its result returned). A run's folder is refused, naming ``qportfolio resume``."""
     folder = Path(folder)
@@ -586,7 +604,7 @@ def check_spending(config: ExperimentConfig, approved: bool) -> float | None:
 
 def command(args) -> int:
     """``qportfolio backtest CONFIG [--out DIR] [--dry-run] [--yes]`` or ``qportfolio backtest --resume RUN_DIR``."""
-    progress = not args.quiet and sys.stderr.isatty()
+    progress = None if args.quiet else ("bar" if sys.stderr.isatty() else "log")
     if (args.config is None) == (args.resume is None):
         raise ConfigError("qportfolio backtest takes a CONFIG to start a backtest or --resume RUN_DIR to continue one "
                           "(not both)")
@@ -609,7 +627,7 @@ def command(args) -> int:
     return 0
 
 
-def resume_command(folder: str | Path, progress: bool = False, approve_spending: bool = False) -> int:
+def resume_command(folder: str | Path, progress: bool | str | None = None, approve_spending: bool = False) -> int:
     """``qportfolio backtest --resume RUN_DIR`` (and ``qportfolio resume`` on a backtest's folder)."""
     folder = Path(folder)
     with _interruptible(folder):

@@ -296,7 +296,7 @@ def _command(args) -> int:
         _status(Path(args.run_dir))
     elif args.command == "resume":
         if experiment.is_backtest(args.run_dir):  # one resume for every run folder
-            return backtest.resume_command(args.run_dir, _progress(args) == "bar", args.yes)
+            return backtest.resume_command(args.run_dir, _progress(args), args.yes)
         run = experiment.resume(args.run_dir, progress=_progress(args), approve_spending=args.yes)
         if run.previous is None:  # left as it was
             print(f"{run.folder} is a complete run: nothing to resume")
