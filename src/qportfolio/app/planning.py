@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from qportfolio.app.config import ExperimentConfig
@@ -9,6 +10,8 @@ from qportfolio.optimize.solver import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
 from qportfolio.backends import JobBackend
+from qportfolio.classical import solve_exact
+from qportfolio.optimize.search import best_candidate
 from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
@@ -24,8 +27,12 @@ def dry_run(config: ExperimentConfig, problem=None) -> dict:
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
         return plan
     solver = solver.resolved(problem)
-    encoding = solver.encode(problem).encoding
-    ansatz = solver.prepare_ansatz(problem, encoding)
+    device = device_candidates_plan(solver, problem)
+    if device is not None:
+        solver, encoding, ansatz, plan["device_candidates"], _ = device
+    else:
+        encoding = solver.encode(problem).encoding
+        ansatz = solver.prepare_ansatz(problem, encoding)
     logical = ansatz.circuit.decompose()
     evaluations = solver.planned_evaluations()
     plan.update({
@@ -40,16 +47,44 @@ def dry_run(config: ExperimentConfig, problem=None) -> dict:
         plan["estimated_seconds"] = round(seconds, 3 if seconds < 1 else 1)
     if config.backend.name.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy"):
         return plan
-    backend = solver.make_backend()
+    backend = device[4] if device is not None else solver.make_backend()
     if isinstance(backend, JobBackend):
         # one job per objective evaluation and one for the final sampling; readout calibration adds a job
         # of two circuits (all zeros, all ones) at the calibration shots
         plan["hardware"] = backend.hardware_report(ansatz.circuit, 1, solver.shots, evaluations + 1)
         estimate = plan["hardware"]["estimated_qpu_seconds"]
-        if config.backend.mitigation != "none":
+        if backend.options.mitigation != "none":
             estimate += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
         plan["estimated_qpu_seconds"] = estimate
     return plan
+
+
+def device_candidates_plan(solver, problem):
+    """Hardware targets with the default search: the candidates the device search weighs (each pretrained on
+    the exact simulator, transpiled for the target: ISA two-qubit depth, estimated fidelity, predicted
+    P(optimum)) and the one a run would send, as ``(solver, encoding, ansatz, rows, backend)``; None when the
+    device search does not apply (settings given, or too many qubits to pretrain)."""
+    if not solver._device_search:
+        return None
+    exact = solve_exact(problem, solver.time_limit, solver.seed)
+    encoded = solver.encode(problem, exact.allocation if exact.proven_optimal else None,
+                            optimal_objective=exact.objective)
+    if encoded.energies is None:
+        return None
+    backend = solver.make_backend()
+    candidates, encodings = solver.device_candidates(problem, encoded, exact, backend)
+    chosen = best_candidate(candidates)
+    rows = {}
+    for c in candidates:
+        d = c.describe()
+        rows[f"{d['mixer']} p={d['reps']}" + (" (chosen)" if c is chosen else "")] = {
+            "isa_two_qubit_depth": d["two_qubit_depth"], "isa_two_qubit_gates": d["two_qubit_gates"],
+            "estimated_fidelity": round(d["estimated_fidelity"], 4), "ideal_p_optimal": round(d["ideal_p_optimal"], 4),
+            "predicted_p_optimal": round(d["predicted_p_optimal"], 4),
+            "predicted_p_optimal_postselected": None if d["predicted_p_optimal_postselected"] is None
+            else round(d["predicted_p_optimal_postselected"], 4)}
+    chosen_solver = dataclasses.replace(solver, mixer=chosen.mixer, reps=chosen.reps, warm_start="auto").resolved(problem)
+    return chosen_solver, encodings[chosen.mixer].encoding, chosen.ansatz, rows, backend
 
 
 def export_circuits(config: ExperimentConfig, folder: str | Path = "circuits", target: str | None = None) -> list[Path]:

@@ -30,6 +30,8 @@ class AerNoisyBackend(HardwareBackend):
     dynamical decoupling and twirling are *not* simulated here (the report says so).
     """
 
+    idle_decoherence = False
+
     def __init__(self, name: str, device, shots: int, seed: int | None, options: HardwareOptions):
         super().__init__(name, device, shots, seed, options)
         self._simulators: dict[tuple[int, ...], Any] = {}
