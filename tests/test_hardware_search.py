@@ -99,11 +99,12 @@ def test_device_search_chooses_the_best_predicted_circuit_on_aer_noisy(selection
     result = solver.solve(selection_problem)
     device = result.to_dict()["device_search"]
     candidates = device["candidates"]
-    expected = [(m, p) for m, deepest in DEVICE_CANDIDATES.items() for p in range(1, deepest + 1)]
-    assert [(c["mixer"], c["reps"]) for c in candidates] == expected
+    expected = [(m, w, p) for m, w, deepest in DEVICE_CANDIDATES for p in range(1, deepest + 1)]
+    assert [(c["mixer"], c["warm_start"], c["reps"]) for c in candidates] == expected
     best = max(c["predicted_p_optimal"] for c in candidates)
     assert device["chosen"]["predicted_p_optimal"] == best
-    assert (result.settings["mixer"], result.ansatz.reps) == (device["chosen"]["mixer"], device["chosen"]["reps"])
+    assert (result.settings["mixer"], result.settings["warm_start"], result.ansatz.reps) == (
+        device["chosen"]["mixer"], device["chosen"]["warm_start"], device["chosen"]["reps"])
     # the chosen circuit's ideal P(optimum): the exact simulator on the encoding the run used
     encoded = result.encoded
     exact_backend = make_backend("exact", 100, 3, energies=encoded.energies, qubo=encoded.encoding.qubo)
@@ -112,8 +113,8 @@ def test_device_search_chooses_the_best_predicted_circuit_on_aer_noisy(selection
                             result.exact.objective, result.exact.worst_feasible_objective)
     assert device["chosen"]["ideal_p_optimal"] == pytest.approx(ideal.p_optimal, rel=1e-9)
     # deeper circuits of one mixer are never estimated to survive better on the device
-    for mixer in DEVICE_CANDIDATES:
-        fidelities = [c["estimated_fidelity"] for c in candidates if c["mixer"] == mixer]
+    for mixer, warm, _ in DEVICE_CANDIDATES:
+        fidelities = [c["estimated_fidelity"] for c in candidates if (c["mixer"], c["warm_start"]) == (mixer, warm)]
         assert fidelities == sorted(fidelities, reverse=True)
     post = result.metrics_postselected
     assert post["p_optimal"] == pytest.approx(result.p_optimal / result.feasible_fraction)
@@ -138,6 +139,35 @@ def test_dry_run_lists_the_device_candidates(tmp_path, capsys):
     path.write_text(yaml.safe_dump(config))
     assert main(["run", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "device_candidates:" in out and "x p=1" in out and "xy_ring p=1" in out
+    assert "device_candidates:" in out and "x p=1" in out and "x warm p=1" in out and "xy_ring p=1" in out
     assert out.count("(chosen)") == 1 and "isa_two_qubit_depth" in out and "predicted_p_optimal" in out
     assert "mitigation: mthree" in out
+
+
+def test_the_kept_transpilation_is_the_most_faithful_of_the_seeds_tried(selection_problem):
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    from qportfolio.backends.ibm.compilation import TRANSPILE_TRIALS
+
+    solver = QuantumSolver(backend="aer_noisy:fake_fez", mixer="x", reps=1).resolved(selection_problem)
+    circuit = solver.prepare_ansatz(selection_problem, solver.encode(selection_problem).encoding).circuit
+    backend = make_backend("aer_noisy:fake_fez", 100, 11)
+    target = backend.target
+
+    def product_of_errors(isa):  # every gate and measurement: Π (1 − error), from the target directly
+        value = 1.0
+        for instruction in isa.data:
+            qargs = tuple(isa.find_bit(q).index for q in instruction.qubits)
+            name = instruction.operation.name
+            if name in target.operation_names and target[name] and target[name].get(qargs) is not None:
+                value *= 1 - (target[name][qargs].error or 0.0)
+        return value
+
+    scores = {}
+    for seed in range(11, 11 + TRANSPILE_TRIALS):
+        isa = generate_preset_pass_manager(optimization_level=2, target=target, seed_transpiler=seed).run(circuit)
+        scores[seed] = product_of_errors(isa) * math.prod(
+            1 - target["measure"][(q,)].error for q in isa.layout.final_index_layout())
+    compiled = backend.compile(circuit)
+    assert compiled.seed_transpiler == max(scores, key=scores.get)
+    assert backend.hardware_report(circuit)["transpile"]["seed_transpiler"] == compiled.seed_transpiler

@@ -77,13 +77,14 @@ def device_candidates_plan(solver, problem):
     rows = {}
     for c in candidates:
         d = c.describe()
-        rows[f"{d['mixer']} p={d['reps']}" + (" (chosen)" if c is chosen else "")] = {
+        rows[f"{d['mixer']}{' warm' if d['warm_start'] else ''} p={d['reps']}" + (" (chosen)" if c is chosen else "")] = {
             "isa_two_qubit_depth": d["two_qubit_depth"], "isa_two_qubit_gates": d["two_qubit_gates"],
             "estimated_fidelity": round(d["estimated_fidelity"], 4), "ideal_p_optimal": round(d["ideal_p_optimal"], 4),
             "predicted_p_optimal": round(d["predicted_p_optimal"], 4),
             "predicted_p_optimal_postselected": None if d["predicted_p_optimal_postselected"] is None
             else round(d["predicted_p_optimal_postselected"], 4)}
-    chosen_solver = dataclasses.replace(solver, mixer=chosen.mixer, reps=chosen.reps, warm_start="auto").resolved(problem)
+    chosen_solver = dataclasses.replace(solver, mixer=chosen.mixer, reps=chosen.reps,
+                                        warm_start=chosen.warm_start).resolved(problem)
     return chosen_solver, encodings[chosen.mixer].encoding, chosen.ansatz, rows, backend
 
 

@@ -79,7 +79,7 @@ def write_report(result: dict) -> str:
                   "| predicted post-selected |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for c in device.get("candidates", []):
             mark = " (chosen)" if c == device.get("chosen") else ""
-            lines.append(f"| {c['mixer']}{mark} | {c['reps']} | {c['two_qubit_depth']} | {c['two_qubit_gates']} | "
+            lines.append(f"| {c['mixer']}{' warm' if c.get('warm_start') else ''}{mark} | {c['reps']} | {c['two_qubit_depth']} | {c['two_qubit_gates']} | "
                          f"{_number(c['estimated_fidelity'], 3)} | {_number(c['ideal_p_optimal'], 3)} | "
                          f"{_number(c['predicted_p_optimal'], 3)} | {_number(c['predicted_p_optimal_postselected'], 3)} |")
         lines.append("")

@@ -180,6 +180,7 @@ class DeviceCandidate:
     ISA two-qubit depth, estimated fidelity F) and the prediction ``F·P_ideal + (1 − F)·P_noise``."""
 
     mixer: str
+    warm_start: bool
     reps: int
     ansatz: Ansatz
     parameters: np.ndarray
@@ -195,7 +196,7 @@ class DeviceCandidate:
         return self.predicted_p_optimal / self.predicted_feasible_fraction if self.predicted_feasible_fraction else None
 
     def describe(self) -> dict:
-        return {"mixer": str(self.mixer), "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
+        return {"mixer": str(self.mixer), "warm_start": self.warm_start, "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
                 "two_qubit_gates": self.device.get("two_qubit_gate_count"),
                 "estimated_fidelity": self.device.get("fidelity"), "ideal_p_optimal": self.ideal["p_optimal"],
                 "predicted_p_optimal": self.predicted_p_optimal,

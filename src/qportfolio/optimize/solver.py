@@ -97,9 +97,10 @@ MAX_AUTO_REPS = {"xy_complete": 16, "xy_ring": 16, "x": 8}
 #: ≈ 15–25 s).
 AUTO_EVALUATIONS = 6000
 WORK_BUDGET = 1e9
-#: The device search's candidates on hardware targets (mixer: deepest depth; the XY mixers for selection
-#: only): shallow circuits, since every layer costs fidelity on a device (README "On hardware").
-DEVICE_CANDIDATES = {"x": 3, "xy_ring": 2, "xy_complete": 1}
+#: The device search's candidates on hardware targets, ``(mixer, warm start, deepest depth)`` (the XY mixers for
+#: selection only): shallow circuits, since every layer costs fidelity on a device; the warm start and the XY
+#: mixers' Dicke state cost no cost-layer depth but the latter many two-qubit gates (README "On hardware").
+DEVICE_CANDIDATES = (("x", False, 3), ("x", True, 3), ("xy_ring", False, 2), ("xy_complete", False, 1))
 #: The fixed search's defaults (the depth and evaluations of a run that sets ``search: fixed``).
 FIXED_REPS, FIXED_MAXITER = 2, 100
 
@@ -576,7 +577,8 @@ class QuantumSolver:
             chosen = best_candidate(candidates)
             device_search = {"rule": DEVICE_SEARCH_RULE, "chosen": chosen.describe(),
                              "candidates": [c.describe() for c in candidates]}
-            self = dataclasses.replace(self, mixer=chosen.mixer, reps=chosen.reps, warm_start="auto").resolved(problem)
+            self = dataclasses.replace(self, mixer=chosen.mixer, reps=chosen.reps,
+                                       warm_start=chosen.warm_start).resolved(problem)
             encoded = encodings[chosen.mixer]
             encoding, energies = encoded.encoding, encoded.energies
         warm_start = self.warm_start_probabilities(problem, encoding)
@@ -660,12 +662,13 @@ class QuantumSolver:
         self = self.resolved(problem)
         optimum = exact.allocation if exact.proven_optimal else None
         candidates, encodings = [], {}
-        for mixer, depth in DEVICE_CANDIDATES.items():
+        for mixer, warm_start, depth in DEVICE_CANDIDATES:
             if mixer != Mixer.X and not isinstance(problem, SelectionProblem):
                 continue
-            solver = dataclasses.replace(self, mixer=mixer, reps=depth, warm_start="auto").resolved(problem)
+            solver = dataclasses.replace(self, mixer=mixer, reps=depth, warm_start=warm_start).resolved(problem)
             same = (mixer == Mixer.X) == (self.mixer == Mixer.X)  # the encoding depends on whether the mixer keeps K
-            enc = encoded if same else solver.encode(problem, optimum, optimal_objective=exact.objective)
+            enc = encodings.get(mixer) or (encoded if same else solver.encode(problem, optimum,
+                                                                             optimal_objective=exact.objective))
             if enc.energies is None:
                 continue
             encodings[mixer] = enc
@@ -690,7 +693,7 @@ class QuantumSolver:
                 device = backend.fidelity(ansatz.circuit)
                 fidelity = device["fidelity"]
                 candidates.append(DeviceCandidate(
-                    str(mixer), ansatz.reps, ansatz, theta, value, ideal.describe(), device,
+                    str(mixer), warm is not None, ansatz.reps, ansatz, theta, value, ideal.describe(), device,
                     predicted_probability(fidelity, ideal.p_optimal, noise.p_optimal),
                     predicted_probability(fidelity, ideal.feasible_fraction, noise.feasible_fraction)))
         return candidates, encodings

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit
 
-from qportfolio.backends.ibm.compilation import CompiledCircuit, compile_circuit
+from qportfolio.backends.ibm.compilation import TRANSPILE_TRIALS, CompiledCircuit, compile_circuit
 from qportfolio.backends.ibm.fidelity import estimated_fidelity, has_readout_errors
 from qportfolio.backends.ibm.mitigation import _distribution, _mitigate
 from qportfolio.backends.ibm.options import (
@@ -158,8 +158,7 @@ class HardwareBackend(ABC):
         report = {
             "backend": self.name, "device": self.device_name, **report,
             "transpile": {"optimization_level": self.options.optimization_level,
-                          "seed_transpiler": (self.options.seed_transpiler if self.options.seed_transpiler
-                                              is not None else self.seed),
+                          "seed_transpiler": compiled.seed_transpiler, "trials": TRANSPILE_TRIALS,
                           "initial_layout": list(self.options.initial_layout) if self.options.initial_layout else None},
             "sampler": self._sampler_description(),
             "mitigation": self.options.mitigation,
