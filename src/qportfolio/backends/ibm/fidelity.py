@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 
-from qportfolio.backends.ibm.compilation import CompiledCircuit
 from qportfolio.backends.ibm.options import _DIRECTIVES
 
 #: ``F = F_model^α``: fitted on the training suite (results/benchmarks/hardware_predictor.md).
@@ -34,9 +33,10 @@ def _properties(target, name: str, qargs: tuple[int, ...]):
     return None if properties is None else properties.get(qargs)
 
 
-def estimated_fidelity(compiled: CompiledCircuit, target, idle: bool = True, readout: bool = True,
+def estimated_fidelity(compiled, target, idle: bool = True, readout: bool = True,
                        exponent: float = FIDELITY_EXPONENT) -> dict:
-    """The factors of the module docstring for ``compiled`` on ``target`` and their product ``fidelity``."""
+    """The factors of the module docstring for ``compiled`` (a :class:`~qportfolio.backends.ibm.compilation.CompiledCircuit`)
+    on ``target`` and their product ``fidelity``."""
     isa = compiled.isa
     log_gates = 0.0
     clock: dict[int, float] = {}
