@@ -2,7 +2,8 @@
 
     python benchmarks/hardware.py [--suite heldout|train] [--targets aer_noisy:fake_fez exact ...]
                                   [--seeds 1 2 3] [--kinds selection integer_shares] [--max-assets 12]
-                                  [--max-qubits 16] [--shots 4096] [--out results/benchmarks] [--tables-only]
+                                  [--max-qubits 16] [--shots 4096] [--integer-shots 1024]
+                                  [--out results/benchmarks] [--tables-only]
 
 Every instance of ``benchmarks/suites.yaml``'s suite (selection N = 6–12; integer shares up to
 ``--max-qubits`` qubits) runs with the tool's defaults on each target, crossed with the seeds, one run at a
@@ -36,6 +37,7 @@ import yaml
 from qportfolio.app.config import parse_config
 from qportfolio.app.experiment import prepare
 from qportfolio.backends import make_backend
+from qportfolio.backends.ibm.fidelity import FIDELITY_EXPONENT
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ROOT / "benchmarks" / "suites.yaml"
@@ -69,11 +71,12 @@ def run_one(kind: str, instance: dict, target: str, seed: int, shots: int, covar
     n = result.encoded.num_qubits
     record = {"kind": kind, "instance": instance["name"], "assets": len(instance["assets"]), "qubits": n,
               "target": target, "seed": seed, "shots": shots, "mixer": described["quantum"]["mixer"],
+              "warm_start": result.warm_start is not None,
               "reps": result.ansatz.reps, "p_optimal": result.p_optimal, "feasible_fraction": result.feasible_fraction,
               "p_optimal_postselected": post["p_optimal"], "shots_kept": post["shots_kept"],
               "uniform_feasible": post["uniform_p_optimal"], "lift_postselected": post["lift"],
               "lift_raw": None if not post["uniform_p_optimal"] else result.p_optimal / post["uniform_p_optimal"],
-              "seconds": seconds, "load": os.getloadavg()[0]}
+              "seconds": seconds, "load": os.getloadavg()[0], "fidelity_exponent": FIDELITY_EXPONENT}
     raw = described.get("metrics_raw")
     record["p_optimal_unmitigated"] = raw["p_optimal"] if raw else None
     chosen = (described.get("device_search") or {}).get("chosen")
@@ -121,7 +124,7 @@ def tables(records: list[dict], suite: str, seeds: list[int]) -> str:
     for target in targets:
         for name in sorted({r["instance"] for r in records if r["target"] == target}):
             rs = [r for r in records if r["target"] == target and r["instance"] == name]
-            circuits = sorted({f"{r['mixer']} p={r['reps']}" for r in rs})
+            circuits = sorted({f"{r['mixer']}{' warm' if r.get('warm_start') else ''} p={r['reps']}" for r in rs})
             lines.append(
                 f"| {target} | {name} | {rs[0]['qubits']} | {', '.join(circuits)} | "
                 f"{fmt(median(r.get('isa_two_qubit_depth') for r in rs))} | "
@@ -146,12 +149,35 @@ def tables(records: list[dict], suite: str, seeds: list[int]) -> str:
             lines.append(f"| {target} | {label} | {len(rs)} | {fmt(median(r['p_optimal'] for r in rs))} | "
                          f"{fmt(median(r['lift_postselected'] for r in rs))} | {fmt(median(r['lift_raw'] for r in rs))} | "
                          f"{share} |")
+    fit = exponent_fit([r for r in records if r.get("predicted_p_optimal") and r["p_optimal"] > 0])
+    if fit:
+        lines += ["", "Fidelity exponent fitted on P(optimum): " + ", ".join(
+            f"α = {a:g}: mean squared ln(measured / predicted) {e:.4f}" for a, e in fit) + "."]
     fitted = [math.log(r["measured_fidelity"]) / math.log(r["estimated_fidelity"]) for r in records
               if r.get("measured_fidelity") and 0 < r["measured_fidelity"] < 1 and 0 < r.get("estimated_fidelity", 0) < 1]
     if fitted:
         lines += ["", f"Fidelity exponent α = median(ln F_meas / ln F_est) over {len(fitted)} runs: "
                       f"**{np.median(fitted):.3f}** (quartiles {np.quantile(fitted, 0.25):.3f}–{np.quantile(fitted, 0.75):.3f})."]
     return "\n".join(lines) + "\n"
+
+
+def exponent_fit(records: list[dict], exponents=(0.7, 0.8, 0.9, 1.0, 1.1)) -> list[tuple[float, float]]:
+    """For each exponent α: the mean squared ln(measured / predicted P(optimum)) had the runs predicted with
+    ``F_model^α`` (``F_model`` recovered from the recorded estimate and the exponent it was made with)."""
+    out = []
+    for alpha in exponents:
+        errors = []
+        for r in records:
+            used = r.get("fidelity_exponent", 1.0)
+            fidelity, ideal = r["estimated_fidelity"], r["ideal_p_optimal"]
+            if not 0 < fidelity < 1:
+                continue
+            noise = (r["predicted_p_optimal"] - fidelity * ideal) / (1 - fidelity)
+            model = fidelity ** (alpha / used)
+            errors.append(math.log(r["p_optimal"] / (model * ideal + (1 - model) * noise)))
+        if errors:
+            out.append((alpha, float(np.mean(np.square(errors)))))
+    return out
 
 
 def main(argv=None) -> int:
@@ -163,7 +189,9 @@ def main(argv=None) -> int:
     parser.add_argument("--instances", nargs="*", default=None, help="only these instance names")
     parser.add_argument("--max-assets", type=int, default=12)
     parser.add_argument("--max-qubits", type=int, default=16, help="integer shares: instances up to this many qubits")
-    parser.add_argument("--shots", type=int, default=4096)
+    parser.add_argument("--shots", type=int, default=4096, help="shots of a selection run")
+    parser.add_argument("--integer-shots", type=int, default=1024,
+                        help="shots of an integer-shares run (13–16 qubits: Aer's noisy trajectories cost ∝ shots)")
     parser.add_argument("--out", default=str(ROOT / "results" / "benchmarks"))
     parser.add_argument("--tables-only", action="store_true")
     args = parser.parse_args(argv)
@@ -186,7 +214,8 @@ def main(argv=None) -> int:
                     for seed in args.seeds:
                         if (instance["name"], target, seed) in done:
                             continue
-                        record = run_one(kind, instance, target, seed, args.shots, suites.get("covariance", "sample"))
+                        shots = args.shots if kind == "selection" else args.integer_shots
+                        record = run_one(kind, instance, target, seed, shots, suites.get("covariance", "sample"))
                         records.append(record)
                         with path.open("a") as handle:
                             handle.write(json.dumps(record) + "\n")
