@@ -171,3 +171,24 @@ def test_the_kept_transpilation_is_the_most_faithful_of_the_seeds_tried(selectio
     compiled = backend.compile(circuit)
     assert compiled.seed_transpiler == max(scores, key=scores.get)
     assert backend.hardware_report(circuit)["transpile"]["seed_transpiler"] == compiled.seed_transpiler
+
+
+def test_report_and_compare_show_postselected_beside_raw(selection_problem, tmp_path):
+    import json
+
+    from qportfolio.app.compare import comparison_rows
+    from qportfolio.app.report import write_report
+
+    result = QuantumSolver(backend="aer_noisy:fake_fez", shots=1000, seed=2, mixer="x", reps=1).solve(selection_problem)
+    described = result.to_dict()
+    post = described["metrics_postselected"]
+    assert post["shots"] == 1000 and 0 < post["shots_kept"] < 1000  # the X mixer leaves the K-asset states
+    document = {"name": "t", "status": "complete", "metrics": described["metrics"], "metrics_postselected": post,
+                "solutions": described["solutions"], "device_search": {"rule": "r", "chosen": None, "candidates": []}}
+    page = write_report(document)
+    assert f"{post['shots_kept']} of 1000 shots" in page and "Post-selected" in page and "## Device search" in page
+    (tmp_path / "result.json").write_text(json.dumps(document))
+    (row,) = [r for r in comparison_rows([tmp_path]) if r["method"] == "quantum"]
+    assert row["p_optimal"] == described["metrics"]["p_optimal"]
+    assert row["p_optimal_postselected"] == post["p_optimal"] and row["lift_postselected"] == post["lift"]
+    assert post["p_optimal"] > row["p_optimal"] or post["p_optimal"] == row["p_optimal"] == 0
