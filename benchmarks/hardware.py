@@ -149,10 +149,11 @@ def tables(records: list[dict], suite: str, seeds: list[int]) -> str:
             lines.append(f"| {target} | {label} | {len(rs)} | {fmt(median(r['p_optimal'] for r in rs))} | "
                          f"{fmt(median(r['lift_postselected'] for r in rs))} | {fmt(median(r['lift_raw'] for r in rs))} | "
                          f"{share} |")
-    fit = exponent_fit([r for r in records if r.get("predicted_p_optimal") and r["p_optimal"] > 0])
-    if fit:
-        lines += ["", "Fidelity exponent fitted on P(optimum): " + ", ".join(
-            f"α = {a:g}: mean squared ln(measured / predicted) {e:.4f}" for a, e in fit) + "."]
+    for label, keep in (("selection", lambda r: r["kind"] == "selection"), ("every run", lambda r: True)):
+        fit = exponent_fit([r for r in records if r.get("predicted_p_optimal") and r["p_optimal"] > 0 and keep(r)])
+        if fit:
+            lines += ["", f"Fidelity exponent fitted on P(optimum), {label}: " + ", ".join(
+                f"α = {a:g}: mean squared ln(measured / predicted) {e:.4f}" for a, e in fit) + "."]
     fitted = [math.log(r["measured_fidelity"]) / math.log(r["estimated_fidelity"]) for r in records
               if r.get("measured_fidelity") and 0 < r["measured_fidelity"] < 1 and 0 < r.get("estimated_fidelity", 0) < 1]
     if fitted:

@@ -363,7 +363,9 @@ class QuantumSolver:
         suite, README "Defaults"): the complete XY mixer for selection, the X mixer otherwise; the adaptive
         search (depth grown up to :data:`MAX_AUTO_REPS`, trained angles, ramps, INTERP) unless a fixed-search
         option is set; L-BFGS-B on exact gradients where the training backend has them, else COBYLA; the
-        Gibbs objective (η = 8); pretraining on the exact simulator for hardware targets that fit it."""
+        Gibbs objective (η = 8); pretraining on the exact simulator for hardware targets that fit it, where
+        (mixer, depth and warm start left to the tool) the device search of :meth:`device_candidates` chooses
+        the circuit when the run solves."""
         values = {}
         if self.mixer == "auto":
             values["mixer"] = Mixer.XY_COMPLETE.value if (
