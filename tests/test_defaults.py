@@ -85,8 +85,10 @@ def test_pretraining_turns_the_evaluations_into_one_job(tmp_path):
     run = experiment.execute(config, tmp_path)
     jobs = [json.loads(line) for line in (run.folder / "jobs.jsonl").read_text().splitlines()]
     assert run.result["quantum"]["pretrain"] == "exact"
-    kinds = [job["kind"] for job in jobs]  # refine (COBYLA: at least 2p + 2 = 4 evaluations), then sample once
-    assert kinds == ["evaluation"] * 4 + ["final"]
+    # readout calibration (mitigation by default on a device with readout errors), refine (COBYLA: at least
+    # 2p + 2 = 4 evaluations), then sample once
+    kinds = [job["kind"] for job in jobs]
+    assert kinds == ["calibration"] + ["evaluation"] * 4 + ["final"]
     assert run.result["quantum"]["evaluations"] > 2  # the search itself ran on the exact simulator
     from qportfolio.app.planning import dry_run
 

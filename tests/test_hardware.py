@@ -126,7 +126,7 @@ def test_isa_is_transpiled_once_per_circuit(qaoa_circuit):
 
 
 def test_runtime_sampler_on_fake_fez_local_testing_mode(qaoa_circuit):
-    backend = make_backend("ibm_fake:fake_fez", 2000, 5, execution_mode="batch")
+    backend = make_backend("ibm_fake:fake_fez", 2000, 5, execution_mode="batch", mitigation="none")
     assert isinstance(backend, RuntimeSamplerBackend) and not backend.exact
     records = []
     backend.on_job(records.append)
@@ -152,7 +152,7 @@ def test_layout_decodes_basis_state_on_fake_device():
     circuit, expected = basis_state_circuit()
     # On the line 0-1-2-3 the circuit needs routing, so the final layout differs from the initial one.
     backend = make_backend("ibm_fake:fake_fez", 500, 2, execution_mode="job", optimization_level=1,
-                           initial_layout=[0, 1, 2, 3])
+                           initial_layout=[0, 1, 2, 3], mitigation="none")
     compiled = backend.compile(circuit)
     assert list(compiled.measured_qubits) != list(compiled.initial_layout)
     records = []
@@ -163,7 +163,7 @@ def test_layout_decodes_basis_state_on_fake_device():
 
 
 def test_aer_noisy_qaoa_and_basis_state(qaoa_circuit):
-    backend = make_backend("aer_noisy:fake_fez", 2000, 5)
+    backend = make_backend("aer_noisy:fake_fez", 2000, 5, mitigation="none")
     assert isinstance(backend, AerNoisyBackend)
     records = []
     backend.on_job(records.append)

@@ -132,6 +132,9 @@ class DDSequence(Choice):
 
 
 class Mitigation(Choice):
+    """``auto``: mthree where the target reports readout errors, else none."""
+
+    AUTO = "auto"
     NONE = "none"
     MTHREE = "mthree"
 

@@ -9,6 +9,11 @@ optimum ``f*`` and the worst feasible objective ``f_worst``:
   and ``r = 0`` for infeasible ones: 1.0 means all mass on optima, 0 the worst feasible answer or worse.
 
 The quantum answer is the best feasible sampled allocation.
+
+Post-selection keeps only the samples whose decoded allocation meets every constraint (for a selection:
+the samples that hold K assets) and renormalises: ``p_optimal_postselected = p_optimal / feasible_fraction``;
+its yardstick is uniform sampling of the feasible allocations, ``#optimal / #feasible``
+(:func:`postselected_metrics`). The raw metrics stay the run's ``metrics``.
 """
 
 from __future__ import annotations
@@ -146,3 +151,28 @@ def uniform_optimum_probability(encoding: QuboEncoding, optimal_allocations: np.
         patterns += ways
     free = encoding.num_qubits - encoding.num_decision_qubits
     return patterns * 2.0**free / 2.0**encoding.num_qubits
+
+
+def postselected_metrics(table: SampleTable, optimum: float, worst_feasible: float | None,
+                         optimal_count: int | None = None, feasible_count: int | None = None) -> dict:
+    """The metrics of the samples that meet the constraints, renormalised among themselves, with the share of
+    shots kept and the lift over uniform sampling of the ``feasible_count`` feasible allocations (of which
+    ``optimal_count`` are optimal). Nothing kept: P(optimum) None, kept 0."""
+    feasible = table.evaluation.feasible
+    p = table.probabilities / table.probabilities.sum()
+    kept = float(p[feasible].sum())
+    uniform = optimal_count / feasible_count if optimal_count and feasible_count else None
+    out = {"p_optimal": None, "approximation_ratio": None, "kept_fraction": kept,
+           "shots": table.shots, "shots_kept": None if table.shots is None else int(round(kept * table.shots)),
+           "uniform_p_optimal": uniform, "feasible_allocations": feasible_count, "lift": None,
+           "rule": "samples whose decoded allocation meets every constraint, renormalised"}
+    if kept <= 0:
+        return out
+    selected = SampleTable(table.indices[feasible], table.probabilities[feasible], table.allocations[feasible],
+                           Evaluation(**{name: getattr(table.evaluation, name)[feasible]
+                                         for name in Evaluation.__dataclass_fields__}),
+                           table.qubo_energies[feasible], table.shots, table.num_qubits)
+    metrics = quality_metrics(selected, optimum, worst_feasible)
+    out.update(p_optimal=metrics.p_optimal, approximation_ratio=metrics.approximation_ratio,
+               lift=None if uniform is None else metrics.p_optimal / uniform)
+    return out

@@ -2,8 +2,9 @@
 
 * :func:`compare_runs` — one table across run folders and methods (each ``solutions.<method>`` entry of
   each ``result.json``): objective, gap to the proven optimum, feasibility, expected return, variance,
-  cost, the qubits the constraint encoding saved against slack (quantum rows) and time, as aligned text,
-  Markdown or CSV.
+  cost and time, as aligned text, Markdown or CSV; for the quantum run also P(optimum) and its lift raw and
+  post-selected (``metrics_postselected``: only the samples that meet the constraints, lift over uniform
+  sampling of the feasible allocations), and the qubits the constraint encoding saved against slack.
 * :func:`comparison_figure` — the continuous efficient frontier of each run's instance with every
   discrete answer on it, in comparable units: an allocation becomes portfolio weights ``w = d / Σd``
   (integer shares: dollars held ``d = p ∘ x``; selection: ``x / K``; markowitz: the weights), drawn at
@@ -35,7 +36,7 @@ from qportfolio.problems import MarkowitzProblem, optimum_tolerance
 
 FORMATS = ("table", "markdown", "csv")
 COLUMNS = ("run", "method", "status", "objective", "gap_to_optimum", "feasible", "expected_return", "variance",
-           "cost", "p_optimal", "lift", "qubits_saved", "time_s")
+           "cost", "p_optimal", "lift", "p_optimal_postselected", "lift_postselected", "qubits_saved", "time_s")
 
 
 def reference_optimum(result: dict) -> tuple[float, str] | None:
@@ -72,10 +73,13 @@ def comparison_rows(run_dirs) -> list[dict]:
             gap = gap_to_optimum(objective, optimum)
             status = entry.get("status") or ("ok" if entry.get("allocation") is not None else "no answer")
             p_optimal, lift = _sampling_quality(result, method, entry)
+            postselected = (result.get("metrics_postselected") or {}) if method == "quantum" else {}
             rows.append({"run": folder.name, "method": method, "status": status, "objective": objective,
                          "gap_to_optimum": gap, "feasible": entry.get("feasible"),
                          "expected_return": entry.get("expected_return"), "variance": entry.get("variance"),
                          "cost": entry.get("cost"), "p_optimal": p_optimal, "lift": lift,
+                         "p_optimal_postselected": postselected.get("p_optimal"),
+                         "lift_postselected": postselected.get("lift"),
                          "qubits_saved": _qubits_saved(result) if method == "quantum" else None,
                          "time_s": entry.get("time_s")})
     return rows

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from qportfolio.app.config import ExperimentConfig
 from qportfolio.optimize.solver import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, JobBackend
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, JobBackend
+from qportfolio.classical import solve_exact
+from qportfolio.optimize.search import best_candidate
 from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
@@ -24,8 +27,13 @@ def dry_run(config: ExperimentConfig, problem=None) -> dict:
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
         return plan
     solver = solver.resolved(problem)
-    encoding = solver.encode(problem).encoding
-    ansatz = solver.prepare_ansatz(problem, encoding)
+    backend = None
+    candidates = device_candidates_plan(solver, problem)
+    if candidates is not None:
+        solver, encoding, ansatz, plan["device_candidates"], backend = candidates
+    else:
+        encoding = solver.encode(problem).encoding
+        ansatz = solver.prepare_ansatz(problem, encoding)
     logical = ansatz.circuit.decompose()
     evaluations = solver.planned_evaluations()
     plan.update({
@@ -39,22 +47,52 @@ def dry_run(config: ExperimentConfig, problem=None) -> dict:
     else:
         plan.update({"circuits": evaluations + 1, "shots_per_circuit": solver.shots,
                      "total_shots": (evaluations + 1) * solver.shots})
-    device = config.backend.name.split(":")[0] in ("ibm", "ibm_fake", "aer_noisy")
-    backend = solver.make_backend() if device else None
+    hardware = config.backend.name.split(":")[0] in HARDWARE_PREFIXES
+    if hardware and backend is None:
+        backend = solver.make_backend()
     seconds = estimated_seconds(solver, ansatz.circuit, evaluations + 1, backend)
     if seconds is not None:
         plan["estimated_seconds"] = round(seconds, 3 if seconds < 1 else 1)
-    if not device:
+    if not hardware:
         return plan
     if isinstance(backend, JobBackend):
         # one job per objective evaluation and one for the final sampling; readout calibration adds a job
         # of two circuits (all zeros, all ones) at the calibration shots
         plan["hardware"] = backend.hardware_report(ansatz.circuit, 1, solver.shots, evaluations + 1)
         estimate = plan["hardware"]["estimated_qpu_seconds"]
-        if config.backend.mitigation != "none":
+        if backend.options.mitigation != "none":
             estimate += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
         plan["estimated_qpu_seconds"] = estimate
     return plan
+
+
+def device_candidates_plan(solver, problem):
+    """Hardware targets with the default search: the candidates the device search weighs (each pretrained on
+    the exact simulator, transpiled for the target: ISA two-qubit depth, estimated fidelity, predicted
+    P(optimum)) and the one a run would send, as ``(solver, encoding, ansatz, rows, backend)``; None when the
+    device search does not apply (settings given, or too many qubits to pretrain)."""
+    if not solver._device_search:
+        return None
+    exact = solve_exact(problem, solver.time_limit, solver.seed)
+    encoded = solver.encode(problem, exact.allocation if exact.proven_optimal else None,
+                            optimal_objective=exact.objective)
+    if encoded.energies is None:
+        return None
+    backend = solver.make_backend()
+    candidates, encodings = solver.device_candidates(problem, encoded, exact, backend)
+    chosen = best_candidate(candidates)
+    rows = {}
+    for c in candidates:
+        d = c.describe()
+        rows[f"{d['mixer']}{' warm' if d['warm_start'] else ''} p={d['reps']}" + (" (chosen)" if c is chosen else "")] = {
+            "isa_two_qubit_depth": d["two_qubit_depth"], "isa_two_qubit_gates": d["two_qubit_gates"],
+            "estimated_fidelity": round(d["estimated_fidelity"], 4), "ideal_p_optimal": round(d["ideal_p_optimal"], 4),
+            "predicted_p_optimal": round(d["predicted_p_optimal"], 4),
+            "predicted_p_optimal_postselected": None if d["predicted_p_optimal_postselected"] is None
+            else round(d["predicted_p_optimal_postselected"], 4)}
+    chosen_solver = dataclasses.replace(solver, mixer=chosen.mixer, reps=chosen.reps,
+                                        warm_start=chosen.warm_start).resolved(problem)
+    return chosen_solver, encodings[chosen.mixer].encoding, chosen.ansatz, rows, backend
 
 
 def export_circuits(config: ExperimentConfig, folder: str | Path = "results/circuits", target: str | None = None) -> list[Path]:
@@ -67,7 +105,7 @@ def export_circuits(config: ExperimentConfig, folder: str | Path = "results/circ
     ansatz = solver.prepare_ansatz(problem, solver.encode(problem).encoding)
     isa = None
     if target is not None:  # the target is checked (and compiled for) before any file is written
-        if target.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy") or ":" not in target:
+        if target.split(":")[0] not in HARDWARE_PREFIXES or ":" not in target:
             raise ConfigError(f"--target {target} is not a device target with an ISA: use aer_noisy:<device>, "
                               "ibm_fake:<device> or ibm:<device> (e.g. aer_noisy:fake_fez)")
         backend = solver.make_backend(name=target)

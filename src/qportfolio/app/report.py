@@ -75,6 +75,14 @@ def write_report(result: dict) -> str:
                   f"- lift over uniform sampling of the {m.get('reachable_states')} reachable states: "
                   f"{_number(m.get('lift'), 4)} (uniform P(optimum) {_number(m.get('uniform_p_optimal'), 4)}; the "
                   "`random_sampling` row draws the same shots uniformly)", ""]
+        ps = result.get("metrics_postselected")
+        if ps:
+            lines += [f"Post-selected (only the samples whose allocation meets every constraint: {_number(ps.get('shots_kept'))} "
+                      f"of {_number(ps.get('shots'))} shots, {_number(ps.get('kept_fraction'), 4)} of the probability): "
+                      f"p_optimal {_number(ps.get('p_optimal'), 4)}, approximation_ratio "
+                      f"{_number(ps.get('approximation_ratio'), 4)}, lift {_number(ps.get('lift'), 4)} over uniform "
+                      f"sampling of the {_number(ps.get('feasible_allocations'))} feasible allocations "
+                      f"(metrics_postselected; the figures above are raw).", ""]
         if result.get("metrics_raw"):
             r = result["metrics_raw"]
             lines += [f"Before readout mitigation: p_optimal {_number(r['p_optimal'], 4)}, feasible_fraction "
@@ -87,6 +95,17 @@ def write_report(result: dict) -> str:
                   f"- ISA depth {hardware.get('depth')}, two-qubit gates {hardware.get('two_qubit_gate_count')}, "
                   f"estimated success probability {_number(hardware.get('estimated_success_probability'), 3)}",
                   f"- estimated QPU seconds (whole run): {_number(hardware.get('estimated_qpu_seconds'), 4)}", ""]
+    device = result.get("device_search")
+    if device:
+        lines += ["## Device search", "", device.get("rule", ""), "",
+                  "| mixer | p | ISA 2q depth | ISA 2q gates | estimated fidelity | ideal P(optimum) | predicted P(optimum) "
+                  "| predicted post-selected |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for c in device.get("candidates", []):
+            mark = " (chosen)" if c == device.get("chosen") else ""
+            lines.append(f"| {c['mixer']}{' warm' if c.get('warm_start') else ''}{mark} | {c['reps']} | {c['two_qubit_depth']} | {c['two_qubit_gates']} | "
+                         f"{_number(c['estimated_fidelity'], 3)} | {_number(c['ideal_p_optimal'], 3)} | "
+                         f"{_number(c['predicted_p_optimal'], 3)} | {_number(c['predicted_p_optimal_postselected'], 3)} |")
+        lines.append("")
     encoding = result.get("encoding")
     if encoding:
         lines += ["## Encoding", "", f"- qubits: {encoding['qubits']} ({encoding['decision_qubits']} decision, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -99,6 +100,7 @@ def adaptive_search(build: Callable[[int], Ansatz], max_reps: int, make_runner: 
                     max_evaluations: int, work: Callable[[int], float] | None = None, work_budget: float | None = None,
                     table: Callable[[int], np.ndarray | None] | None = None, iterations: int = 100,
                     recorded_final: Callable[[np.ndarray], Distribution | None] | None = None,
+                    on_depth: Callable[[Ansatz, np.ndarray, float], None] | None = None,
                     ) -> tuple[Ansatz, VariationalResult, list[dict]]:
     """Grow the depth from 1 to ``max_reps``; at each depth ``p`` optimise from every start below and keep the
     best by the objective (never by anything that needs the answer):
@@ -112,6 +114,7 @@ def adaptive_search(build: Callable[[int], Ansatz], max_reps: int, make_runner: 
     spent. With a ``work_budget`` (in the units of ``work(p)``, the cost of one evaluation at depth ``p``) the
     search also stops before a depth whose projected cost (the last depth's evaluations, scaled by depth)
     would exceed it. All of it is deterministic given the evaluations, so a resumed run replays it exactly.
+    ``on_depth(ansatz, θ, value)`` is told the best of every depth (the device search's candidates).
     """
     started = time.perf_counter()
     history: list = []
@@ -149,6 +152,8 @@ def adaptive_search(build: Callable[[int], Ansatz], max_reps: int, make_runner: 
         spent_work += evaluations * (work(depth) if work else 0.0)
         stages.append({"reps": depth, "value": float(value), "start": name, "evaluations": evaluations,
                        "seconds": time.perf_counter() - started})
+        if on_depth is not None:
+            on_depth(ansatz, best, float(value))
         projected = evaluations * (depth + 1) / depth * 1.3
         if len(history) >= max_evaluations or (
                 work_budget is not None and work is not None and spent_work + projected * work(depth + 1) > work_budget):
@@ -166,3 +171,40 @@ def check_grid(grid: int, per_depth: int, maxiter: int) -> None:
         raise ConfigError(f"solver.grid {grid} scans {grid**2:,} angle pairs, more than the {per_depth} evaluations "
                           f"depth 1 has with solver.maxiter {maxiter}: use solver.grid ≤ {int(per_depth**0.5)} or "
                           "raise solver.maxiter")
+
+
+@dataclass
+class DeviceCandidate:
+    """One circuit the device search weighs: its angles pretrained on the exact simulator, what sampling it
+    exactly would give (``ideal``: P(optimum), feasible fraction), what the device makes of it (``device``:
+    ISA two-qubit depth, estimated fidelity F) and the prediction ``F·P_ideal + (1 − F)·P_noise``."""
+
+    mixer: str
+    warm_start: bool
+    reps: int
+    ansatz: Ansatz
+    parameters: np.ndarray
+    value: float
+    ideal: dict
+    device: dict
+    predicted_p_optimal: float
+    predicted_feasible_fraction: float
+
+    @property
+    def predicted_p_optimal_postselected(self) -> float | None:
+        """Predicted P(optimum) among the feasible samples."""
+        return self.predicted_p_optimal / self.predicted_feasible_fraction if self.predicted_feasible_fraction else None
+
+    def describe(self) -> dict:
+        return {"mixer": str(self.mixer), "warm_start": self.warm_start, "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
+                "two_qubit_gates": self.device.get("two_qubit_gate_count"),
+                "estimated_fidelity": self.device.get("fidelity"), "ideal_p_optimal": self.ideal["p_optimal"],
+                "predicted_p_optimal": self.predicted_p_optimal,
+                "predicted_p_optimal_postselected": self.predicted_p_optimal_postselected}
+
+
+def best_candidate(candidates: list[DeviceCandidate]) -> DeviceCandidate:
+    """The candidate with the highest predicted sampled P(optimum); ties go to the shallower ISA circuit."""
+    if not candidates:
+        raise ValueError("no device candidates")
+    return max(candidates, key=lambda c: (round(c.predicted_p_optimal, 12), -(c.device.get("two_qubit_depth") or 0)))

@@ -28,6 +28,7 @@ import pandas as pd
 
 from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, Backend, Distribution, JobBackend, make_backend
 from qportfolio.backends.exact import weight_k_states
+from qportfolio.backends.ibm.fidelity import predicted_probability
 from qportfolio.choices import Algorithm, Mixer, Optimizer, TrainingObjective, check_choice
 from qportfolio.circuits import Ansatz, qaoa_ansatz, vqe_ansatz
 from qportfolio.classical import ClassicalSolution, enumeration_size, solution_entry, solve_exact
@@ -54,6 +55,7 @@ from qportfolio.evaluation import (
     QualityMetrics,
     SampleTable,
     decode_samples,
+    postselected_metrics,
     quality_metrics,
     uniform_distribution,
     uniform_optimum_probability,
@@ -62,7 +64,13 @@ from qportfolio.objective import Objective
 from qportfolio.optimize.history import Evaluation, Replay, parameter_key
 from qportfolio.optimize.objectives import EnergyTable, objective_value
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
-from qportfolio.optimize.search import adaptive_search, planned_evaluations, variational_search
+from qportfolio.optimize.search import (
+    DeviceCandidate,
+    adaptive_search,
+    best_candidate,
+    planned_evaluations,
+    variational_search,
+)
 from qportfolio.optimize.strategies import trained_angles
 from qportfolio.postprocess import postprocess
 from qportfolio.problems import DiscreteProblem, IntegerSharesProblem, MarkowitzProblem, SelectionProblem
@@ -76,7 +84,7 @@ BACKEND_OPTION_DEFAULTS = {
     "min_qubits": None, "account": None, "channel": None, "instance": None, "connect_timeout": None,
     "calibration_shots": None, "aer_method": None, "execution_mode": "batch", "dynamical_decoupling": False,
     "dd_sequence": "XY4", "twirling": False, "max_execution_time": None, "optimization_level": 2,
-    "seed_transpiler": None, "initial_layout": None, "mitigation": "none", "precision": "complex128",
+    "seed_transpiler": None, "initial_layout": None, "mitigation": "auto", "precision": "complex128",
 }
 HARDWARE_FAMILIES = ("ibm", "ibm_fake", "aer_noisy")
 SEARCHES = ("auto", "adaptive", "fixed")
@@ -93,6 +101,10 @@ MAX_AUTO_REPS = {"xy_complete": 16, "xy_ring": 16, "x": 24}
 #: ≈ 15–25 s).
 AUTO_EVALUATIONS = 6000
 WORK_BUDGET = 1e9
+#: The device search's candidates on hardware targets, ``(mixer, warm start, deepest depth)`` (the XY mixers for
+#: selection only): shallow circuits, since every layer costs fidelity on a device; the warm start and the XY
+#: mixers' Dicke state cost no cost-layer depth but the latter many two-qubit gates (README "On hardware").
+DEVICE_CANDIDATES = (("x", False, 3), ("x", True, 3), ("xy_ring", False, 2), ("xy_complete", False, 1))
 #: The fixed search's defaults (the depth and evaluations of a run that sets ``search: fixed``).
 FIXED_REPS, FIXED_MAXITER = 2, 100
 
@@ -173,6 +185,10 @@ class QuantumResult:
     warm_start: np.ndarray | None = None
     #: the uniform-sampling yardstick (:meth:`QuantumSolver._random_sampling`)
     random_sampling: dict = field(default_factory=dict)
+    #: the samples that meet the constraints alone (:func:`~qportfolio.evaluation.postselected_metrics`)
+    metrics_postselected: dict | None = None
+    #: hardware targets: the candidates the device search weighed and the one it chose
+    device_search: dict | None = None
 
     @property
     def uniform_p_optimal(self) -> float | None:
@@ -269,6 +285,11 @@ class QuantumResult:
         }
         if self.metrics_raw is not None:
             described["metrics_raw"] = self.metrics_raw.describe()
+        if self.metrics_postselected is not None:
+            described["metrics_postselected"] = self.metrics_postselected
+        if self.device_search is not None:  # the chosen mixer may have its own encoding (selection: x keeps K by penalty)
+            described["device_search"] = self.device_search
+            described["encoding"] = self.encoded.describe(self.problem, self.exact.allocation)
         return described
 
 
@@ -326,7 +347,7 @@ class QuantumSolver:
     optimization_level: int = 2
     seed_transpiler: int | None = None
     initial_layout: list[int] | None = None
-    mitigation: str = "none"
+    mitigation: str = "auto"
     max_qpu_seconds: float | None = None
 
     def __post_init__(self):
@@ -351,7 +372,9 @@ class QuantumSolver:
         suite, README "Defaults"): the complete XY mixer for selection, the X mixer otherwise; the adaptive
         search (depth grown up to :data:`MAX_AUTO_REPS`, trained angles, ramps, INTERP) unless a fixed-search
         option is set; L-BFGS-B on exact gradients where the training backend has them, else COBYLA; the
-        Gibbs objective (η = 8); pretraining on the exact simulator for hardware targets that fit it."""
+        Gibbs objective (η = 8); pretraining on the exact simulator for hardware targets that fit it, where
+        (mixer, depth and warm start left to the tool) the device search of :meth:`device_candidates` chooses
+        the circuit when the run solves."""
         values = {}
         if self.mixer == "auto":
             values["mixer"] = Mixer.XY_COMPLETE.value if (
@@ -385,10 +408,16 @@ class QuantumSolver:
             return self
         resolved = dataclasses.replace(self, **values)
         resolved._auto_budget = self.maxiter is None  # the work budget applies only to a budget left to the tool
+        # hardware targets: mixer and depth chosen by the P(optimum) predicted on the device (device_candidates)
+        resolved._device_search = (self.backend_name.split(":")[0] in HARDWARE_FAMILIES and self.mixer == "auto"
+                                   and self.reps is None and self.warm_start == "auto" and search == "adaptive"
+                                   and self.algorithm == Algorithm.QAOA and resolved.pretrain == "exact")
         return resolved
 
     #: whether the adaptive search also stops at :data:`WORK_BUDGET` (set by :meth:`resolved`)
     _auto_budget = False
+    #: whether the device search chooses mixer and depth (set by :meth:`resolved`)
+    _device_search = False
 
     # ------------------------------------------------------------------ settings
 
@@ -611,8 +640,18 @@ class QuantumSolver:
                 f"{encoding.num_qubits} qubits are more than the exact-probability paths hold "
                 f"({MAX_ENUMERATED_QUBITS}): use fewer assets or a smaller max_shares / max_qubits, a sampling "
                 "backend (aer_shots, ibm:*), or `qportfolio baseline`")
-        warm_start = self.warm_start_probabilities(problem, encoding)
         backend = self.make_backend(energies, backend_name, encoding.qubo)
+        chosen, device_search = None, None
+        if pretrain and self._device_search and hasattr(backend, "fidelity"):
+            candidates, encodings = self.device_candidates(problem, encoded, exact, backend)
+            chosen = best_candidate(candidates)
+            device_search = {"rule": DEVICE_SEARCH_RULE, "chosen": chosen.describe(),
+                             "candidates": [c.describe() for c in candidates]}
+            self = dataclasses.replace(self, mixer=chosen.mixer, reps=chosen.reps,
+                                       warm_start=chosen.warm_start).resolved(problem)
+            encoded = encodings[chosen.mixer]
+            encoding, energies = encoded.encoding, encoded.energies
+        warm_start = self.warm_start_probabilities(problem, encoding)
         trainer = make_backend("exact", self.shots, self.seed, energies=energies, precision=self.precision,
                                qubo=encoding.qubo) \
             if pretrain else backend
@@ -621,8 +660,8 @@ class QuantumSolver:
             if hooks.on_job is not None:
                 backend.on_job(hooks.on_job)
             # what the device runs at the final depth: layout, depth, errors, the QPU-time estimate
-            start_info["hardware"] = backend.hardware_report(self.prepare_ansatz(problem, encoding).circuit, 1,
-                                                             self.shots, self.planned_evaluations() + 1)
+            circuit = chosen.ansatz.circuit if chosen is not None else self.prepare_ansatz(problem, encoding).circuit
+            start_info["hardware"] = backend.hardware_report(circuit, 1, self.shots, self.planned_evaluations() + 1)
         if hooks.on_start is not None:
             hooks.on_start(start_info)
 
@@ -643,7 +682,11 @@ class QuantumSolver:
 
         # with pretraining the final samples (and any refinement) come from the target backend, not the trainer
         recorded = None if pretrain else (lambda theta: finals.get(parameter_key(theta)))
-        if self.search == "adaptive":
+        if chosen is not None:  # pretrained while the device search weighed it
+            ansatz, stages = chosen.ansatz, [{"reps": chosen.reps, "device_search": chosen.describe()}]
+            search = VariationalResult(chosen.parameters, chosen.value, [], "pretrained on exact (device search)",
+                                       None, time.perf_counter() - started)
+        elif self.search == "adaptive":
             num_selected = problem.num_selected if self.mixer != Mixer.X else None
             work = _work_per_evaluation(encoding.num_qubits, num_selected, warm=warm_start is not None)
             ansatz, search, stages = adaptive_search(
@@ -662,7 +705,10 @@ class QuantumSolver:
         table = decode_samples(search.final, encoding, problem)
         metrics = quality_metrics(table, exact.objective, exact.worst_feasible_objective)
         result = QuantumResult(problem, exact, encoded, ansatz, search, stages, table, metrics, backend.name,
-                               seconds, self.settings(), resumed_evaluations=replay.used, warm_start=warm_start)
+                               seconds, self.settings(), resumed_evaluations=replay.used, warm_start=warm_start,
+                               device_search=device_search)
+        result.metrics_postselected = postselected_metrics(table, exact.objective, exact.worst_feasible_objective,
+                                                           _optimal_count(exact), exact.num_feasible)
         raw = getattr(backend, "last_raw", None)
         if raw and self.mitigation != "none":  # the final samples before readout mitigation
             result.raw_table = decode_samples(raw[0], encoding, problem)
@@ -674,6 +720,53 @@ class QuantumSolver:
             result.postprocessed = postprocess(problem, allocations, probabilities)
             result.postprocess_seconds = time.perf_counter() - clock
         return result
+
+    # ------------------------------------------------------------------ the device search
+
+    def device_candidates(self, problem: DiscreteProblem, encoded: Encoded, exact: ClassicalSolution,
+                          backend) -> tuple[list[DeviceCandidate], dict[str, Encoded]]:
+        """Every circuit of :data:`DEVICE_CANDIDATES` (each mixer's adaptive search on the exact simulator up to
+        its depth gives one candidate per depth), transpiled for ``backend`` with the run's pass manager, with
+        its estimated fidelity ``F`` on that device and its predicted sampled P(optimum)
+        ``F·P_ideal + (1 − F)·P_U`` (``P_U``: uniform over all ``2ⁿ`` bitstrings); also each mixer's encoding."""
+        self = self.resolved(problem)
+        optimum = exact.allocation if exact.proven_optimal else None
+        candidates, encodings = [], {}
+        for mixer, warm_start, depth in DEVICE_CANDIDATES:
+            if mixer != Mixer.X and not isinstance(problem, SelectionProblem):
+                continue
+            solver = dataclasses.replace(self, mixer=mixer, reps=depth, warm_start=warm_start).resolved(problem)
+            same = (mixer == Mixer.X) == (self.mixer == Mixer.X)  # the encoding depends on whether the mixer keeps K
+            enc = encodings.get(mixer) or (encoded if same else solver.encode(problem, optimum,
+                                                                             optimal_objective=exact.objective))
+            if enc.energies is None:
+                continue
+            encodings[mixer] = enc
+            warm = solver.warm_start_probabilities(problem, enc.encoding)
+            trainer = make_backend("exact", self.shots, self.seed, energies=enc.energies, precision=self.precision,
+                                   qubo=enc.encoding.qubo)
+            table = EnergyTable(enc.encoding.qubo.energies, enc.encoding.num_qubits, enc.energies)
+            found: list = []
+            num_selected = problem.num_selected if mixer != Mixer.X else None
+            adaptive_search(
+                lambda reps: solver.build_ansatz(problem, enc.encoding, reps, warm), depth,
+                lambda ansatz: VariationalRunner(ansatz, trainer, table, solver.objective, solver.cvar_alpha,
+                                                 solver.optimizer, solver.maxiter, solver.shots, solver.seed,
+                                                 gibbs_eta=solver.gibbs_eta),
+                solver.maxiter, _work_per_evaluation(enc.encoding.num_qubits, num_selected, warm is not None),
+                WORK_BUDGET, lambda reps: trained_angles(mixer, reps) if warm is None else None,
+                on_depth=lambda ansatz, theta, value: found.append((ansatz, np.array(theta), value)))
+            noise = _uniform_metrics(problem, enc.encoding, exact)
+            for ansatz, theta, value in found:
+                ideal = quality_metrics(decode_samples(trainer.distributions(ansatz.circuit, theta)[0], enc.encoding,
+                                                       problem), exact.objective, exact.worst_feasible_objective)
+                device = backend.fidelity(ansatz.circuit)
+                fidelity = device["fidelity"]
+                candidates.append(DeviceCandidate(
+                    str(mixer), warm is not None, ansatz.reps, ansatz, theta, value, ideal.describe(), device,
+                    predicted_probability(fidelity, ideal.p_optimal, noise.p_optimal),
+                    predicted_probability(fidelity, ideal.feasible_fraction, noise.feasible_fraction)))
+        return candidates, encodings
 
     def _sample_on_target(self, ansatz, search: VariationalResult, stages: list[dict], backend: Backend,
                           make_runner, finals: dict) -> VariationalResult:
@@ -709,6 +802,26 @@ class QuantumSolver:
                                **metrics.describe())
         return {"entry": entry, "uniform_p_optimal": uniform,
                 "reachable_states": math.comb(encoding.num_qubits, num_selected) if num_selected else 2**encoding.num_qubits}
+
+
+DEVICE_SEARCH_RULE = ("each candidate pretrained on the exact simulator, transpiled for the target; predicted "
+                      "P(optimum) = F·P_ideal + (1 − F)·P_uniform(2ⁿ), F from the target's gate errors (and idle "
+                      "time against T2 on a device; readout errors unless mitigated); the highest prediction is run")
+
+
+def _uniform_metrics(problem: DiscreteProblem, encoding: QuboEncoding, exact: ClassicalSolution) -> QualityMetrics:
+    """P(optimum) and the feasible fraction of the uniform distribution over all ``2ⁿ`` bitstrings (exact):
+    where global depolarising noise sends a circuit's samples."""
+    n = encoding.num_qubits
+    uniform = Distribution(np.arange(2**n, dtype=np.int64), np.full(2**n, 2.0**-n), None)
+    return quality_metrics(decode_samples(uniform, encoding, problem), exact.objective, exact.worst_feasible_objective)
+
+
+def _optimal_count(exact: ClassicalSolution) -> int | None:
+    """How many allocations are optimal (None when the optimum is not proven)."""
+    if not exact.proven_optimal:
+        return None
+    return 1 if exact.optimal_allocations is None else len(exact.optimal_allocations)
 
 
 def _work_per_evaluation(num_qubits: int, num_selected: int | None, warm: bool = False):

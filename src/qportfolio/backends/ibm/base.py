@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from hashlib import sha256
 from typing import Any
@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit
 
-from qportfolio.backends.ibm.compilation import CompiledCircuit, compile_circuit
+from qportfolio.backends.ibm.compilation import TRANSPILE_TRIALS, CompiledCircuit, compile_circuit
+from qportfolio.backends.ibm.fidelity import estimated_fidelity, has_readout_errors
 from qportfolio.backends.ibm.mitigation import _distribution, _mitigate
 from qportfolio.backends.ibm.options import (
     JOB_KINDS,
@@ -43,12 +44,16 @@ class HardwareBackend(ABC):
     """
 
     exact = False
+    #: whether idle qubits decohere where the jobs run (a device; Aer applies noise to gates only)
+    idle_decoherence = True
 
     def __init__(self, name: str, device, shots: int, seed: int | None, options: HardwareOptions):
         self.name = name
         self.device = device
         self.shots = int(shots)
         self.seed = seed
+        if options.mitigation == "auto":  # readout mitigation by default where the target reports readout errors
+            options = replace(options, mitigation="mthree" if has_readout_errors(device.target) else "none")
         self.options = options
         self._job_counts: dict[str, int] = {}
         self._callbacks: list[Callable[[dict], None]] = []
@@ -153,8 +158,7 @@ class HardwareBackend(ABC):
         report = {
             "backend": self.name, "device": self.device_name, **report,
             "transpile": {"optimization_level": self.options.optimization_level,
-                          "seed_transpiler": (self.options.seed_transpiler if self.options.seed_transpiler
-                                              is not None else self.seed),
+                          "seed_transpiler": compiled.seed_transpiler, "trials": TRANSPILE_TRIALS,
                           "initial_layout": list(self.options.initial_layout) if self.options.initial_layout else None},
             "sampler": self._sampler_description(),
             "mitigation": self.options.mitigation,
@@ -165,6 +169,15 @@ class HardwareBackend(ABC):
             "qpu_time_model": QPU_TIME_MODEL,
         }
         return report
+
+    def fidelity(self, circuit: QuantumCircuit) -> dict:
+        """The ISA circuit's two-qubit depth and gate count, and its estimated fidelity on this device
+        (:func:`~qportfolio.backends.ibm.fidelity.estimated_fidelity`; readout counted only when unmitigated)."""
+        compiled = self.compile(circuit)
+        report = isa_report(compiled, self.target)
+        return {"two_qubit_depth": report["two_qubit_depth"], "two_qubit_gate_count": report["two_qubit_gate_count"],
+                **estimated_fidelity(compiled, self.target, idle=self.idle_decoherence,
+                                     readout=self.options.mitigation == "none")}
 
     def estimate_qpu_seconds(self, circuit: QuantumCircuit, num_circuits: int, shots: int, jobs: int = 1) -> float:
         compiled = self.compile(circuit)

@@ -105,6 +105,8 @@ class AerNoisyBackend(HardwareBackend):
     ``state: interrupted`` and the shots done.
     """
 
+    idle_decoherence = False
+
     def __init__(self, name: str, device, shots: int, seed: int | None, options: HardwareOptions):
         super().__init__(name, device, shots, seed, options)
         self._simulators: dict[tuple[int, ...], Any] = {}

@@ -50,7 +50,7 @@ class HardwareOptions:
     twirling_gates: bool = False
     twirling_measure: bool = False
     max_execution_time: int | None = None
-    mitigation: str = "none"
+    mitigation: str = "auto"
     calibration_shots: int = 10_000
     min_qubits: int | None = None
     account: str | None = None

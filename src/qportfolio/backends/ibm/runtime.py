@@ -31,6 +31,7 @@ class RuntimeSamplerBackend(HardwareBackend):
         super().__init__(name, device, shots, seed, options)
         self._service = service
         self._local = local
+        self.idle_decoherence = not local  # local testing mode runs on Aer: noise on gates only
         self._mode = None
         self._mode_lock = threading.Lock()
 
