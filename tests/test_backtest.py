@@ -336,3 +336,22 @@ backtest: {{start: 2017-03-01, train: 12, rebalance: 1, methods: [quantum, class
         experiment.resume(folder)
     assert main(["resume", str(run.folder)]) == 0
     assert capsys.readouterr().out.startswith(f"{run.folder} is a complete run: nothing to resume\n")
+
+
+def test_a_backtest_over_its_qpu_budget_is_refused_in_one_line(tmp_path, rng, capsys):
+    """The spending guard on a backtest: every rebalance's quantum solve counted, refused before a folder exists."""
+    write_prices(tmp_path / "p.csv", rng, months=24)
+    config = tmp_path / "bt.yaml"
+    config.write_text(f"""
+name: guarded
+data: {{source: csv, path: {tmp_path / 'p.csv'}, frequency: monthly}}
+problem: {{kind: selection, num_assets: 2, risk_aversion: 2.0}}
+solver: {{reps: 1, maxiter: 5, mixer: x}}
+backend: {{name: "ibm_fake:fake_fez", max_qpu_seconds: 0.001}}
+backtest: {{start: 2017-01-01, train: 8, rebalance: 2, methods: [quantum, equal_weight]}}
+""")
+    assert main(["backtest", str(config), "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("qportfolio: error: estimated QPU time ") and " s for 6 rebalances exceeds " \
+        "backend.max_qpu_seconds 0.001 s: fewer rebalances" in line and line.endswith("or pass --yes")
+    assert not (tmp_path / "out").exists()

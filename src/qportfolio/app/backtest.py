@@ -46,6 +46,7 @@ from tqdm import tqdm
 from qportfolio.app.backtest_report import measures, periods_per_year, write_figures, write_report
 from qportfolio.app.config import ExperimentConfig, load_config
 from qportfolio.app.experiment import BACKTEST_KIND, DECISIONS_FILE, RunInterrupted, is_backtest, provenance, run_lock
+from qportfolio.app.planning import qpu_guarded, refuse_over_budget
 from qportfolio.app.results import (
     append_jsonl,
     json_safe,
@@ -55,11 +56,11 @@ from qportfolio.app.results import (
     write_atomic,
     write_json,
 )
-from qportfolio.backends import JobBackend
+from qportfolio.backends import HARDWARE_PREFIXES, JobBackend
 from qportfolio.baselines import solve_classical
 from qportfolio.classical import solve_exact, solve_markowitz
 from qportfolio.data import estimate_market, load_prices, resample_prices
-from qportfolio.errors import ConfigError, ProblemError, QPortfolioError, ResourceError, RunFolderError
+from qportfolio.errors import ConfigError, ProblemError, QPortfolioError, RunFolderError
 from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, SelectionProblem, optimum_tolerance
 
 DECISIONS = DECISIONS_FILE
@@ -462,7 +463,7 @@ def resume(folder: str | Path, progress: bool | str | None = None, approve_spend
         if previous.get("status") == "complete":
             return previous
     config = load_config(folder / "config.yaml")
-    check_spending(config, approve_spending)
+    check_backtest_spending(config, approve_spending)
     return execute(config, folder, progress)
 
 
@@ -525,7 +526,7 @@ def plan(config: ExperimentConfig, measure: bool = True) -> dict:
     rebalances = len(schedule.rebalances)
     row = timing_row(config, schedule)
     prices, value = schedule.prices.iloc[row].to_numpy(dtype=float), b.initial_capital
-    hardware = config.backend.name.split(":")[0] in ("ibm", "ibm_fake", "aer_noisy")
+    hardware = config.backend.name.split(":")[0] in HARDWARE_PREFIXES
     summary = {"name": config.name, "problem": config.problem.kind, "assets": schedule.tickers,
                **schedule.describe(), "methods": list(b.methods), "solves": rebalances * len(b.methods),
                "timed_on": f"the window of {schedule.date(row)} (the first feasible one), at the initial capital"}
@@ -581,21 +582,16 @@ def quantum_qpu_seconds(config: ExperimentConfig, schedule: Schedule) -> float |
     return float(report["estimated_qpu_seconds"])
 
 
-def check_spending(config: ExperimentConfig, approved: bool) -> float | None:
-    """Refuse a backtest whose total estimated QPU time (every rebalance's quantum solve) exceeds
-    ``backend.max_qpu_seconds`` unless ``approved``."""
-    limit = config.backend.max_qpu_seconds
-    if config.backtest is None or QUANTUM not in config.backtest.methods or limit is None \
-            or not config.backend.name.startswith(("ibm:", "ibm_fake:")):
+def check_backtest_spending(config: ExperimentConfig, approved: bool) -> float | None:
+    """The spending guard (:func:`~qportfolio.app.planning.refuse_over_budget`) on a backtest's total estimated
+    QPU time: every rebalance's quantum solve."""
+    if config.backtest is None or QUANTUM not in config.backtest.methods or not qpu_guarded(config):
         return None
     schedule = load_schedule(config)
     per_solve = quantum_qpu_seconds(config, schedule)
     total = None if per_solve is None else per_solve * len(schedule.rebalances)
-    if total is not None and total > limit and not approved:
-        raise ResourceError(
-            f"estimated QPU time {total:,.4g} s for {len(schedule.rebalances)} rebalances exceeds "
-            f"backend.max_qpu_seconds {limit:g} s: fewer rebalances (backtest.rebalance, start, end), lower "
-            "solver.maxiter or solver.shots, raise the limit, or pass --yes")
+    refuse_over_budget(total, config.backend.max_qpu_seconds, approved, f" for {len(schedule.rebalances)} rebalances",
+                       "fewer rebalances (backtest.rebalance, start, end), lower solver.maxiter or solver.shots")
     return total
 
 
@@ -618,7 +614,7 @@ def command(args) -> int:
             print(f"{key:<34} {value}")
         return 0
     check_backtest(config)
-    check_spending(config, args.yes)
+    check_backtest_spending(config, args.yes)
     folder = start_backtest(config, args.out)
     with _interruptible(folder):
         result = execute(config, folder, progress)

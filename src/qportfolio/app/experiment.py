@@ -25,7 +25,7 @@ from tqdm import tqdm
 from qportfolio.app import plots
 from qportfolio.app.config import ExperimentConfig, load_config
 from qportfolio.app.instance import build_problem, load_config_prices
-from qportfolio.app.planning import NOISY_FAMILIES, check_spending, estimated_seconds
+from qportfolio.app.planning import check_spending, estimated_seconds
 from qportfolio.app.report import write_report
 from qportfolio.app.results import (
     append_jsonl,
@@ -44,7 +44,7 @@ from qportfolio.backends.ibm.base import HardwareBackend
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import solution_entry, solve_exact
 from qportfolio.data import estimate_market, load_prices
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES
 from qportfolio.encoding import MAX_ENUMERATED_QUBITS
 from qportfolio.errors import ConfigError, QPortfolioError, ResourceError, RunFolderError
 from qportfolio.optimize import QuantumResult, SolveHooks
@@ -234,7 +234,7 @@ def resume(folder: str | Path, progress: bool | str | None = None, approve_spend
     config = load_config(folder / "config.yaml")
     quantum = previous.get("mode", "run") == "run"
     if quantum and (config.backend.max_qpu_seconds is not None
-                    or config.backend.name.split(":")[0] in NOISY_FAMILIES):
+                    or config.backend.name.split(":")[0] in NOISY_PREFIXES):
         # the whole run's estimate (an upper bound on what is left), on the prices the run used
         check_spending(config, approve_spending, build_problem(config, _market(config, folder)))
     return execute(config, quantum=quantum, progress=progress, folder=folder, backend=backend)
@@ -348,7 +348,7 @@ def _job_backend(config: ExperimentConfig, solver, run: Run, progress=None):
     """For IBM-family backends: the backend object, with the readout calibrations the run folder recorded
     restored and new ones recorded as they are measured, and a long noisy simulation's progress shown;
     None otherwise (or when a backend was given)."""
-    if not isinstance(solver.backend, str) or config.backend.name.split(":")[0] not in ("ibm", "ibm_fake", "aer_noisy"):
+    if not isinstance(solver.backend, str) or config.backend.name.split(":")[0] not in HARDWARE_PREFIXES:
         return None
     backend = solver.make_backend(name=run.result.get("backend_resolved"))
     if isinstance(backend, HardwareBackend):

@@ -9,7 +9,7 @@ from qportfolio.app.config import ExperimentConfig
 from qportfolio.optimize.solver import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, JobBackend
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES, JobBackend
 from qportfolio.classical import solve_exact
 from qportfolio.optimize.search import best_candidate
 from qportfolio.errors import ConfigError, ResourceError
@@ -123,13 +123,26 @@ def export_circuits(config: ExperimentConfig, folder: str | Path = "results/circ
     return written
 
 
+def qpu_guarded(config: ExperimentConfig) -> bool:
+    """Whether the spending guard applies: a ``backend.max_qpu_seconds`` on a device target (``ibm:*``, or
+    ``ibm_fake:*``, which estimates the same QPU time offline)."""
+    return config.backend.max_qpu_seconds is not None and config.backend.name.startswith(("ibm:", "ibm_fake:"))
+
+
+def refuse_over_budget(estimate: float | None, limit: float, approved: bool, scope: str = "",
+                       advice: str = "lower solver.maxiter or solver.shots") -> None:
+    """The spending guard's one rule: an estimate over ``backend.max_qpu_seconds`` is refused unless approved."""
+    if estimate is not None and estimate > limit and not approved:
+        raise ResourceError(f"estimated QPU time {estimate:,.4g} s{scope} exceeds backend.max_qpu_seconds {limit:g} s: "
+                            f"{advice}, raise the limit, or pass --yes")
+
+
 def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> float | None:
     """Refuse, unless ``approved``, a run whose estimated QPU time exceeds ``backend.max_qpu_seconds``, or a
     noisy simulation (``aer_noisy:*``, ``ibm_fake:*``) expected to take more than
     :data:`MAX_UNAPPROVED_SIMULATION_SECONDS`."""
-    limit = config.backend.max_qpu_seconds
-    noisy = config.backend.name.split(":")[0] in NOISY_FAMILIES
-    if (limit is None or not config.backend.name.startswith(("ibm:", "ibm_fake:"))) and not (noisy and not approved):
+    noisy = config.backend.name.split(":")[0] in NOISY_PREFIXES
+    if not qpu_guarded(config) and not (noisy and not approved):
         return None
     plan = dry_run(config, problem)
     seconds = plan.get("estimated_seconds")
@@ -140,14 +153,10 @@ def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> fl
             f"job(s) of {plan['shots_per_circuit']:,} shots of a {isa.get('gate_count', '?')}-gate ISA circuit on "
             f"{isa.get('num_active_qubits', '?')} qubits, simulated with noise): lower solver.shots or solver.reps, "
             "use fewer assets, or pass --yes to run it anyway")
-    if limit is None or not config.backend.name.startswith(("ibm:", "ibm_fake:")):
+    if not qpu_guarded(config):
         return None
     estimate = plan.get("estimated_qpu_seconds")
-    if estimate is not None and estimate > limit and not approved:
-        raise ResourceError(
-            f"estimated QPU time {estimate:,.4g} s exceeds backend.max_qpu_seconds {limit:g} s: "
-            "lower solver.maxiter or solver.shots, raise the limit, or pass --yes"
-        )
+    refuse_over_budget(estimate, config.backend.max_qpu_seconds, approved)
     return estimate
 
 
@@ -156,10 +165,8 @@ def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> fl
 SECONDS_PER_GATE_AMPLITUDE = {"aer_statevector": 1.1e-9, "aer_shots": 1.1e-9, "exact": 2.2e-9}
 #: The exact backend's QAOA fast paths (X or XY mixer, no warm start): seconds per layer per amplitude.
 EXACT_SECONDS_PER_LAYER_AMPLITUDE = 7e-9
-#: The offline device stand-ins: noisy simulations whose time the cost model of
-#: :mod:`qportfolio.backends.ibm.noisy` estimates from the ISA circuit, its active qubits and the shots.
-NOISY_FAMILIES = ("aer_noisy", "ibm_fake")
-#: A noisy simulation expected to take longer than this is refused unless approved (``--yes``).
+#: A noisy simulation (``backends.NOISY_PREFIXES``, timed by the cost model of :mod:`qportfolio.backends.ibm.noisy`)
+#: expected to take longer than this is refused unless approved (``--yes``).
 MAX_UNAPPROVED_SIMULATION_SECONDS = 3600.0
 
 
@@ -171,7 +178,7 @@ def estimated_seconds(solver, circuit, circuits: int, backend=None) -> float | N
     """Expected wall time of ``circuits`` evaluations of ``circuit`` on the solver's simulator (None on a
     real device, whose time is the QPU estimate); ``backend``: the solver's backend object, when made."""
     name = solver.backend_name
-    if name.split(":")[0] in NOISY_FAMILIES:
+    if name.split(":")[0] in NOISY_PREFIXES:
         return noisy_seconds(solver, circuit, circuits, backend)
     if name not in SECONDS_PER_GATE_AMPLITUDE:
         return None

@@ -17,10 +17,12 @@ from qportfolio.errors import ConfigError
 BACKENDS = ("aer_statevector", "aer_shots")
 #: Backend name prefixes handled by :mod:`qportfolio.backends.ibm` (``prefix:device``).
 HARDWARE_PREFIXES = ("ibm", "ibm_fake", "aer_noisy")
+#: the hardware families simulated here with a device's noise (their cost is estimated, not billed)
+NOISY_PREFIXES = ("aer_noisy", "ibm_fake")
 #: Backends whose probabilities are exact (they need the 2ⁿ energy table).
 EXACT_PROBABILITY_BACKENDS = ("exact", "aer_statevector")
 
-__all__ = ["BACKENDS", "EXACT_PROBABILITY_BACKENDS", "HARDWARE_PREFIXES", "AerShotsBackend", "AerStatevectorBackend",
+__all__ = ["BACKENDS", "EXACT_PROBABILITY_BACKENDS", "HARDWARE_PREFIXES", "NOISY_PREFIXES", "AerShotsBackend", "AerStatevectorBackend",
            "Backend", "Distribution", "ExactBackend", "ExactGradient", "ExactObjective", "JobBackend", "make_backend"]
 
 

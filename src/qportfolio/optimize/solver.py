@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, Backend, Distribution, JobBackend, make_backend
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, Backend, Distribution, JobBackend, make_backend
 from qportfolio.backends.exact import weight_k_states
 from qportfolio.backends.ibm.fidelity import predicted_probability
 from qportfolio.choices import Algorithm, Mixer, Optimizer, TrainingObjective, check_choice
@@ -86,7 +86,6 @@ BACKEND_OPTION_DEFAULTS = {
     "dd_sequence": "XY4", "twirling": False, "max_execution_time": None, "optimization_level": 2,
     "seed_transpiler": None, "initial_layout": None, "mitigation": "auto", "precision": "complex128",
 }
-HARDWARE_FAMILIES = ("ibm", "ibm_fake", "aer_noisy")
 SEARCHES = ("auto", "adaptive", "fixed")
 PRETRAINS = ("auto", "none", "exact")
 #: Gibbs objective's η (units of the cost scale): chosen on the training suite (η = 4 and 8 within noise).
@@ -392,7 +391,7 @@ class QuantumSolver:
             search = values["search"] = "fixed" if fixed else "adaptive"
         if self.pretrain == "auto":
             family = self.backend_name.split(":")[0]
-            values["pretrain"] = "exact" if family in HARDWARE_FAMILIES else "none"
+            values["pretrain"] = "exact" if family in HARDWARE_PREFIXES else "none"
         training_backend = "exact" if values.get("pretrain", self.pretrain) == "exact" else self.backend_name
         if self.objective == "auto":
             values["objective"] = TrainingObjective.GIBBS.value
@@ -409,7 +408,7 @@ class QuantumSolver:
         resolved = dataclasses.replace(self, **values)
         resolved._auto_budget = self.maxiter is None  # the work budget applies only to a budget left to the tool
         # hardware targets: mixer and depth chosen by the P(optimum) predicted on the device (device_candidates)
-        resolved._device_search = (self.backend_name.split(":")[0] in HARDWARE_FAMILIES and self.mixer == "auto"
+        resolved._device_search = (self.backend_name.split(":")[0] in HARDWARE_PREFIXES and self.mixer == "auto"
                                    and self.reps is None and self.warm_start == "auto" and search == "adaptive"
                                    and self.algorithm == Algorithm.QAOA and resolved.pretrain == "exact")
         return resolved
@@ -436,7 +435,7 @@ class QuantumSolver:
         it would reject); hardware transpiles with the run's seed unless ``seed_transpiler`` is given."""
         options = {key: getattr(self, key) for key, default in BACKEND_OPTION_DEFAULTS.items()
                    if getattr(self, key) != default}
-        if self.backend_name.split(":")[0] in HARDWARE_FAMILIES:
+        if self.backend_name.split(":")[0] in HARDWARE_PREFIXES:
             options.setdefault("seed_transpiler", self.seed)
         return options
 
