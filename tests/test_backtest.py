@@ -190,18 +190,25 @@ def test_resume_never_recomputes_a_recorded_decision(prices_csv, tmp_path, monke
     assert calls == []
 
 
-def test_the_command_writes_the_run_folder_with_quantum(tmp_path, rng, capsys):
+def small_selection_backtest(tmp_path, rng, name: str, solver: str, backend: str, backtest: str):
+    """A 2-of-n selection backtest on 24 months of synthetic prices, 6 rebalances from 2017 (its config path)."""
     write_prices(tmp_path / "p.csv", rng, months=24)
     config = tmp_path / "bt.yaml"
     config.write_text(f"""
-name: small
+name: {name}
 data: {{source: csv, path: {tmp_path / 'p.csv'}, frequency: monthly}}
 problem: {{kind: selection, num_assets: 2, risk_aversion: 2.0}}
-solver: {{reps: 1, maxiter: 15}}
-backend: {{name: exact}}
-backtest: {{start: 2017-01-01, train: 8, rebalance: 2, methods: [quantum, classical_exact, equal_weight],
-           initial_capital: 1000, transaction_cost: 5}}
+solver: {{{solver}}}
+backend: {{{backend}}}
+backtest: {{start: 2017-01-01, train: 8, rebalance: 2, {backtest}}}
 """)
+    return config
+
+
+def test_the_command_writes_the_run_folder_with_quantum(tmp_path, rng, capsys):
+    config = small_selection_backtest(tmp_path, rng, "small", "reps: 1, maxiter: 15", "name: exact",
+                                      "methods: [quantum, classical_exact, equal_weight], initial_capital: 1000, "
+                                      "transaction_cost: 5")
     assert main(["backtest", str(config), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "solves" in printed and "estimated_seconds" in printed
@@ -340,16 +347,9 @@ backtest: {{start: 2017-03-01, train: 12, rebalance: 1, methods: [quantum, class
 
 def test_a_backtest_over_its_qpu_budget_is_refused_in_one_line(tmp_path, rng, capsys):
     """The spending guard on a backtest: every rebalance's quantum solve counted, refused before a folder exists."""
-    write_prices(tmp_path / "p.csv", rng, months=24)
-    config = tmp_path / "bt.yaml"
-    config.write_text(f"""
-name: guarded
-data: {{source: csv, path: {tmp_path / 'p.csv'}, frequency: monthly}}
-problem: {{kind: selection, num_assets: 2, risk_aversion: 2.0}}
-solver: {{reps: 1, maxiter: 5, mixer: x}}
-backend: {{name: "ibm_fake:fake_fez", max_qpu_seconds: 0.001}}
-backtest: {{start: 2017-01-01, train: 8, rebalance: 2, methods: [quantum, equal_weight]}}
-""")
+    config = small_selection_backtest(tmp_path, rng, "guarded", "reps: 1, maxiter: 5, mixer: x",
+                                      'name: "ibm_fake:fake_fez", max_qpu_seconds: 0.001',
+                                      "methods: [quantum, equal_weight]")
     assert main(["backtest", str(config), "--out", str(tmp_path / "out")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("qportfolio: error: estimated QPU time ") and " s for 6 rebalances exceeds " \
