@@ -36,7 +36,7 @@ _OPTIMIZER_MESSAGES = {
 def _quantum_line(key: str, value) -> str:
     if key == "optimizer_message" and isinstance(value, str):
         plain = _OPTIMIZER_MESSAGES.get(value.strip())
-        return f"- optimizer: {plain} (scipy: `{value}`)" if plain else f"- optimizer: `{value}`"
+        return f"- optimizer stop: {plain} (scipy: `{value}`)" if plain else f"- optimizer stop: `{value}`"
     if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
         return f"- {key}: [" + ", ".join(f"{v:.4g}" for v in value) + "]"
     return f"- {key}: {_number(value) if not isinstance(value, (list, dict)) else value}"
