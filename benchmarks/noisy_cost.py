@@ -4,7 +4,7 @@ Times noisy Aer jobs of QAOA circuits (random dense QUBOs, X mixer) transpiled f
 density matrix and by statevector trajectories, and fits ``seconds = overhead + per_op·work + per_amplitude·work·size`` per method (statevector
 ``work = circuits·shots·ops^β``, ``size = 2ⁿ``; density matrix ``work = circuits·ops``, ``size = 4ⁿ``; ``n``
 active qubits, ``ops`` ISA operations) by nonnegative least squares on the relative error, β by a grid. Also times the worker process's
-start and one ``ibm_fake`` job (the runtime's local testing mode), whose excess over the model is the
+start and one ``ibm_fake`` job (the runtime's local testing mode, in the worker a first job started), whose excess over the model is the
 per-job constant. The constants go into ``src/qportfolio/backends/ibm/noisy.py`` by hand.
 
     PYTHONPATH=src python benchmarks/noisy_cost.py --repeats 2   # about 5 minutes on 2 shared cores
@@ -116,13 +116,13 @@ def main() -> None:
     compiled = backend.compile(logical)
     active, ops = isa_operations(compiled.isa)
     pubs = [(compact_circuit(compiled.isa, active), compiled.parameter_array(theta[None, :]))]
-    worker.run(active, backend._simulator(active), pubs, [64], 1, lambda done: None)
+    worker.run(_run_chunks, active, backend._simulator(active), (pubs, [64], 1), lambda done: None)
     worker_seconds = time.perf_counter() - started
     worker.kill()
 
-    fake = make_hardware_backend("ibm_fake:fake_fez", 256, 1)
+    fake = make_hardware_backend("ibm_fake:fake_fez", 256, 1, mitigation="none")
     logical, theta = circuit(6, 1)
-    fake.compile(logical)
+    fake.sample(logical, theta, 256)  # starts the worker process that ibm_fake jobs run in: time a second job
     started = time.perf_counter()
     fake.sample(logical, theta, 256)
     fake_seconds = time.perf_counter() - started

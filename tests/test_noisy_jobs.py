@@ -78,7 +78,7 @@ def test_a_noisy_run_expected_to_take_hours_is_refused_without_yes(tmp_path, cap
 
 
 def test_a_long_job_in_the_worker_stops_at_once_on_sigint_and_says_what_it_did():
-    backend = make_hardware_backend("aer_noisy:fake_fez", 2_000_000, 1, aer_method="statevector")
+    backend = make_hardware_backend("aer_noisy:fake_fez", 2_000_000, 1, aer_method="statevector", mitigation="none")
     circuit, theta = qaoa_circuit(4)
     assert backend.estimate_seconds(circuit) > 60
     heard, progress = [], []
@@ -113,15 +113,12 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
-                         ids=["SIGTERM", "SIGINT"])
-def test_an_interrupted_noisy_run_stops_within_seconds_and_is_interrupted(tmp_path, capsys, signum):
-    path = noisy_config(tmp_path, shots=10_000_000)
-    assert dry_run(load_config(path))["estimated_seconds"] > 3600  # run with --yes, resumed without it
-    out = tmp_path / "out"
+def interrupt_run(path: Path, out: Path, signum: int, *args: str, into_job: float = 3.0):
+    """Run ``path`` with the CLI in a real process, send ``signum`` ``into_job`` seconds after its final job
+    was recorded; ``(process, run folder, stderr, seconds from the signal to the process's end)``."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     process = subprocess.Popen([sys.executable, "-m", "qportfolio.app.cli", "run", str(path), "--out", str(out),
-                                "--yes"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -130,7 +127,7 @@ def test_an_interrupted_noisy_run_stops_within_seconds_and_is_interrupted(tmp_pa
                 break
             assert process.poll() is None, process.communicate()[1]
             time.sleep(0.05)
-        time.sleep(3.0)  # well into the job: the worker is computing
+        time.sleep(into_job)  # well into the job: the worker is computing
         sent = time.monotonic()
         process.send_signal(signum)
         _, err = process.communicate(timeout=30)
@@ -138,13 +135,29 @@ def test_an_interrupted_noisy_run_stops_within_seconds_and_is_interrupted(tmp_pa
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130 and took < 5.0, (took, err)
     (folder,) = folders
-    assert "final job: 0 of 10,000,000 shots" in err  # the progress said what runs and for how long
+    return process, folder, err, took
+
+
+def assert_interrupted(process, folder: Path, err: str, took: float, shots: int) -> None:
+    """Stopped within seconds, the run and its final job recorded ``interrupted``, and no worker left."""
+    assert process.returncode == 130 and took < 5.0, (took, err)
+    assert f"final job: 0 of {shots:,} shots" in err  # the progress said what runs and for how long
     assert f"qportfolio resume {folder}" in err and "Traceback" not in err
     assert json.loads((folder / "result.json").read_text())["status"] == "interrupted"
     interrupted = [job for job in records(folder / "jobs.jsonl") if job.get("state") == "interrupted"]
-    assert len(interrupted) == 1 and interrupted[0]["kind"] == "final" and interrupted[0]["shots"] == 10_000_000
+    assert len(interrupted) == 1 and interrupted[0]["kind"] == "final" and interrupted[0]["shots"] == shots
+    leftover = subprocess.run(["pgrep", "-f", f"noisy import _serve.* {process.pid}$"], capture_output=True, text=True)
+    assert leftover.stdout == ""  # the worker died with it
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_an_interrupted_noisy_run_stops_within_seconds_and_is_interrupted(tmp_path, capsys, signum):
+    path = noisy_config(tmp_path, shots=10_000_000)
+    assert dry_run(load_config(path))["estimated_seconds"] > 3600  # run with --yes, resumed without it
+    process, folder, err, took = interrupt_run(path, tmp_path / "out", signum, "--yes")
+    assert_interrupted(process, folder, err, took, 10_000_000)
     capsys.readouterr()
     assert main(["status", str(folder)]) == 0
     shown = capsys.readouterr().out
@@ -154,5 +167,21 @@ def test_an_interrupted_noisy_run_stops_within_seconds_and_is_interrupted(tmp_pa
     assert main(["resume", str(folder), "--quiet"]) == 2
     assert "--yes" in capsys.readouterr().err
     assert json.loads((folder / "result.json").read_text())["status"] == "interrupted"
-    leftover = subprocess.run(["pgrep", "-f", f"noisy import _serve.* {process.pid}$"], capture_output=True, text=True)
-    assert leftover.stdout == ""  # the worker died with it
+
+
+def test_an_ibm_fake_job_stops_within_seconds_on_sigterm(tmp_path, capsys):
+    # the runtime's local testing mode on fake_fez: 12–20 s a job (the whole device's noise model), in the worker
+    config = yaml.safe_load((ROOT / "configs" / "hardware_fake_fez.yaml").read_text())
+    config["problem"]["baselines"] = False
+    config["solver"]["postprocess"] = False
+    config["backend"]["mitigation"] = "none"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    process, folder, err, took = interrupt_run(path, tmp_path / "out", signal.SIGTERM, into_job=4.0)
+    assert_interrupted(process, folder, err, took, config["solver"]["shots"])
+    (interrupted,) = [job for job in records(folder / "jobs.jsonl") if job.get("state") == "interrupted"]
+    assert 3.0 < interrupted["seconds"] < interrupted["estimated_seconds"]  # mid-job, not after it
+    capsys.readouterr()
+    assert main(["status", str(folder)]) == 0
+    shown = capsys.readouterr().out
+    assert "status          interrupted" in shown and "final  interrupted" in shown

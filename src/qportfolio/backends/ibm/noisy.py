@@ -83,7 +83,52 @@ def cost_units(num_active: int, ops: int, shots: int, circuits: int, method: str
     return float(circuits * shots * ops**DEPTH_EXPONENT), 2.0**num_active
 
 
-class AerNoisyBackend(HardwareBackend):
+class _WorkerJobs:
+    """Mixin of a :class:`HardwareBackend` whose jobs run in a :class:`_Worker`: ``on_progress`` callbacks
+    hear ``{job_id, kind, shots_done, shots, seconds, estimated_seconds}`` as a job advances; interrupted
+    (KeyboardInterrupt, which the CLI makes of SIGTERM too), the worker is killed at once and the job
+    callbacks hear the job's record again with ``state: interrupted`` and the shots done."""
+
+    _worker: _Worker | None = None
+    _progress: list[Callable[[dict], None]]
+    _callbacks: list[Callable[[dict], None]]
+
+    def on_progress(self, callback: Callable[[dict], None]) -> None:
+        """Call ``callback(progress)`` as a job that runs in the worker advances (see the class docstring)."""
+        self._progress.append(callback)
+
+    def _in_worker(self, job: _Job, task: Callable, key, state, args: tuple, shots: int, estimate: float):
+        """``task(state, *args, progress=…)`` in the worker (``state`` sent once per ``key``), reporting."""
+        started, done = time.monotonic(), [0]
+
+        def progress(shots_done: int) -> None:
+            done[0] = shots_done
+            report = {"job_id": job.record["job_id"], "kind": job.record["kind"], "shots_done": shots_done,
+                      "shots": shots, "seconds": time.monotonic() - started, "estimated_seconds": estimate}
+            for callback in self._progress:
+                callback(report)
+
+        progress(0)
+        if self._worker is None or not self._worker.alive():
+            self._worker = _Worker()
+        try:
+            return self._worker.run(task, key, state, args, progress)
+        except BaseException:
+            self._worker.kill()
+            self._worker = None
+            record = {**job.record, "state": "interrupted", "shots_done": done[0],
+                      "seconds": round(time.monotonic() - started, 3), "estimated_seconds": estimate}
+            for callback in self._callbacks:
+                callback(dict(record))
+            raise
+
+    def _close_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+
+
+class AerNoisyBackend(_WorkerJobs, HardwareBackend):
     """``aer_noisy:<fake device>``: the ISA circuit on Aer with the device's noise model, restricted.
 
     The logical circuit is transpiled for the full fake device (same layout and routing as the real
@@ -112,10 +157,6 @@ class AerNoisyBackend(HardwareBackend):
         self._simulators: dict[tuple[int, ...], Any] = {}
         self._progress: list[Callable[[dict], None]] = []
         self._worker: _Worker | None = None
-
-    def on_progress(self, callback: Callable[[dict], None]) -> None:
-        """Call ``callback(progress)`` as a job that runs in the worker advances (see the class docstring)."""
-        self._progress.append(callback)
 
     def _method(self, num_active: int) -> str:
         return simulation_method(num_active, self.options.aer_method)
@@ -167,29 +208,8 @@ class AerNoisyBackend(HardwareBackend):
         shots = handle["shots"]
         chunks = 1 if method == "density_matrix" else min(shots, math.ceil(handle["estimate"] / CHUNK_SECONDS))
         sizes = [shots // chunks + (1 if k < shots % chunks else 0) for k in range(chunks)]
-        started, done = time.monotonic(), [0]
-
-        def progress(shots_done: int) -> None:
-            done[0] = shots_done
-            report = {"job_id": job.record["job_id"], "kind": job.record["kind"], "shots_done": shots_done,
-                      "shots": shots, "seconds": time.monotonic() - started, "estimated_seconds": handle["estimate"]}
-            for callback in self._progress:
-                callback(report)
-
-        progress(0)
-        if self._worker is None or not self._worker.alive():
-            self._worker = _Worker()
-        try:
-            return self._worker.run(handle["active"], handle["simulator"], handle["pubs"], sizes, handle["seed"],
-                                    progress)
-        except BaseException:
-            self._worker.kill()
-            self._worker = None
-            record = {**job.record, "state": "interrupted", "shots_done": done[0],
-                      "seconds": round(time.monotonic() - started, 3), "estimated_seconds": handle["estimate"]}
-            for callback in self._callbacks:
-                callback(dict(record))
-            raise
+        return self._in_worker(job, _run_chunks, handle["active"], handle["simulator"],
+                               (handle["pubs"], sizes, handle["seed"]), shots, handle["estimate"])
 
     def _status(self, job: _Job) -> dict:
         return {"state": "DONE" if job.counts is not None else "QUEUED", "quantum_seconds": 0.0, "usage": {},
@@ -202,9 +222,8 @@ class AerNoisyBackend(HardwareBackend):
         return described
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+        self._close_worker()
+
 
 
 def _run_chunks(simulator, pubs, sizes: list[int], seed: int, progress: Callable[[int], None] | None = None):
@@ -228,8 +247,9 @@ def _run_chunks(simulator, pubs, sizes: list[int], seed: int, progress: Callable
 
 
 class _Worker:
-    """A child Python process that runs noisy jobs sent to it (pickled), one at a time; killed, it stops at
-    once. It keeps the simulators it was sent (by active qubits) and dies with this process."""
+    """A child Python process that runs jobs sent to it (pickled), one at a time: ``task(state, *args,
+    progress=…)`` with ``task`` a module-level function; killed, it stops at once. It keeps the states it was
+    sent (simulators, devices) by their keys and dies with this process."""
 
     def __init__(self):
         from multiprocessing.connection import Connection
@@ -248,14 +268,14 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def run(self, key, simulator, pubs, sizes, seed, progress):
-        payload = pickle.dumps(("run", key, None if key in self._known else simulator, pubs, sizes, seed))
+    def run(self, task: Callable, key, state, args: tuple, progress: Callable[[int], None]):
+        payload = pickle.dumps((task, key, None if key in self._known else state, args))
         self._send.send_bytes(payload)
         self._known.add(key)
         while True:
             while not self._receive.poll(POLL_SECONDS):
                 if not self.alive():
-                    raise BackendError(f"the noisy simulation's worker process ended (exit code "
+                    raise BackendError(f"the simulation's worker process ended (exit code "
                                        f"{self.process.returncode}): see its message above")
             kind, value = self._receive.recv()
             if kind == "progress":
@@ -263,7 +283,7 @@ class _Worker:
             elif kind == "done":
                 return value
             else:
-                raise BackendError(f"the noisy simulation failed: {value}")
+                raise BackendError(f"the simulation failed: {value}")
 
     def kill(self) -> None:
         if self.alive():
@@ -273,7 +293,7 @@ class _Worker:
 
 
 def _serve() -> None:
-    """The worker's loop (``python -c`` entry): read a job, run it chunk by chunk, report, repeat."""
+    """The worker's loop (``python -c`` entry): read a job, run it (reporting its progress), report, repeat."""
     from multiprocessing.connection import Connection
 
     receive, send, parent = Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]),
@@ -287,16 +307,16 @@ def _serve() -> None:
         pass
     if os.getppid() != parent:
         return
-    simulators = {}
+    states = {}
     while True:
         try:
-            _, key, simulator, pubs, sizes, seed = pickle.loads(receive.recv_bytes())
+            task, key, state, args = pickle.loads(receive.recv_bytes())
         except EOFError:
             return
         try:
-            if simulator is not None:
-                simulators[key] = simulator
-            counts = _run_chunks(simulators[key], pubs, sizes, seed, lambda done: send.send(("progress", done)))
+            if state is not None:
+                states[key] = state
+            counts = task(states[key], *args, progress=lambda done: send.send(("progress", done)))
             send.send(("done", counts))
         except Exception as error:  # noqa: BLE001 — reported to the parent, which raises it
             send.send(("error", f"{type(error).__name__}: {error}"))

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 import warnings
 
 from qportfolio.backends.ibm.base import HardwareBackend, _Job
 from qportfolio.backends.ibm.credentials import _one_line, redact
 from qportfolio.backends.ibm.mitigation import _bit_array_counts
+from qportfolio.backends.ibm.noisy import (
+    IBM_FAKE_JOB_SECONDS,
+    _WorkerJobs,
+    estimate_job_seconds,
+    isa_operations,
+    simulation_method,
+)
 from qportfolio.backends.ibm.options import (
     HardwareOptions,
 )
@@ -17,13 +25,17 @@ from qportfolio.errors import (
 )
 
 
-class RuntimeSamplerBackend(HardwareBackend):
+class RuntimeSamplerBackend(_WorkerJobs, HardwareBackend):
     """``ibm:*`` and ``ibm_fake:*``: qiskit-ibm-runtime's client-side Sampler (``executor_sampler``).
 
     ``ibm_fake`` gives the fake device itself as the ``mode`` (local testing mode): everything but the
     service and device construction is the code path of a real account. Batch and session modes are
     accepted in local testing mode and ignored by it. Note that local testing mode rebuilds the whole
     device's Aer noise model for every job (4–6 s on a 156-qubit device before any simulation).
+
+    A local testing mode job runs in the noisy simulations' worker process (:class:`~qportfolio.backends.ibm.
+    noisy._WorkerJobs`): the same Sampler, options and seed on the fake device there, so Ctrl-C or SIGTERM
+    stops it at once (recorded ``interrupted``); progress is the job's start and end.
     """
 
     def __init__(self, name: str, device, shots: int, seed: int | None, options: HardwareOptions,
@@ -34,6 +46,8 @@ class RuntimeSamplerBackend(HardwareBackend):
         self.idle_decoherence = not local  # local testing mode runs on Aer: noise on gates only
         self._mode = None
         self._mode_lock = threading.Lock()
+        self._progress = []
+        self._worker = None
 
     def _execution_mode(self):
         if self.options.execution_mode == "job":
@@ -52,26 +66,18 @@ class RuntimeSamplerBackend(HardwareBackend):
                                        f"{_one_line(exc)}{hint}") from None
             return self._mode
 
-    def _sampler(self, seed: int):
-        from qiskit_ibm_runtime.executor_sampler import Sampler
-
-        sampler = Sampler(mode=self._execution_mode())
-        o = self.options
-        sampler.options.dynamical_decoupling.enable = o.dynamical_decoupling
-        sampler.options.dynamical_decoupling.sequence_type = o.dd_sequence
-        sampler.options.twirling.enable_gates = o.twirling_gates
-        sampler.options.twirling.enable_measure = o.twirling_measure
-        if o.max_execution_time is not None:
-            sampler.options.max_execution_time = int(o.max_execution_time)
-        if self._local:
-            sampler.options.simulator.seed_simulator = seed
-        return sampler
-
     def _submit(self, pubs, shots, seed):
+        if self._local:  # run by _counts, in the worker
+            active, ops = isa_operations(pubs[0][0])
+            circuits = sum(len(rest[0]) if rest and rest[0] is not None and len(rest[0]) else 1
+                           for _, *rest in pubs)
+            method = simulation_method(len(active), "automatic", circuits * shots)
+            estimate = IBM_FAKE_JOB_SECONDS + estimate_job_seconds(len(active), ops, shots, circuits, method)
+            return str(uuid.uuid4()), {"pubs": pubs, "shots": shots, "seed": seed, "estimate": estimate}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # local mode: "options have no effect"
-                job = self._sampler(seed).run(pubs, shots=shots)
+                job = _sampler(self._execution_mode(), self.options, None).run(pubs, shots=shots)
         except BackendError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -79,6 +85,11 @@ class RuntimeSamplerBackend(HardwareBackend):
         return str(job.job_id()), job
 
     def _counts(self, job: _Job):
+        if self._local:
+            handle = job.handle
+            return self._in_worker(job, _run_local, ("device", self.device_name), self.device,
+                                   (self.options, handle["pubs"], handle["shots"], handle["seed"]),
+                                   handle["shots"], handle["estimate"])
         try:
             result = job.handle.result()
         except Exception as exc:  # noqa: BLE001
@@ -89,6 +100,9 @@ class RuntimeSamplerBackend(HardwareBackend):
         return out
 
     def _status(self, job: _Job) -> dict:
+        if self._local:
+            return {"state": "DONE" if job.counts is not None else "QUEUED", "quantum_seconds": 0.0,
+                    "usage": {}, "local": True}
         handle = job.handle
         state = handle.status()
         state = str(getattr(state, "name", state))
@@ -123,6 +137,7 @@ class RuntimeSamplerBackend(HardwareBackend):
         return job
 
     def close(self) -> None:
+        self._close_worker()
         with self._mode_lock:
             if self._mode is not None:
                 with contextlib.suppress(Exception):  # closing is best effort
@@ -130,3 +145,31 @@ class RuntimeSamplerBackend(HardwareBackend):
                 self._mode = None
 
 
+
+
+def _sampler(mode, options: HardwareOptions, seed: int | None):
+    """The runtime Sampler on ``mode`` with the run's options (``seed``: local testing mode's simulator seed)."""
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+
+    sampler = Sampler(mode=mode)
+    sampler.options.dynamical_decoupling.enable = options.dynamical_decoupling
+    sampler.options.dynamical_decoupling.sequence_type = options.dd_sequence
+    sampler.options.twirling.enable_gates = options.twirling_gates
+    sampler.options.twirling.enable_measure = options.twirling_measure
+    if options.max_execution_time is not None:
+        sampler.options.max_execution_time = int(options.max_execution_time)
+    if seed is not None:
+        sampler.options.simulator.seed_simulator = seed
+    return sampler
+
+
+def _run_local(device, options: HardwareOptions, pubs, shots: int, seed: int, progress=None) -> list:
+    """One local testing mode job on the fake ``device`` (in the worker): counts per parameter set. Batch and
+    session modes are ignored by local testing mode, so the device is the mode."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # local mode: "options have no effect"
+        result = _sampler(device, options, seed).run(pubs, shots=shots).result()
+    counts = [c for pub_result in result for c in _bit_array_counts(pub_result.data)]
+    if progress is not None:
+        progress(shots)
+    return counts
