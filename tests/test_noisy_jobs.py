@@ -19,7 +19,7 @@ from qportfolio.app.cli import main
 from qportfolio.app.config import load_config
 from qportfolio.app.planning import dry_run
 from qportfolio.backends.ibm import AerNoisyBackend, make_hardware_backend
-from qportfolio.backends.ibm.noisy import IN_PROCESS_SECONDS
+from qportfolio.backends.ibm.noisy import NOISY_COST, estimate_job_seconds, isa_operations
 from qportfolio.circuits import qaoa_ansatz
 from qportfolio.encoding import Qubo
 
@@ -33,18 +33,26 @@ def qaoa_circuit(n: int, reps: int = 1):
     return circuit, rng.uniform(0, 1, circuit.num_parameters)
 
 
-@pytest.mark.parametrize("method, n, shots", [("density_matrix", 8, 256), ("statevector", 6, 64)])
-def test_the_estimate_of_a_noisy_job_is_within_a_factor_of_its_measured_time(method, n, shots):
-    backend = make_hardware_backend("aer_noisy:fake_fez", shots, 1, aer_method=method)
-    circuit, theta = qaoa_circuit(n)
-    estimate = backend.estimate_seconds(circuit)
-    assert estimate < IN_PROCESS_SECONDS  # runs in this process: the time is the simulation's
-    backend.sample(circuit, theta, shots)  # builds the restricted noise model
-    started = time.perf_counter()
-    backend.sample(circuit, theta, shots)
-    measured = time.perf_counter() - started
-    # the machine is shared (tests run beside other work): a factor 4 either way
-    assert estimate / 4 <= measured <= 4 * estimate, (measured, estimate)
+def test_the_estimate_follows_the_cost_model_of_the_isa_circuit():
+    """The estimate is the NOISY_COST model of the transpiled circuit (recomputed here from its active qubits and
+    operations): statevector trajectories cost in proportion to the shots, the density matrix does not, and both
+    grow with the circuit. How close the model is to measured times is the benchmark's business
+    (benchmarks/noisy_cost.py, results/benchmarks/noisy_cost.md), not a test's: times move with the machine."""
+    small, _ = qaoa_circuit(4)
+    large, _ = qaoa_circuit(8, reps=2)
+    for method in ("statevector", "density_matrix"):
+        backend = make_hardware_backend("aer_noisy:fake_fez", 256, 1, aer_method=method)
+        for circuit in (small, large):
+            active, ops = isa_operations(backend.compile(circuit).isa)
+            expected = estimate_job_seconds(len(active), ops, 256, 1, method)
+            assert backend.estimate_seconds(circuit) == pytest.approx(expected, rel=1e-12)
+        few, many = backend.estimate_seconds(large, shots=256), backend.estimate_seconds(large, shots=2560)
+        if method == "statevector":
+            overhead = NOISY_COST["statevector"][0]
+            assert many - overhead == pytest.approx(10 * (few - overhead), rel=1e-9)
+        else:
+            assert many == pytest.approx(few, rel=1e-12)
+        assert backend.estimate_seconds(large) > backend.estimate_seconds(small)
 
 
 def noisy_config(tmp_path: Path, **solver) -> Path:
