@@ -28,15 +28,16 @@ from qportfolio.errors import BackendError
 #: trajectories: ``work = circuits·shots·ops^DEPTH_EXPONENT``, ``size = 2ⁿ``: per shot, an operation costs more
 #: the deeper the circuit (shot branching: the trajectories of a shallow circuit share their state longer);
 #: density matrix: ``work = circuits·ops``, ``size = 4ⁿ`` (``n`` active qubits, ``ops`` ISA operations).
-#: Fitted by ``PYTHONPATH=src python benchmarks/noisy_cost.py --repeats 2`` (results/benchmarks/noisy_cost.md)
-#: on this project's 2-core machine shared with other jobs (load average 14): within 0.8–1.4× of every
-#: measured statevector job, 0.8–2× of the density-matrix ones. A deeper circuit than measured (the quickstart
-#: instance at p = 8, 9,645 ISA operations, 12 qubits) ran 400 shots in 595 s at load 8: the model says 2×.
-NOISY_COST = {"statevector": (0.01, 2.0e-7, 1.9e-12), "density_matrix": (0.02, 1.4e-3, 5.4e-9)}
-DEPTH_EXPONENT = 1.8
+#: Fitted by ``PYTHONPATH=src python benchmarks/noisy_cost.py --repeats 1`` (results/benchmarks/noisy_cost.md) on
+#: this project's 2-core machine, idle (load average 0.7–1.3): within 0.87–1.17× of every measured statevector
+#: job and 0.9–1.1× of the density-matrix ones but one (6 qubits, 3.8×). The same benchmark under load 14 gave
+#: times about 2.5× longer (statevector) and up to 7× (density matrix). A deeper circuit than measured (the
+#: quickstart instance at p = 8, 9,645 ISA operations, 12 qubits) ran 400 shots in 595 s at load 8.
+NOISY_COST = {"statevector": (0.01, 1.98e-7, 1.78e-11), "density_matrix": (0.046, 4.82e-5, 8.16e-10)}
+DEPTH_EXPONENT = 1.65
 #: ``ibm_fake:*`` (the runtime's local testing mode) also rebuilds the whole device's noise model every job
-#: (measured 14.5 s and 19.9 s a job beyond the model at load 8 and 14, the same benchmark).
-IBM_FAKE_JOB_SECONDS = 15.0
+#: (7.9 s a job beyond the model idle, the same benchmark; 14.5 s and 19.9 s at load 8 and 14).
+IBM_FAKE_JOB_SECONDS = 8.0
 #: Jobs expected to take less than this run in this process. Aer holds the interpreter while it simulates,
 #: so nothing (not Ctrl-C, not SIGTERM) runs until it returns: longer jobs run in a worker process.
 IN_PROCESS_SECONDS = 2.0
