@@ -39,12 +39,12 @@ from qportfolio.app.results import (
     write_circuit,
     write_json,
 )
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES
 from qportfolio.backends.exact.kernels import kernels_compiled
 from qportfolio.backends.ibm.base import HardwareBackend
 from qportfolio.baselines import run_baselines
 from qportfolio.classical import solution_entry, solve_exact
 from qportfolio.data import estimate_market, load_prices
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES
 from qportfolio.encoding import MAX_ENUMERATED_QUBITS
 from qportfolio.errors import ConfigError, QPortfolioError, ResourceError, RunFolderError
 from qportfolio.optimize import QuantumResult, SolveHooks

@@ -198,16 +198,9 @@ def noisy_seconds(solver, circuit, circuits: int, backend=None) -> float:
     ``ibm_fake:*``: the cost model of the noisy simulation of the ISA circuit (``ibm_fake`` with Aer's
     automatic method and the whole device's noise model rebuilt every job)."""
     from qportfolio.backends.ibm import AerNoisyBackend
-    from qportfolio.backends.ibm.noisy import (
-        IBM_FAKE_JOB_SECONDS,
-        estimate_job_seconds,
-        isa_operations,
-        simulation_method,
-    )
+    from qportfolio.backends.ibm.noisy import local_testing_job_seconds
 
     backend = backend or solver.make_backend()
     if isinstance(backend, AerNoisyBackend):
         return backend.estimate_seconds(circuit, 1, solver.shots, jobs=circuits)
-    active, ops = isa_operations(backend.compile(circuit).isa)
-    method = simulation_method(len(active), "automatic", solver.shots)
-    return circuits * (IBM_FAKE_JOB_SECONDS + estimate_job_seconds(len(active), ops, solver.shots, 1, method))
+    return circuits * local_testing_job_seconds(backend.compile(circuit).isa, solver.shots)

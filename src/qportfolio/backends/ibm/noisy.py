@@ -77,6 +77,14 @@ def estimate_job_seconds(num_active: int, ops: int, shots: int, circuits: int, m
     return overhead + per_op * work + per_amplitude * work * size
 
 
+def local_testing_job_seconds(isa, shots: int, circuits: int = 1) -> float:
+    """One ``ibm_fake`` job (the runtime's local testing mode): the whole device's noise model rebuilt
+    (:data:`IBM_FAKE_JOB_SECONDS`), then Aer's ``automatic`` method on the ISA circuit."""
+    active, ops = isa_operations(isa)
+    method = simulation_method(len(active), "automatic", circuits * shots)
+    return IBM_FAKE_JOB_SECONDS + estimate_job_seconds(len(active), ops, shots, circuits, method)
+
+
 def cost_units(num_active: int, ops: int, shots: int, circuits: int, method: str) -> tuple[float, float]:
     """``(work, size)`` of the :data:`NOISY_COST` model."""
     if method == "density_matrix":

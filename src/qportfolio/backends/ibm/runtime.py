@@ -10,13 +10,7 @@ import warnings
 from qportfolio.backends.ibm.base import HardwareBackend, _Job
 from qportfolio.backends.ibm.credentials import _one_line, redact
 from qportfolio.backends.ibm.mitigation import _bit_array_counts
-from qportfolio.backends.ibm.noisy import (
-    IBM_FAKE_JOB_SECONDS,
-    _WorkerJobs,
-    estimate_job_seconds,
-    isa_operations,
-    simulation_method,
-)
+from qportfolio.backends.ibm.noisy import _WorkerJobs, local_testing_job_seconds
 from qportfolio.backends.ibm.options import (
     HardwareOptions,
 )
@@ -68,11 +62,9 @@ class RuntimeSamplerBackend(_WorkerJobs, HardwareBackend):
 
     def _submit(self, pubs, shots, seed):
         if self._local:  # run by _counts, in the worker
-            active, ops = isa_operations(pubs[0][0])
             circuits = sum(len(rest[0]) if rest and rest[0] is not None and len(rest[0]) else 1
                            for _, *rest in pubs)
-            method = simulation_method(len(active), "automatic", circuits * shots)
-            estimate = IBM_FAKE_JOB_SECONDS + estimate_job_seconds(len(active), ops, shots, circuits, method)
+            estimate = local_testing_job_seconds(pubs[0][0], shots, circuits)
             return str(uuid.uuid4()), {"pubs": pubs, "shots": shots, "seed": seed, "estimate": estimate}
         try:
             with warnings.catch_warnings():
