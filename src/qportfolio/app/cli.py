@@ -1,7 +1,7 @@
 """The ``qportfolio`` command.
 
 ``run CONFIG [--out DIR] [--seed N] [--dry-run] [--yes]`` — the quantum run beside the exact classical answer.
-``baseline CONFIG [--out DIR]`` — classical answers only, same folder layout.
+``baseline CONFIG [--out DIR] [--dry-run]`` — classical answers only, same folder layout.
 ``submit CONFIG [--out DIR] [--yes]`` — start the run detached from this terminal; returns at once.
 ``status RUN_DIR`` — where a run stands: status, evaluations, jobs.
 ``resume RUN_DIR [--yes]`` — continue an interrupted run or backtest from what it recorded (nothing finished is redone).
@@ -83,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     for command in (run, submit):
         command.add_argument("--yes", action="store_true", help="allow more QPU time than backend.max_qpu_seconds")
-    run.add_argument("--dry-run", action="store_true", help="build and transpile, print the plan with the expected "
-                     "time, run and write nothing")
+    for command in (run, baseline):
+        command.add_argument("--dry-run", action="store_true", help="build (and for hardware transpile), print the "
+                             "plan with the expected time and its parts; run and write nothing")
     status = commands.add_parser("status", help="the state of a run folder and its jobs")
     status.add_argument("run_dir", help="a run folder, e.g. results/quickstart-20261121T071359Z")
     resume = commands.add_parser("resume", help="continue an interrupted run or backtest from what it recorded")
@@ -281,11 +282,11 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args) -> int:
     if args.command in ("run", "baseline"):
         config = load_config(args.config, {"seed": args.seed})
-        if getattr(args, "dry_run", False):
-            _, _, problem = experiment.prepare(config)  # a run that would be refused is refused, not planned
-            _print_mapping(dry_run(config, problem))
-            return 0
         quantum = args.command == "run"
+        if args.dry_run:
+            _, _, problem = experiment.prepare(config, quantum)  # a run that would be refused is refused, not planned
+            _print_mapping(dry_run(config, problem, quantum))
+            return 0
         if quantum:
             check_spending(config, args.yes)
         run = experiment.execute(config, args.out, quantum=quantum, progress=_progress(args))

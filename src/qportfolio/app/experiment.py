@@ -26,7 +26,7 @@ from tqdm import tqdm
 from qportfolio.app import plots
 from qportfolio.app.config import ExperimentConfig, load_config
 from qportfolio.app.instance import build_problem, load_config_prices
-from qportfolio.app.planning import check_spending, estimated_seconds
+from qportfolio.app.planning import COMPILE_SECONDS, check_spending, estimated_seconds
 from qportfolio.app.report import write_report
 from qportfolio.app.results import (
     append_jsonl,
@@ -55,9 +55,6 @@ from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, Selectio
 PRICES_FILE = "prices.csv"
 #: Readout calibrations measured for a run (one JSON line each), reused when it is resumed.
 CALIBRATIONS_FILE = "calibrations.jsonl"
-#: The first run's kernel compilation on 2 cores: 31.6 s at load 3 (python benchmarks/first_run.py;
-#: results/benchmarks/first_run.md), 35 s in issue 24's report (42 s first run, 7.5 s the next).
-COMPILE_SECONDS = 35
 #: A run expected to take longer than this says so before its quantum part starts.
 LONG_RUN_SECONDS = 180
 #: Seconds between progress lines written to a log (no terminal).
@@ -397,7 +394,9 @@ def _job_progress(shown: str):
 def _announce_duration(solver, problem, encoded, folder: Path) -> None:
     """Say before a long run starts how long it is expected to take, and how to stop and continue it."""
     evaluations = solver.planned_evaluations()
-    seconds = estimated_seconds(solver, solver.prepare_ansatz(problem, encoded.encoding).circuit, evaluations + 1)
+    seconds = estimated_seconds(solver, problem, encoded.num_qubits,
+                                solver.prepare_ansatz(problem, encoded.encoding).circuit,
+                                None if isinstance(solver.backend, str) else solver.backend)
     if seconds is not None and seconds > LONG_RUN_SECONDS:
         print(f"qportfolio: this run is expected to take about {_duration(seconds)} ({evaluations} evaluations of "
               f"{encoded.num_qubits} qubits on {solver.backend_name}); Ctrl-C stops it and "

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 from pathlib import Path
 
 from qportfolio.app.config import ExperimentConfig
 from qportfolio.optimize.solver import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
+from qportfolio.backends.exact.kernels import kernels_compiled
 from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES, JobBackend
 from qportfolio.classical import solve_exact
 from qportfolio.optimize.search import best_candidate
@@ -16,64 +19,91 @@ from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
 
-def dry_run(config: ExperimentConfig, problem=None) -> dict:
-    """Everything up to submission: the instance, the encoding, the circuit, the expected duration on a
-    simulator (and, on hardware targets, the transpiled circuit's report and the estimated QPU time).
-    Nothing is run or written. ``problem``: the instance, when the caller has it (a run folder's prices)."""
+def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True) -> dict:
+    """Everything up to submission: the instance, its exact classical answer (which the run's encoding uses),
+    the encoding, the circuit and the expected wall time of the command with its parts (``estimate``; see
+    :func:`estimate`), and, on hardware targets, the transpiled circuit's report and the estimated QPU time.
+    Nothing is submitted or written. ``problem``: the instance, when the caller has it (a run folder's prices);
+    ``quantum=False``: the plan of ``qportfolio baseline`` (classical answers only)."""
     solver = config.quantum_solver()
     problem = problem if problem is not None else build_problem_from_config(config)
-    plan = {"name": config.name, "problem": problem.kind, "assets": list(problem.tickers), "backend": config.backend.name}
+    plan = {"name": config.name, "problem": problem.kind, "assets": list(problem.tickers)}
+    measured: dict[str, float] = {}
+    clock = time.perf_counter()
+    exact = solve_exact(problem, config.problem.time_limit, config.seed)
+    measured["classical_exact"] = time.perf_counter() - clock
     if isinstance(problem, MarkowitzProblem):
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
-        return plan
+        return _with_estimate(plan, measured, {})
+    baselines = {"baselines": BASELINES_SECONDS} if config.problem.baselines else {}
+    optimum = exact.allocation if exact.proven_optimal else None
+    if not quantum:
+        clock = time.perf_counter()
+        encoded = solver.encode(problem, optimum, for_circuit=False, optimal_objective=exact.objective)
+        measured["encoding"] = time.perf_counter() - clock
+        plan["qubits"] = encoded.num_qubits
+        plan["note"] = "classical answers only: nothing would be submitted"
+        return _with_estimate(plan, measured, baselines)
+    plan["backend"] = config.backend.name
     solver = solver.resolved(problem)
     backend = None
-    candidates = device_candidates_plan(solver, problem)
+    clock = time.perf_counter()
+    candidates = device_candidates_plan(solver, problem, exact)
     if candidates is not None:
         solver, encoding, ansatz, plan["device_candidates"], backend = candidates
+        measured["device_search"] = time.perf_counter() - clock  # pretraining every candidate on exact
     else:
-        encoding = solver.encode(problem).encoding
+        encoding = solver.encode(problem, optimum, optimal_objective=exact.objective).encoding
+        measured["encoding"] = time.perf_counter() - clock
         ansatz = solver.prepare_ansatz(problem, encoding)
     logical = ansatz.circuit.decompose()
     evaluations = solver.planned_evaluations()
+    plan.update({"qubits": encoding.num_qubits, "algorithm": solver.algorithm, "reps": solver.reps})
+    # only what the circuit has: a VQE ansatz has no mixer
+    plan.update({"mixer": solver.mixer} if solver.algorithm == "qaoa" else {"ansatz": solver.ansatz})
     plan.update({
-        "qubits": encoding.num_qubits, "algorithm": solver.algorithm, "reps": solver.reps, "mixer": solver.mixer,
         "search": solver.search, "pretrain": solver.pretrain,
         "parameters": ansatz.num_parameters, "logical_depth": logical.depth(),
         "logical_two_qubit_gates": logical.num_nonlocal_gates(), "evaluations": evaluations,
     })
+    family = config.backend.name.split(":")[0]
+    hardware = family in HARDWARE_PREFIXES
+    if hardware and backend is None:
+        backend = solver.make_backend()
     if solver.backend_name in EXACT_PROBABILITY_BACKENDS:  # exact probabilities while training: shots only at the end
         plan["final_shots"] = solver.shots
     else:
         plan.update({"circuits": evaluations + 1, "shots_per_circuit": solver.shots,
                      "total_shots": (evaluations + 1) * solver.shots})
-    hardware = config.backend.name.split(":")[0] in HARDWARE_PREFIXES
-    if hardware and backend is None:
-        backend = solver.make_backend()
-    seconds = estimated_seconds(solver, ansatz.circuit, evaluations + 1, backend)
-    if seconds is not None:
-        plan["estimated_seconds"] = round(seconds, 3 if seconds < 1 else 1)
+    calibration = hardware and isinstance(backend, JobBackend) and backend.options.mitigation != "none"
+    if calibration:  # readout calibration: one job of two circuits (all zeros, all ones)
+        plan["calibration_job"] = {"circuits": 2, "shots_per_circuit": backend.options.calibration_shots}
+    modelled = dict(baselines)
+    modelled.update(quantum_seconds(solver, problem, encoding.num_qubits, ansatz.circuit, backend,
+                                    calibration, pretrained=candidates is not None))
     if not hardware:
-        return plan
+        return _with_estimate(plan, measured, modelled, uses_kernels=uses_kernels(solver))
     if isinstance(backend, JobBackend):
         # one job per objective evaluation and one for the final sampling; readout calibration adds a job
         # of two circuits (all zeros, all ones) at the calibration shots
         plan["hardware"] = backend.hardware_report(ansatz.circuit, 1, solver.shots, evaluations + 1)
-        estimate = plan["hardware"]["estimated_qpu_seconds"]
-        if backend.options.mitigation != "none":
-            estimate += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
-        plan["estimated_qpu_seconds"] = estimate
-    return plan
+        qpu = plan["hardware"]["estimated_qpu_seconds"]
+        if calibration:
+            qpu += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
+        plan["estimated_qpu_seconds"] = qpu
+    return _with_estimate(plan, measured, modelled, uses_kernels=uses_kernels(solver),
+                          qpu=plan.get("estimated_qpu_seconds") if family == "ibm" else None)
 
 
-def device_candidates_plan(solver, problem):
+def device_candidates_plan(solver, problem, exact=None):
     """Hardware targets with the default search: the candidates the device search weighs (each pretrained on
     the exact simulator, transpiled for the target: ISA two-qubit depth, estimated fidelity, predicted
     P(optimum)) and the one a run would send, as ``(solver, encoding, ansatz, rows, backend)``; None when the
-    device search does not apply (settings given, or too many qubits to pretrain)."""
+    device search does not apply (settings given, or too many qubits to pretrain). ``exact``: the problem's
+    classical answer, when the caller has it."""
     if not solver._device_search:
         return None
-    exact = solve_exact(problem, solver.time_limit, solver.seed)
+    exact = exact if exact is not None else solve_exact(problem, solver.time_limit, solver.seed)
     encoded = solver.encode(problem, exact.allocation if exact.proven_optimal else None,
                             optimal_objective=exact.objective)
     if encoded.energies is None:
@@ -160,37 +190,140 @@ def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> fl
     return estimate
 
 
-#: Seconds per gate per amplitude of the state, measured on two shared cores (results/benchmarks/simulator.md
-#: and a 26-qubit warm-started QAOA at 135 s per evaluation on Aer): a coarse model, right within a factor ~2.
-SECONDS_PER_GATE_AMPLITUDE = {"aer_statevector": 1.1e-9, "aer_shots": 1.1e-9, "exact": 2.2e-9}
-#: The exact backend's QAOA fast paths (X or XY mixer, no warm start): seconds per layer per amplitude.
-EXACT_SECONDS_PER_LAYER_AMPLITUDE = 7e-9
 #: A noisy simulation (``backends.NOISY_PREFIXES``, timed by the cost model of :mod:`qportfolio.backends.ibm.noisy`)
 #: expected to take longer than this is refused unless approved (``--yes``).
 MAX_UNAPPROVED_SIMULATION_SECONDS = 3600.0
 
+# The cost model of a command's wall time on this project's 2-core machine, shared as it usually is (its load
+# average is a poor guide: 5 s runs at load 2 and at load 9 alike), checked against measured runs by
+# benchmarks/dry_run_accuracy.py (results/benchmarks/dry_run_accuracy.md).
+#: The interpreter and the imports (1.5–2 s), and the run folder's files and figures (0.4–0.5 s).
+STARTUP_SECONDS = 2.2
+#: The first run after install compiles the simulator's kernels: 31.6 s at load 3 (benchmarks/first_run.py,
+#: results/benchmarks/first_run.md), 33.5 s at load 1–2, 35 s in issue 24's report.
+COMPILE_SECONDS = 35
+#: The classical baselines (relax-and-round, greedy, simulated annealing, tabu, SCIP on the QUBO): 0.35–0.9 s
+#: at 6–62 qubits.
+BASELINES_SECONDS = 0.5
+#: The exact simulator: seconds per evaluation (the optimizer's step and the history line), per layer of an
+#: evaluation, and per amplitude-layer ((p + 1)·2ⁿ, or the K-of-N subspace's size; value only: the gradient
+#: costs :data:`GRADIENT_FACTOR` times more).
+EXACT_SECONDS_PER_EVALUATION = 5e-5
+EXACT_SECONDS_PER_LAYER = 1.5e-5
+EXACT_SECONDS_PER_AMPLITUDE_LAYER = 1.2e-8
+GRADIENT_FACTOR = 2.0
+#: The adaptive search's evaluations per depth: L-BFGS-B stops after 200–420 at each depth (the quickstart
+#: 4,909 over p = 1…24, the selection config 4,879 over p = 1…16).
+EVALUATIONS_PER_DEPTH = 250
+#: Aer's sampling backends: seconds per circuit (bind, transpile, run) and per gate per amplitude.
+AER_SECONDS_PER_CIRCUIT = 0.017
+AER_SECONDS_PER_GATE_AMPLITUDE = 1.1e-9
+#: The quantum part's fixed work: the final samples decoded and judged, post-processing, the uniform yardstick.
+QUANTUM_FIXED_SECONDS = 0.3
 
-#: Seconds per unit of the adaptive search's work budget ((p + 1)·amplitudes of value and gradient), measured.
-SECONDS_PER_WORK_UNIT = 35e-9
+
+def uses_kernels(solver) -> bool:
+    """Whether a run trains or samples on the exact simulator (its compiled kernels)."""
+    return solver.backend_name == "exact" or solver.pretrain == "exact"
 
 
-def estimated_seconds(solver, circuit, circuits: int, backend=None) -> float | None:
-    """Expected wall time of ``circuits`` evaluations of ``circuit`` on the solver's simulator (None on a
-    real device, whose time is the QPU estimate); ``backend``: the solver's backend object, when made."""
-    name = solver.backend_name
-    if name.split(":")[0] in NOISY_PREFIXES:
-        return noisy_seconds(solver, circuit, circuits, backend)
-    if name not in SECONDS_PER_GATE_AMPLITUDE:
-        return None
-    amplitudes = 2.0 ** circuit.num_qubits
-    if name == "exact" and solver.search == "adaptive" and solver._auto_budget:
-        # the adaptive search stops at its work budget: an upper bound whatever the evaluation cap says
-        bounded = WORK_BUDGET * SECONDS_PER_WORK_UNIT
-        layers = EXACT_SECONDS_PER_LAYER_AMPLITUDE * solver.reps * amplitudes * circuits
-        return min(bounded, layers)
-    if name == "exact" and solver.algorithm == "qaoa" and not solver.warm_start:
-        return circuits * EXACT_SECONDS_PER_LAYER_AMPLITUDE * solver.reps * amplitudes
-    return circuits * SECONDS_PER_GATE_AMPLITUDE[name] * circuit.decompose().size() * amplitudes
+def _with_estimate(plan: dict, measured: dict, modelled: dict, uses_kernels: bool = False,
+                   qpu: float | None = None) -> dict:
+    """``plan`` with ``estimated_seconds`` (the command's expected wall time) and ``estimate``, its parts:
+    ``measured`` by the dry run itself, ``modelled`` by the cost model; the start (interpreter, imports, the
+    run folder's files); the kernels' compilation when the run uses them and numba's cache lacks them;
+    ``qpu``: a real device's QPU seconds (its queue is not included)."""
+    parts = {"startup": STARTUP_SECONDS}
+    if uses_kernels and not kernels_compiled():
+        parts["kernel_compilation"] = COMPILE_SECONDS
+    parts.update(measured)
+    parts.update(modelled)
+    if qpu is not None:
+        parts["qpu"] = qpu
+    plan["estimated_seconds"] = round(sum(parts.values()), 1)
+    estimate = {f"{name}_s": round(seconds, 3 if seconds < 1 else 1) for name, seconds in parts.items()}
+    notes = []
+    if "kernel_compilation_s" in estimate:
+        notes.append("the first run after install compiles the simulator's kernels (once; later runs load them)")
+    if qpu is not None:
+        notes.append("the device's queue is not included")
+    if notes:
+        estimate["note"] = "; ".join(notes)
+    plan["estimate"] = estimate
+    return plan
+
+
+def quantum_seconds(solver, problem, num_qubits: int, circuit, backend=None, calibration: bool = False,
+                    pretrained: bool = False) -> dict:
+    """The modelled seconds of a run's quantum part, by part: ``pretraining`` on the exact
+    simulator (unless the dry run did it: ``pretrained``), the ``search`` (the evaluations on the configured
+    backend), ``sampling`` (the final job or samples, and on hardware the readout ``calibration`` job), and the
+    fixed work around them. A real device (``ibm:*``) has no modelled search or sampling: its time is QPU time."""
+    parts = {}
+    family = solver.backend_name.split(":")[0]
+    evaluations = solver.planned_evaluations()
+    if solver.pretrain == "exact" and not pretrained:
+        trainer = dataclasses.replace(solver, backend="exact", pretrain="none", refine=0)
+        parts["pretraining"] = exact_search_seconds(trainer, problem, num_qubits)
+    if family in NOISY_PREFIXES:
+        parts["search"] = noisy_seconds(solver, circuit, evaluations, backend) if evaluations else 0.0
+        parts["sampling"] = noisy_seconds(solver, circuit, 1, backend)
+        if calibration:
+            parts["calibration"] = calibration_seconds(backend, circuit)
+    elif solver.backend_name == "exact":
+        parts["search"] = exact_search_seconds(solver, problem, num_qubits)
+    elif solver.backend_name in ("aer_shots", "aer_statevector"):
+        size = circuit.decompose().size() * 2.0**num_qubits
+        parts["search"] = (evaluations + 1) * (AER_SECONDS_PER_CIRCUIT + AER_SECONDS_PER_GATE_AMPLITUDE * size)
+    parts["quantum_fixed"] = QUANTUM_FIXED_SECONDS
+    return parts
+
+
+def exact_search_seconds(solver, problem, num_qubits: int) -> float:
+    """The search on the exact simulator: evaluations × (per evaluation + per layer + per amplitude-layer). The
+    adaptive search is followed depth by depth as it spends its evaluations (:data:`EVALUATIONS_PER_DEPTH` a
+    depth, at most ``maxiter``) and, with the budget left to the tool, stops at the solver's work budget."""
+    subspace = solver.algorithm == "qaoa" and solver.mixer != "x" and getattr(problem, "num_selected", None)
+    if subspace:  # the K-of-N states, each meeting K(n − K) pairs of the complete mixer's rotations
+        k = problem.num_selected
+        size = math.comb(num_qubits, k) * (1 + k * (num_qubits - k) / max(num_qubits, 1))
+    else:
+        size = 2.0**num_qubits
+    warm = 1.25 if solver.warm_start is True else 1.0
+    gradient = GRADIENT_FACTOR if solver.optimizer == "l_bfgs_b" else 1.0
+
+    def seconds(evaluations: float, reps: int) -> float:
+        return evaluations * (EXACT_SECONDS_PER_EVALUATION + EXACT_SECONDS_PER_LAYER * reps
+                              + EXACT_SECONDS_PER_AMPLITUDE_LAYER * gradient * warm * (reps + 1) * size)
+
+    if solver.search != "adaptive":
+        return seconds(solver.planned_evaluations(), solver.reps)
+    total, spent, work, left = 0.0, 0.0, 0.0, solver.maxiter
+    for reps in range(1, solver.reps + 1):
+        evaluations = min(left, EVALUATIONS_PER_DEPTH)
+        total += seconds(evaluations, reps)
+        work += evaluations * warm * (reps + 1) * size
+        left -= evaluations
+        projected = evaluations * (reps + 1) / reps * 1.3 * warm * (reps + 2) * size
+        if left <= 0 or (solver._auto_budget and work + projected > WORK_BUDGET):
+            break
+    return total
+
+
+def calibration_seconds(backend, circuit) -> float:
+    """The readout calibration job: two circuits (all zeros, all ones) at the calibration shots."""
+    from qportfolio.backends.ibm import AerNoisyBackend
+    from qportfolio.backends.ibm.noisy import local_testing_job_seconds
+
+    shots = backend.options.calibration_shots
+    if isinstance(backend, AerNoisyBackend):
+        return backend.estimate_seconds(circuit, 2, shots, jobs=1)
+    return local_testing_job_seconds(backend.compile(circuit).isa, shots, circuits=2)
+
+
+def estimated_seconds(solver, problem, num_qubits: int, circuit, backend=None) -> float:
+    """The modelled seconds of a run's quantum part (:func:`quantum_seconds`)."""
+    return sum(quantum_seconds(solver, problem, num_qubits, circuit, backend).values())
 
 
 def noisy_seconds(solver, circuit, circuits: int, backend=None) -> float:
