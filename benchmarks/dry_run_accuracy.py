@@ -101,9 +101,10 @@ def listed_vs_done(command: str, plan: dict, folder: Path | None) -> str:
         ok &= "mixer" not in plan
         notes.append("no mixer (VQE)")
     done = result["quantum"]["evaluations"]
-    planned = int(plan["evaluations"])
+    planned = int(plan["evaluations"]) + int(plan.get("pretraining_evaluations_on_exact", 0))
     ok &= done <= planned
-    notes.append(f"evaluations {done} ≤ {planned}")
+    notes.append(f"evaluations {done} ≤ {planned}" + (" (pretraining on exact included)"
+                                                       if "pretraining_evaluations_on_exact" in plan else ""))
     jobs_file = folder / "jobs.jsonl"
     if jobs_file.is_file():
         jobs = [json.loads(line) for line in jobs_file.read_text().splitlines() if line.strip()]
@@ -155,14 +156,16 @@ def measure(name: str, path: Path, src: Path, tmp: Path) -> dict:
 
 def table(rows: list[dict]) -> list[str]:
     lines = ["| config | command | estimate (s) | measured (s) | ratio measured/estimate | load before / after | "
-             "parts of the estimate | listed vs done |", "|---|---|---:|---:|---:|---|---|---|"]
+             "slowdown | parts of the estimate | listed vs done |", "|---|---|---:|---:|---:|---|---:|---|---|"]
     for r in rows:
         ratio = f"{r['measured'] / r['estimate']:.2f}" if r.get("measured") and r.get("estimate") else "—"
         load = f"{r['load_before']:.1f} / {r['load_after']:.1f}" if "load_before" in r else "—"
-        parts = ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in (r.get("parts") or {}).items() if k != "note")
+        found = dict(r.get("parts") or {})
+        slow = found.pop("slowdown", "—")
+        parts = ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in found.items() if k != "note")
         measured = f"{r['measured']:.1f}" if r.get("measured") else "—"
         estimate = f"{r['estimate']:.1f}" if r.get("estimate") is not None else "—"
-        lines.append(f"| {r['config']} | `{r['command']}` | {estimate} | {measured} | {ratio} | {load} | "
+        lines.append(f"| {r['config']} | `{r['command']}` | {estimate} | {measured} | {ratio} | {load} | {slow} | "
                      f"{parts or '—'} | {r['check']} |")
     return lines
 

@@ -25,8 +25,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from importlib import metadata
 from pathlib import Path
+
+import psutil
 
 from qportfolio.memory import collector_paused
 
@@ -249,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         # the command built either (together about half a second of a 24-qubit run).
         gc.freeze()
     args = _parser().parse_args(argv)
+    args.program = argv is None  # the command as a process (its start time tells the dry run the machine's load)
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -284,8 +288,9 @@ def _command(args) -> int:
         config = load_config(args.config, {"seed": args.seed})
         quantum = args.command == "run"
         if args.dry_run:
+            started = time.time() - psutil.Process().create_time()  # how loaded the machine is (planning.slowdown)
             _, _, problem = experiment.prepare(config, quantum)  # a run that would be refused is refused, not planned
-            _print_mapping(dry_run(config, problem, quantum))
+            _print_mapping(dry_run(config, problem, quantum, started if args.program else None))
             return 0
         if quantum:
             check_spending(config, args.yes)

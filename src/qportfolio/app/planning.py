@@ -19,12 +19,14 @@ from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
 
-def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True) -> dict:
+def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True, started: float | None = None) -> dict:
     """Everything up to submission: the instance, its exact classical answer (which the run's encoding uses),
     the encoding, the circuit and the expected wall time of the command with its parts (``estimate``; see
     :func:`estimate`), and, on hardware targets, the transpiled circuit's report and the estimated QPU time.
     Nothing is submitted or written. ``problem``: the instance, when the caller has it (a run folder's prices);
-    ``quantum=False``: the plan of ``qportfolio baseline`` (classical answers only)."""
+    ``quantum=False``: the plan of ``qportfolio baseline`` (classical answers only); ``started``: the seconds
+    this process took to start (the CLI measures them), which tell how loaded the machine is now
+    (:func:`slowdown`)."""
     solver = config.quantum_solver()
     problem = problem if problem is not None else build_problem_from_config(config)
     plan = {"name": config.name, "problem": problem.kind, "assets": list(problem.tickers)}
@@ -34,7 +36,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True) -> dic
     measured["classical_exact"] = time.perf_counter() - clock
     if isinstance(problem, MarkowitzProblem):
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
-        return _with_estimate(plan, measured, {})
+        return _with_estimate(plan, measured, {}, started=started)
     baselines = {"baselines": BASELINES_SECONDS} if config.problem.baselines else {}
     optimum = exact.allocation if exact.proven_optimal else None
     if not quantum:
@@ -43,7 +45,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True) -> dic
         measured["encoding"] = time.perf_counter() - clock
         plan["qubits"] = encoded.num_qubits
         plan["note"] = "classical answers only: nothing would be submitted"
-        return _with_estimate(plan, measured, baselines)
+        return _with_estimate(plan, measured, baselines, started=started)
     plan["backend"] = config.backend.name
     solver = solver.resolved(problem)
     backend = None
@@ -66,6 +68,8 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True) -> dic
         "parameters": ansatz.num_parameters, "logical_depth": logical.depth(),
         "logical_two_qubit_gates": logical.num_nonlocal_gates(), "evaluations": evaluations,
     })
+    if solver.pretrain == "exact" and candidates is None:  # the angles trained on exact first, at most maxiter
+        plan["pretraining_evaluations_on_exact"] = solver.maxiter
     family = config.backend.name.split(":")[0]
     hardware = family in HARDWARE_PREFIXES
     if hardware and backend is None:
@@ -82,7 +86,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True) -> dic
     modelled.update(quantum_seconds(solver, problem, encoding.num_qubits, ansatz.circuit, backend,
                                     calibration, pretrained=candidates is not None))
     if not hardware:
-        return _with_estimate(plan, measured, modelled, uses_kernels=uses_kernels(solver))
+        return _with_estimate(plan, measured, modelled, uses_kernels=uses_kernels(solver), started=started)
     if isinstance(backend, JobBackend):
         # one job per objective evaluation and one for the final sampling; readout calibration adds a job
         # of two circuits (all zeros, all ones) at the calibration shots
@@ -92,7 +96,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True) -> dic
             qpu += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
         plan["estimated_qpu_seconds"] = qpu
     return _with_estimate(plan, measured, modelled, uses_kernels=uses_kernels(solver),
-                          qpu=plan.get("estimated_qpu_seconds") if family == "ibm" else None)
+                          qpu=plan.get("estimated_qpu_seconds") if family == "ibm" else None, started=started)
 
 
 def device_candidates_plan(solver, problem, exact=None):
@@ -194,9 +198,12 @@ def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> fl
 #: expected to take longer than this is refused unless approved (``--yes``).
 MAX_UNAPPROVED_SIMULATION_SECONDS = 3600.0
 
-# The cost model of a command's wall time on this project's 2-core machine, shared as it usually is (its load
-# average is a poor guide: 5 s runs at load 2 and at load 9 alike), checked against measured runs by
+# The cost model of a command's wall time on this project's 2-core machine when idle, scaled by :func:`slowdown`
+# (the load average is a poor guide: 5 s runs at load 2 and at load 9 alike), checked against measured runs by
 # benchmarks/dry_run_accuracy.py (results/benchmarks/dry_run_accuracy.md).
+#: This process's start up to the dry run on the idle machine, and the most :func:`slowdown` makes of it.
+IDLE_START_SECONDS = 1.6
+MAX_SLOWDOWN = 4.0
 #: The interpreter and the imports (1.5–2 s), and the run folder's files and figures (0.4–0.5 s).
 STARTUP_SECONDS = 2.2
 #: The first run after install compiles the simulator's kernels: 31.6 s at load 3 (benchmarks/first_run.py,
@@ -207,10 +214,12 @@ COMPILE_SECONDS = 35
 BASELINES_SECONDS = 0.5
 #: The exact simulator: seconds per evaluation (the optimizer's step and the history line), per layer of an
 #: evaluation, and per amplitude-layer ((p + 1)·2ⁿ, or the K-of-N subspace's size; value only: the gradient
-#: costs :data:`GRADIENT_FACTOR` times more).
+#: costs :data:`GRADIENT_FACTOR` times more). Fitted to measured runs divided by their slowdown: the quickstart
+#: and the selection config (≈ 5,000 evaluations at 6–7 qubits, p ≤ 16–24) for the first two, selection_24
+#: (50 COBYLA evaluations at 24 qubits, p = 1) for the third.
 EXACT_SECONDS_PER_EVALUATION = 5e-5
 EXACT_SECONDS_PER_LAYER = 1.5e-5
-EXACT_SECONDS_PER_AMPLITUDE_LAYER = 1.2e-8
+EXACT_SECONDS_PER_AMPLITUDE_LAYER = 3.5e-9
 GRADIENT_FACTOR = 2.0
 #: The adaptive search's evaluations per depth: L-BFGS-B stops after 200–420 at each depth (the quickstart
 #: 4,909 over p = 1…24, the selection config 4,879 over p = 1…16).
@@ -227,22 +236,36 @@ def uses_kernels(solver) -> bool:
     return solver.backend_name == "exact" or solver.pretrain == "exact"
 
 
+def slowdown(started: float | None) -> float:
+    """How much slower than idle this machine runs now, from this process's start (``started`` seconds up to
+    its dry run: interpreter, imports, config and prices) against the same on the idle machine
+    (:data:`IDLE_START_SECONDS`); 1 when not measured, at most :data:`MAX_SLOWDOWN`."""
+    return 1.0 if started is None else min(max(started / IDLE_START_SECONDS, 1.0), MAX_SLOWDOWN)
+
+
 def _with_estimate(plan: dict, measured: dict, modelled: dict, uses_kernels: bool = False,
-                   qpu: float | None = None) -> dict:
+                   qpu: float | None = None, started: float | None = None) -> dict:
     """``plan`` with ``estimated_seconds`` (the command's expected wall time) and ``estimate``, its parts:
-    ``measured`` by the dry run itself, ``modelled`` by the cost model; the start (interpreter, imports, the
-    run folder's files); the kernels' compilation when the run uses them and numba's cache lacks them;
-    ``qpu``: a real device's QPU seconds (its queue is not included)."""
+    ``measured`` by the dry run itself; ``modelled`` by the cost model, as are the start (interpreter, imports,
+    the run folder's files) and the kernels' compilation when the run uses them and numba's cache lacks them,
+    scaled by :func:`slowdown`; ``qpu``: a real device's QPU seconds (its queue is not included)."""
+    factor = slowdown(started)
     parts = {"startup": STARTUP_SECONDS}
     if uses_kernels and not kernels_compiled():
         parts["kernel_compilation"] = COMPILE_SECONDS
-    parts.update(measured)
     parts.update(modelled)
+    parts = {name: seconds * factor for name, seconds in parts.items()}
+    parts.update(measured)
     if qpu is not None:
         parts["qpu"] = qpu
     plan["estimated_seconds"] = round(sum(parts.values()), 1)
     estimate = {f"{name}_s": round(seconds, 3 if seconds < 1 else 1) for name, seconds in parts.items()}
+    if started is not None:
+        estimate["slowdown"] = round(factor, 2)
     notes = []
+    if started is not None and factor > 1:
+        notes.append(f"modelled parts ×{factor:.2f}: this process started in {started:.1f} s, "
+                     f"{IDLE_START_SECONDS:g} s on the idle machine")
     if "kernel_compilation_s" in estimate:
         notes.append("the first run after install compiles the simulator's kernels (once; later runs load them)")
     if qpu is not None:
@@ -266,10 +289,14 @@ def quantum_seconds(solver, problem, num_qubits: int, circuit, backend=None, cal
         trainer = dataclasses.replace(solver, backend="exact", pretrain="none", refine=0)
         parts["pretraining"] = exact_search_seconds(trainer, problem, num_qubits)
     if family in NOISY_PREFIXES:
+        from qportfolio.backends.ibm.noisy import IN_PROCESS_SECONDS
+
         parts["search"] = noisy_seconds(solver, circuit, evaluations, backend) if evaluations else 0.0
         parts["sampling"] = noisy_seconds(solver, circuit, 1, backend)
         if calibration:
             parts["calibration"] = calibration_seconds(backend, circuit)
+        if family == "ibm_fake" or parts["sampling"] >= IN_PROCESS_SECONDS:  # jobs run in a worker process
+            parts["job_worker_start"] = STARTUP_SECONDS
     elif solver.backend_name == "exact":
         parts["search"] = exact_search_seconds(solver, problem, num_qubits)
     elif solver.backend_name in ("aer_shots", "aer_statevector"):
@@ -280,34 +307,46 @@ def quantum_seconds(solver, problem, num_qubits: int, circuit, backend=None, cal
 
 
 def exact_search_seconds(solver, problem, num_qubits: int) -> float:
-    """The search on the exact simulator: evaluations × (per evaluation + per layer + per amplitude-layer). The
-    adaptive search is followed depth by depth as it spends its evaluations (:data:`EVALUATIONS_PER_DEPTH` a
-    depth, at most ``maxiter``) and, with the budget left to the tool, stops at the solver's work budget."""
-    subspace = solver.algorithm == "qaoa" and solver.mixer != "x" and getattr(problem, "num_selected", None)
-    if subspace:  # the K-of-N states, each meeting K(n − K) pairs of the complete mixer's rotations
-        k = problem.num_selected
-        size = math.comb(num_qubits, k) * (1 + k * (num_qubits - k) / max(num_qubits, 1))
-    else:
-        size = 2.0**num_qubits
-    warm = 1.25 if solver.warm_start is True else 1.0
+    """The search on the exact simulator: Σ over its depths of evaluations × (per evaluation + per layer + per
+    amplitude-layer), the depths and evaluations those of :func:`search_depths`."""
+    size, warm = _state_size(solver, problem, num_qubits), 1.25 if solver.warm_start is True else 1.0
     gradient = GRADIENT_FACTOR if solver.optimizer == "l_bfgs_b" else 1.0
-
-    def seconds(evaluations: float, reps: int) -> float:
-        return evaluations * (EXACT_SECONDS_PER_EVALUATION + EXACT_SECONDS_PER_LAYER * reps
+    return sum(evaluations * (EXACT_SECONDS_PER_EVALUATION + EXACT_SECONDS_PER_LAYER * reps
                               + EXACT_SECONDS_PER_AMPLITUDE_LAYER * gradient * warm * (reps + 1) * size)
+               for reps, evaluations in search_depths(solver, problem, num_qubits))
 
+
+def expected_evaluations(solver, problem, num_qubits: int) -> int:
+    """The evaluations a search of ``solver`` (resolved) is expected to make (:func:`search_depths`)."""
+    return sum(evaluations for _, evaluations in search_depths(solver, problem, num_qubits))
+
+
+def search_depths(solver, problem, num_qubits: int) -> list[tuple[int, int]]:
+    """``(depth, evaluations)`` of the search: a fixed search's planned evaluations at its depth; the adaptive
+    search followed depth by depth as it spends :data:`EVALUATIONS_PER_DEPTH` a depth, at most ``maxiter``
+    in all, and (the budget left to the tool) stopping before a depth that would pass the solver's work budget."""
     if solver.search != "adaptive":
-        return seconds(solver.planned_evaluations(), solver.reps)
-    total, spent, work, left = 0.0, 0.0, 0.0, solver.maxiter
+        return [(solver.reps, solver.planned_evaluations())]
+    size, warm = _state_size(solver, problem, num_qubits), 1.25 if solver.warm_start is True else 1.0
+    depths, work, left = [], 0.0, solver.maxiter
     for reps in range(1, solver.reps + 1):
         evaluations = min(left, EVALUATIONS_PER_DEPTH)
-        total += seconds(evaluations, reps)
+        depths.append((reps, evaluations))
         work += evaluations * warm * (reps + 1) * size
         left -= evaluations
         projected = evaluations * (reps + 1) / reps * 1.3 * warm * (reps + 2) * size
         if left <= 0 or (solver._auto_budget and work + projected > WORK_BUDGET):
             break
-    return total
+    return depths
+
+
+def _state_size(solver, problem, num_qubits: int) -> float:
+    """Amplitudes an evaluation sweeps a layer: 2ⁿ, or on the complete XY mixer's K-of-N subspace its C(n, K)
+    states, each meeting K(n − K)/n of the mixer's pair rotations."""
+    k = getattr(problem, "num_selected", None)
+    if solver.algorithm == "qaoa" and solver.mixer != "x" and k:
+        return math.comb(num_qubits, k) * (1 + k * (num_qubits - k) / max(num_qubits, 1))
+    return 2.0**num_qubits
 
 
 def calibration_seconds(backend, circuit) -> float:

@@ -35,10 +35,12 @@ from typing import Any, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from qportfolio.app.config import ExperimentConfig, load_config, parse_config
 from qportfolio.app.instance import build_problem, load_config_market
+from qportfolio.app.planning import expected_evaluations
 from qportfolio.app.results import write_atomic
 from qportfolio.app.ray_executor import Task, ray_session, run_tasks
 from qportfolio.app.study_results import StudyTable, cell, write_summary
@@ -53,6 +55,9 @@ TASK_BASE_BYTES = 0.5 * GIB
 SCRATCH_STATES = 2
 #: A short search measures the time of one objective evaluation for the dry run's estimate.
 PROBE_EVALUATIONS = 8
+#: The command's start, Ray's and the workers' imports, and the summary's figures: the shipped 27-point sweep
+#: ran 15.9–23.5 s at load 4–7 with about 2 s of work on 2 workers (benchmarks/dry_run_accuracy.py).
+SWEEP_START_SECONDS = 14.0
 
 
 class StudySpec(BaseModel):
@@ -266,7 +271,8 @@ def _run_in_folder(config: ExperimentConfig, runs_dir: str) -> dict:
 def dry_run(study: Study, max_workers: int | None = None) -> list[str]:
     """The plan: points, qubits per point, and the estimated time. The estimate times a short search
     (:data:`PROBE_EVALUATIONS` evaluations) on the point with the most qubits and scales the per-evaluation
-    time t₀ by depth and state size: t(point) = setup₀ + planned evaluations · t₀ · (p/p₀) · 2^(n−n₀)."""
+    time t₀ by depth and state size: t(point) = setup₀ + expected evaluations · t₀ · (p/p₀) · 2^(n−n₀)
+    (:func:`~qportfolio.app.planning.expected_evaluations`), spread over the workers after their start."""
     points = study.points
     probe = max(points, key=lambda p: (p.qubits, p.solver.reps))
     setup, per_evaluation = _probe(probe)
@@ -274,16 +280,17 @@ def dry_run(study: Study, max_workers: int | None = None) -> list[str]:
     for point in points:
         solver = point.solver
         scale = (solver.reps / probe.solver.reps) * 2.0 ** (point.qubits - probe.qubits)
-        seconds.append(setup + solver.planned_evaluations() * per_evaluation * scale)
+        seconds.append(setup + expected_evaluations(solver, None, point.qubits) * per_evaluation * scale)
     workers = max_workers or os.cpu_count() or 1
     total = sum(seconds)
+    wall = SWEEP_START_SECONDS + total / min(workers, len(points))
     lines = [f"study {study.name}: {len(points)} points, varied {', '.join(study.varied) or 'nothing'}",
              f"{'point':>5}  {'qubits':>6}  {'evaluations':>11}  {'est. s':>7}  values"]
     for point, estimate in zip(points, seconds):
         lines.append(f"{point.index:>5}  {point.qubits:>6}  {point.solver.planned_evaluations():>11}"
                      f"  {estimate:>7.1f}  {point.label}")
-    lines += [f"estimated time: {total:.1f} s of work, about {total / min(workers, len(points)):.1f} s on {workers} "
-              f"worker(s), plus Ray's start and each worker's first imports and kernel compilation (measured on "
+    lines += [f"estimated time: {total:.1f} s of work, about {wall:.1f} s on {workers} worker(s) with Ray's start and "
+              f"the workers' imports ({SWEEP_START_SECONDS:g} s; kernel compilation not included) (measured on "
               f"point {probe.index}: setup {setup:.2f} s, {1e3 * per_evaluation:.1f} ms per evaluation at {probe.qubits} qubits, p = {probe.solver.reps}; scaled by p·2ⁿ)",
               "nothing was run"]
     return lines
@@ -299,7 +306,8 @@ def _probe(point: Point) -> tuple[float, float]:
                                  layerwise=False, postprocess=False)
     encoded = solver.encode(problem, exact.allocation, optimal_objective=exact.objective)
     setup = time.perf_counter() - clock
-    with warnings.catch_warnings():  # COBYLA warns that so few evaluations are fewer than it likes
+    # one BLAS thread, as in a run and in Ray's workers: two wait a scheduler slice a call under load
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):  # COBYLA warns of so few evaluations
         warnings.simplefilter("ignore")
         dataclasses.replace(solver, maxiter=2).solve(problem, exact, encoded)  # compiles the kernels: not timed
         clock = time.perf_counter()
