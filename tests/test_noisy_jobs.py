@@ -71,7 +71,7 @@ def test_dry_run_estimates_the_noisy_job_from_the_isa_circuit(tmp_path):
     backend = make_hardware_backend("aer_noisy:fake_fez", 1_000, 3, aer_method="statevector")
     assert few["circuits"] == 1 and few["hardware"]["num_active_qubits"] == 4
     # the same model as the backend's own estimate, and it grows with the shots (not 0.15 s a job)
-    assert many["estimated_seconds"] > 50 * few["estimated_seconds"] > 0
+    assert many["estimate"]["sampling_s"] > 50 * few["estimate"]["sampling_s"] > 0
     assert isinstance(backend, AerNoisyBackend)
 
 
