@@ -366,7 +366,7 @@ def announce_compilation() -> None:
     """Say once, before a first run after install spends half a minute compiling the kernels, that it does."""
     if not kernels_compiled():
         print(f"qportfolio: compiling the simulator's kernels for this machine (once after install, about "
-              f"{COMPILE_SECONDS} s on 2 cores); later runs load them", file=sys.stderr, flush=True)
+              f"{COMPILE_SECONDS} s on 2 idle cores); later runs load them", file=sys.stderr, flush=True)
 
 
 def _job_progress(shown: str):

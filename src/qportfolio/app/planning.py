@@ -204,28 +204,29 @@ MAX_UNAPPROVED_SIMULATION_SECONDS = 3600.0
 #: This process's start up to the dry run on the idle machine, and the most :func:`slowdown` makes of it.
 IDLE_START_SECONDS = 1.6
 MAX_SLOWDOWN = 4.0
-#: The interpreter and the imports (1.5–2 s), and the run folder's files and figures (0.4–0.5 s).
-STARTUP_SECONDS = 2.2
-#: The first run after install compiles the simulator's kernels: 31.6 s at load 3 (benchmarks/first_run.py,
-#: results/benchmarks/first_run.md), 33.5 s at load 1–2, 35 s in issue 24's report.
-COMPILE_SECONDS = 35
+#: The interpreter and the imports, and the run folder's files and figures: markowitz's whole run (nothing else)
+#: 2.0 s at slowdown 1.25.
+STARTUP_SECONDS = 1.6
+#: The first run after install compiles the simulator's kernels: 28 s at slowdown 1.26 (load 3), 95 s at load 8
+#: (dry_run_accuracy.py's first-run row), 31.6 s at load 3 (benchmarks/first_run.py, results/benchmarks/first_run.md).
+COMPILE_SECONDS = 25
 #: The classical baselines (relax-and-round, greedy, simulated annealing, tabu, SCIP on the QUBO): 0.35–0.9 s
-#: at 6–62 qubits.
-BASELINES_SECONDS = 0.5
+#: at 6–62 qubits on the shared machine.
+BASELINES_SECONDS = 0.45
 #: The exact simulator: seconds per evaluation (the optimizer's step and the history line), per layer of an
 #: evaluation, and per amplitude-layer ((p + 1)·2ⁿ, or the K-of-N subspace's size; value only: the gradient
 #: costs :data:`GRADIENT_FACTOR` times more). Fitted to measured runs divided by their slowdown: the quickstart
 #: and the selection config (≈ 5,000 evaluations at 6–7 qubits, p ≤ 16–24) for the first two, selection_24
 #: (50 COBYLA evaluations at 24 qubits, p = 1) for the third.
-EXACT_SECONDS_PER_EVALUATION = 5e-5
-EXACT_SECONDS_PER_LAYER = 1.5e-5
-EXACT_SECONDS_PER_AMPLITUDE_LAYER = 3.5e-9
+EXACT_SECONDS_PER_EVALUATION = 3.6e-5
+EXACT_SECONDS_PER_LAYER = 1.1e-5
+EXACT_SECONDS_PER_AMPLITUDE_LAYER = 2.5e-9
 GRADIENT_FACTOR = 2.0
 #: The adaptive search's evaluations per depth: L-BFGS-B stops after 200–420 at each depth (the quickstart
 #: 4,909 over p = 1…24, the selection config 4,879 over p = 1…16).
 EVALUATIONS_PER_DEPTH = 250
 #: Aer's sampling backends: seconds per circuit (bind, transpile, run) and per gate per amplitude.
-AER_SECONDS_PER_CIRCUIT = 0.017
+AER_SECONDS_PER_CIRCUIT = 0.010
 AER_SECONDS_PER_GATE_AMPLITUDE = 1.1e-9
 #: The quantum part's fixed work: the final samples decoded and judged, post-processing, the uniform yardstick.
 QUANTUM_FIXED_SECONDS = 0.3
