@@ -37,6 +37,7 @@ def test_the_quickstart_estimate_has_every_part_of_the_run_and_they_add_up(monke
     found = parts(plan)
     assert {"startup_s", "classical_exact_s", "encoding_s", "baselines_s", "search_s", "quantum_fixed_s"} <= found.keys()
     assert "kernel_compilation_s" not in found and "note" not in plan["estimate"]
+    assert not {"spending_guard_s", "transpilation_s", "qpu_s", "calibration_s"} & found.keys()  # not on exact
     assert plan["estimated_seconds"] == pytest.approx(sum(found.values()), abs=0.1)
     assert found["startup_s"] == planning.STARTUP_SECONDS and found["baselines_s"] == planning.BASELINES_SECONDS
 
@@ -87,7 +88,8 @@ def test_a_run_the_run_refuses_is_refused_by_its_dry_run_and_baseline_plans_it(c
 def test_a_device_target_lists_and_times_its_readout_calibration_job_only_with_mitigation(tmp_path):
     mitigated = dry_run(load_config(CONFIGS / "hardware_fake_fez.yaml"))
     assert mitigated["calibration_job"] == {"circuits": 2, "shots_per_circuit": 10_000}
-    assert {"calibration_s", "sampling_s"} <= parts(mitigated).keys()
+    # the run's spending guard plans it first (max_qpu_seconds on ibm_fake): that and the transpilation count
+    assert {"calibration_s", "sampling_s", "spending_guard_s", "transpilation_s"} <= parts(mitigated).keys()
     plain = dry_run(load_config(config_with(tmp_path, "hardware_fake_fez", backend={"mitigation": "none"})))
     assert "calibration_job" not in plain and "calibration_s" not in parts(plain)
     # the final job is sampled on the device; the angles are pretrained on exact (its kernels)

@@ -22,11 +22,12 @@ from qportfolio.problems import MarkowitzProblem
 def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True, started: float | None = None) -> dict:
     """Everything up to submission: the instance, its exact classical answer (which the run's encoding uses),
     the encoding, the circuit and the expected wall time of the command with its parts (``estimate``; see
-    :func:`estimate`), and, on hardware targets, the transpiled circuit's report and the estimated QPU time.
+    :func:`_with_estimate`), and, on hardware targets, the transpiled circuit's report and the estimated QPU time.
     Nothing is submitted or written. ``problem``: the instance, when the caller has it (a run folder's prices);
     ``quantum=False``: the plan of ``qportfolio baseline`` (classical answers only); ``started``: the seconds
     this process took to start (the CLI measures them), which tell how loaded the machine is now
     (:func:`slowdown`)."""
+    began = time.perf_counter()
     solver = config.quantum_solver()
     problem = problem if problem is not None else build_problem_from_config(config)
     plan = {"name": config.name, "problem": problem.kind, "assets": list(problem.tickers)}
@@ -72,6 +73,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True, starte
         plan["pretraining_evaluations_on_exact"] = solver.maxiter
     family = config.backend.name.split(":")[0]
     hardware = family in HARDWARE_PREFIXES
+    clock = time.perf_counter()
     if hardware and backend is None:
         backend = solver.make_backend()
     if solver.backend_name in EXACT_PROBABILITY_BACKENDS:  # exact probabilities while training: shots only at the end
@@ -95,6 +97,10 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True, starte
         if calibration:
             qpu += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
         plan["estimated_qpu_seconds"] = qpu
+    measured["transpilation"] = time.perf_counter() - clock  # for the device, as the run does it
+    if qpu_guarded(config) or family in NOISY_PREFIXES:
+        # the run's spending guard plans it first, as this dry run did (a simulator with --yes skips it)
+        measured["spending_guard"] = time.perf_counter() - began
     return _with_estimate(plan, measured, modelled, uses_kernels=uses_kernels(solver),
                           qpu=plan.get("estimated_qpu_seconds") if family == "ibm" else None, started=started)
 
