@@ -175,6 +175,7 @@ def main(argv=None) -> None:
     parser.add_argument("--configs", nargs="*", default=None, help="config names (default: every one in configs/)")
     parser.add_argument("--no-first-run", action="store_true", help="skip the quickstart on a fresh copy of src")
     parser.add_argument("--out", default="results/benchmarks/dry_run_accuracy.md")
+    parser.add_argument("--append", action="store_true", help="add this pass to the file instead of replacing it")
     args = parser.parse_args(argv)
     names = args.configs or sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
     rows = []
@@ -193,15 +194,20 @@ def main(argv=None) -> None:
             print(f"first run: estimate {row.get('estimate')} s, measured {row.get('measured')} s", file=sys.stderr)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     shown = " ".join(f"--configs {' '.join(args.configs)}".split()) + " " if args.configs else ""
+    flags = f"{shown}{'--no-first-run ' if args.no_first_run else ''}{'--append' if args.append else ''}".strip()
     lines = ["# Dry-run estimates against measured wall time", "",
-             f"`python benchmarks/dry_run_accuracy.py {shown}{'--no-first-run' if args.no_first_run else ''}`"
+             f"`python benchmarks/dry_run_accuracy.py {flags}`"
              .replace(" `", "`") + f" — {when}, {platform.machine()}, {os.cpu_count()} cores, shared with other "
              "processes (the load average is given per row).", "",
              "Each row: the config's dry run, then the command itself, each a fresh process; measured is the "
-             "command's wall time (interpreter, imports, the run, its files). The ratio should lie in 0.5–2.", "",
+             "command's wall time (interpreter, imports, the run, its files). The ratio should lie in 0.5–2. Slowdown: "
+             "the dry run's process start against the idle machine's (`planning.slowdown`), which scales the "
+             "modelled parts; the other parts are measured by the dry run itself.", "",
              *table(rows), ""]
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.append and out.is_file():  # another pass under the first: the same rows at another load
+        lines = [out.read_text().rstrip("\n"), "", "## Another pass", "", *lines[2:3], "", *lines[6:]]
     out.write_text("\n".join(lines))
     print(out)
 
