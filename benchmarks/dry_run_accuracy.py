@@ -125,7 +125,7 @@ def measure(name: str, path: Path, src: Path, tmp: Path) -> dict:
         row.update(command=f"qportfolio run {path.name} --dry-run (least_busy → fake_fez offline)",
                    estimate=estimate_of("run", done.stdout), measured=None,
                    check="estimate only: a real device needs an account and the network; "
-                         + ("QPU " + plan_of(done.stdout).get("estimated_qpu_seconds", "?") + " s, queue not included"
+                         + (f"QPU {float(plan_of(done.stdout)['estimated_qpu_seconds']):.1f} s, queue not included"
                             if done.returncode == 0 else done.stderr.strip()[-200:]))
         return row
     row["load_before"] = os.getloadavg()[0]

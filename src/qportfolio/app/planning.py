@@ -226,7 +226,7 @@ BASELINES_SECONDS = 0.45
 #: (50 COBYLA evaluations at 24 qubits, p = 1) for the third.
 EXACT_SECONDS_PER_EVALUATION = 3.6e-5
 EXACT_SECONDS_PER_LAYER = 1.1e-5
-EXACT_SECONDS_PER_AMPLITUDE_LAYER = 2.5e-9
+EXACT_SECONDS_PER_AMPLITUDE_LAYER = 2.0e-9
 GRADIENT_FACTOR = 2.0
 #: The adaptive search's evaluations per depth: L-BFGS-B stops after 200–420 at each depth (the quickstart
 #: 4,909 over p = 1…24, the selection config 4,879 over p = 1…16).

@@ -55,9 +55,10 @@ TASK_BASE_BYTES = 0.5 * GIB
 SCRATCH_STATES = 2
 #: A short search measures the time of one objective evaluation for the dry run's estimate.
 PROBE_EVALUATIONS = 8
-#: The command's start, Ray's and the workers' imports, and the summary's figures: the shipped 27-point sweep
-#: ran 15.9–23.5 s at load 4–7 with about 2 s of work on 2 workers (benchmarks/dry_run_accuracy.py).
-SWEEP_START_SECONDS = 14.0
+#: The command's start, Ray's and the workers' imports, and the summary's figures: the shipped 27-point sweep,
+#: about 2 s of work on 2 workers, ran 9.9–11.0 s at load 1 and 15.9–23.5 s at load 4–7
+#: (benchmarks/dry_run_accuracy.py).
+SWEEP_START_SECONDS = 10.0
 
 
 class StudySpec(BaseModel):
