@@ -61,7 +61,7 @@ from qportfolio.evaluation import (
     uniform_optimum_probability,
 )
 from qportfolio.objective import Objective
-from qportfolio.optimize.history import Evaluation, Replay, parameter_key
+from qportfolio.optimize.history import OptimizerCall, Replay, parameter_key
 from qportfolio.optimize.objectives import EnergyTable, objective_value
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
 from qportfolio.optimize.search import (
@@ -116,9 +116,9 @@ class SolveHooks:
     again; ``previous_jobs`` are that attempt's job records, whose results are collected by id.
     """
 
-    recorded: list[Evaluation] = field(default_factory=list)
+    recorded: list[OptimizerCall] = field(default_factory=list)
     previous_jobs: list[dict] = field(default_factory=list)
-    on_evaluation: Callable[[Evaluation], None] | None = None
+    on_evaluation: Callable[[OptimizerCall], None] | None = None
     on_job: Callable[[dict], None] | None = None
     #: called once before the search with what is known then: ``backend`` (resolved name), ``hardware``
     #: (the device report), ``warm_start`` (per-qubit probabilities)
@@ -231,7 +231,7 @@ class QuantumResult:
         return self.metrics.approximation_ratio
 
     @property
-    def history(self) -> list[Evaluation]:
+    def history(self) -> list[OptimizerCall]:
         return self.search.history
 
     @property
@@ -834,7 +834,7 @@ def _work_per_evaluation(num_qubits: int, num_selected: int | None, warm: bool =
     return lambda reps: factor * (reps + 1) * size
 
 
-def _collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[Evaluation], replay: Replay,
+def _collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[OptimizerCall], replay: Replay,
                              energies: EnergyTable, objective: Objective) -> dict:
     """Jobs an interrupted attempt submitted but never recorded a result for: fetch their results instead of
     paying for them again. Evaluations join the replay; final samples are returned by parameter key.
@@ -863,5 +863,5 @@ def _collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[E
             if job["kind"] == "final":
                 finals[key] = distribution
             else:
-                replay.add(Evaluation(-1, [float(t) for t in theta], objective_value(distribution, energies, objective), 0.0))
+                replay.add(OptimizerCall(-1, [float(t) for t in theta], objective_value(distribution, energies, objective), 0.0))
     return finals
