@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import all_bits
 
-import qportfolio.optimize.solver as solver_module
+import qportfolio.encoding.encoder as encoder_module
 from qportfolio.app.config import parse_config
 from qportfolio.classical import solve_exact
 from qportfolio.encoding import (
@@ -113,7 +113,7 @@ def test_auto_falls_back_to_slack_where_the_slack_free_encoding_does_not_verify(
         return calibrate_unbalanced(problem, program, integer_encoding, optimum,
                                     candidates=[(dict.fromkeys(names, 0.0), 1e-9)])
 
-    monkeypatch.setattr(solver_module, "calibrate_unbalanced", never)
+    monkeypatch.setattr(encoder_module, "calibrate_unbalanced", never)
     exact = solve_exact(shares_problem)
     for requested in ("auto", "unbalanced"):
         encoded = QuantumSolver(constraint_encoding=requested).encode(shares_problem, exact.allocation,

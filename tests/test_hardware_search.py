@@ -20,7 +20,7 @@ from qportfolio.backends.ibm.fidelity import estimated_fidelity, has_readout_err
 from qportfolio.classical import solve_exact
 from qportfolio.evaluation import decode_samples, postselected_metrics, quality_metrics
 from qportfolio.optimize import QuantumSolver
-from qportfolio.optimize.solver import DEVICE_CANDIDATES
+from qportfolio.optimize.device_search import DEVICE_CANDIDATES
 
 from conftest import all_bits
 

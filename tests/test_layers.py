@@ -16,8 +16,8 @@ LAYERS = [
     {"circuits", "warmstart"},
     {"backends"},
     {"evaluation", "postprocess"},
-    {"optimize"},
     {"baselines"},
+    {"optimize"},
     {"app"},
     {"__init__"},
 ]

@@ -11,7 +11,7 @@ from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
 from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES, JobBackend
 from qportfolio.classical import solve_exact
-from qportfolio.optimize.search import best_candidate
+from qportfolio.optimize.device_search import best_candidate
 from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
