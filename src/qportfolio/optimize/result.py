@@ -79,24 +79,14 @@ class QuantumResult:
         return None if best is None else self.entry()["allocation"]
 
     def _measure(self, name: str) -> float | None:
+        """The best feasible sample's ``name`` on the original problem (None when no sample is feasible)."""
         best = self.best
         return None if best is None else float(getattr(self.table.evaluation, name)[best])
 
-    @property
-    def objective(self) -> float | None:
-        return self._measure("objective")
-
-    @property
-    def variance(self) -> float | None:
-        return self._measure("variance")
-
-    @property
-    def expected_return(self) -> float | None:
-        return self._measure("expected_return")
-
-    @property
-    def cost(self) -> float | None:
-        return self._measure("cost")
+    objective = property(lambda self: self._measure("objective"))
+    variance = property(lambda self: self._measure("variance"))
+    expected_return = property(lambda self: self._measure("expected_return"))
+    cost = property(lambda self: self._measure("cost"))
 
     @property
     def feasible(self) -> bool:
