@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from qportfolio.app.config import ExperimentConfig
-from qportfolio.optimize.solver import WORK_BUDGET
+from qportfolio.optimize.auto import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
 from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES, JobBackend
