@@ -121,15 +121,19 @@ class HardwareOptions:
         }
 
 
+def _known_keys(value: dict, option: str, keys: tuple[str, str]) -> None:
+    unknown = set(value) - set(keys)
+    if unknown:
+        raise ConfigError(f"backend.{option} takes {keys[0]} and {keys[1]}, not {sorted(unknown)}")
+
+
 def _dd_option(value) -> dict:
     if isinstance(value, bool):
         return {"dynamical_decoupling": value}
     if isinstance(value, str):
         return {"dynamical_decoupling": True, "dd_sequence": value}
     if isinstance(value, dict):
-        unknown = set(value) - {"enable", "sequence"}
-        if unknown:
-            raise ConfigError(f"backend.dynamical_decoupling takes enable and sequence, not {sorted(unknown)}")
+        _known_keys(value, "dynamical_decoupling", ("enable", "sequence"))
         out = {"dynamical_decoupling": bool(value.get("enable", True))}
         if value.get("sequence") is not None:
             out["dd_sequence"] = value["sequence"]
@@ -141,9 +145,7 @@ def _twirling_option(value) -> dict:
     if isinstance(value, bool):
         return {"twirling_gates": value, "twirling_measure": value}
     if isinstance(value, dict):
-        unknown = set(value) - {"gates", "measure"}
-        if unknown:
-            raise ConfigError(f"backend.twirling takes gates and measure, not {sorted(unknown)}")
+        _known_keys(value, "twirling", ("gates", "measure"))
         return {"twirling_gates": bool(value.get("gates", False)),
                 "twirling_measure": bool(value.get("measure", False))}
     raise ConfigError(f"backend.twirling must be a bool or {{gates, measure}}, got {value!r}")
