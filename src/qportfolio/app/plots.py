@@ -99,7 +99,7 @@ def frontier(problem: MarkowitzProblem, solution: ClassicalSolution, path: Path,
     axis.scatter(np.sqrt(np.diag(problem.sigma)), problem.mu, s=12, c="gray", label="single assets")
     for ticker, x, y in zip(problem.tickers, np.sqrt(np.diag(problem.sigma)), problem.mu):
         axis.annotate(ticker, (x, y), fontsize=7)
-    axis.scatter(np.sqrt(solution.evaluation.variance), solution.evaluation.expected_return, marker="*", s=120,
+    axis.scatter(np.sqrt(solution.variance), solution.expected_return, marker="*", s=120,
                  c="tab:red", label="this solution", zorder=3)
     axis.set_xlabel("volatility per period")
     axis.set_ylabel("expected return per period")
@@ -113,9 +113,9 @@ def run_figures(folder: Path, problem, exact: ClassicalSolution, outcome=None) -
     written = []
     if isinstance(problem, MarkowitzProblem):
         written.append(frontier(problem, exact, folder / "frontier.png"))
-        written.append(allocation(problem, {"classical": exact.allocation}, folder / "allocation.png"))
+        written.append(allocation(problem, {"classical": exact.vector}, folder / "allocation.png"))
         return written
-    answers = {"classical exact": exact.allocation}
+    answers = {"classical exact": exact.vector}
     if outcome is not None:
         table = outcome.table
         per_layer = 2 if outcome.ansatz.algorithm == "qaoa" else None
@@ -212,11 +212,11 @@ def frontier_figure(problem: MarkowitzProblem, path: Path, points: int = 40) -> 
         axis.annotate(ticker, (x, y), fontsize=7)
     base = {"tickers": problem.tickers, "mu": problem.mu, "sigma": problem.sigma, "allow_short": problem.allow_short}
     gmv = solve_markowitz(MarkowitzProblem(**base))
-    axis.scatter(np.sqrt(gmv.evaluation.variance), gmv.evaluation.expected_return, marker="D", s=50, c="tab:green",
+    axis.scatter(np.sqrt(gmv.variance), gmv.expected_return, marker="D", s=50, c="tab:green",
                  label="global minimum variance", zorder=3)
     try:
         tangency = solve_markowitz(MarkowitzProblem(**base, objective="max_sharpe", risk_free=problem.risk_free))
-        vol_t, ret_t = float(np.sqrt(tangency.evaluation.variance[0])), float(tangency.evaluation.expected_return[0])
+        vol_t, ret_t = float(np.sqrt(tangency.variance)), float(tangency.expected_return)
         top = max(c[0] for c in curve) * 1.05
         axis.plot([0, top], [problem.risk_free, problem.risk_free + (ret_t - problem.risk_free) / vol_t * top],
                   lw=0.8, ls="--", c="tab:orange", label="capital market line")
@@ -225,7 +225,7 @@ def frontier_figure(problem: MarkowitzProblem, path: Path, points: int = 40) -> 
         pass
     if problem.objective != "min_variance" or problem.target_return is not None:
         own = solve_markowitz(problem)
-        axis.scatter(np.sqrt(own.evaluation.variance), own.evaluation.expected_return, marker="*", s=120,
+        axis.scatter(np.sqrt(own.variance), own.expected_return, marker="*", s=120,
                      c="tab:red", label=f"this problem ({problem.objective})", zorder=4)
     axis.set_xlim(left=0)
     axis.set_xlabel("volatility per period")
