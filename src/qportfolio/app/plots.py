@@ -5,6 +5,7 @@ non-interactive backend."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from qportfolio.app.results import write_atomic
 from qportfolio.classical import ClassicalSolution, efficient_frontier, solve_markowitz
 from qportfolio.errors import QPortfolioError
 from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, optimum_tolerance
@@ -20,12 +22,12 @@ from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, optimum_
 TOP_STATES = 16
 
 
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120, bbox_inches="tight")
+def save_figure(figure, path: Path) -> Path:
+    """Write ``figure`` as PNG at ``path`` at once (:func:`~qportfolio.app.results.write_atomic`), and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
-    temporary.replace(path)
+    write_atomic(path, buffer.getvalue())
     return path
 
 
@@ -58,7 +60,7 @@ def convergence(history, optimum: float, objective: str, path: Path, parameters_
     if len(starts) > 1:
         figure.text(0.01, -0.04, "Bands: one depth each, started from new angles. Spikes are the optimizer's trial "
                     "steps (line searches);\nthe best-so-far line is what the search keeps.", fontsize=7, va="top")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def distribution(table, optimum: float, tickers, path: Path) -> Path:
@@ -74,7 +76,7 @@ def distribution(table, optimum: float, tickers, path: Path) -> Path:
     axis.set_xticks(range(k), labels, rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("probability")
     axis.set_title("Most likely sampled allocations (green optimal, blue feasible, red infeasible)", fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def allocation(problem, answers: dict[str, np.ndarray], path: Path) -> Path:
@@ -89,7 +91,7 @@ def allocation(problem, answers: dict[str, np.ndarray], path: Path) -> Path:
     axis.set_ylabel(unit)
     axis.set_title("Allocation")
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def frontier(problem: MarkowitzProblem, solution: ClassicalSolution, path: Path, points: int = 40) -> Path:
@@ -105,7 +107,7 @@ def frontier(problem: MarkowitzProblem, solution: ClassicalSolution, path: Path,
     axis.set_ylabel("expected return per period")
     axis.set_title("Efficient frontier" + (" (long-only)" if not problem.allow_short else ""))
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def run_figures(folder: Path, problem, exact: ClassicalSolution, outcome=None) -> list[Path]:
@@ -186,7 +188,7 @@ def comparison(instances: list[dict], points: list[dict], path: Path) -> Path:
                     "floor: nearness to the frontier is not quality. The gap to the proven optimum (legend) is.",
                     fontsize=7, va="top")
     axis.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _gap_label(points: list[dict]) -> str:
@@ -232,4 +234,4 @@ def frontier_figure(problem: MarkowitzProblem, path: Path, points: int = 40) -> 
     axis.set_ylabel("expected return per period")
     axis.set_title("Efficient frontier" + (" (long-only)" if not problem.allow_short else " (short selling allowed)"))
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
