@@ -394,3 +394,13 @@ def test_a_classical_solution_has_the_result_shape(which, shares_problem, select
     assert list(entry)[:6] == list(SHAPE) and entry["allocation"] == solution.allocation
     assert {k: entry[k] for k in again} == again
     assert entry["method"] == solution.method and entry["proven_optimal"] is True
+
+
+def test_a_classical_solution_without_an_allocation_says_so(shares_problem):
+    from qportfolio.classical import ClassicalSolution
+
+    none = ClassicalSolution("greedy", None, None, False, 0.25, status="infeasible", problem=shares_problem)
+    assert none.allocation is None and none.feasible is False and none.variance is None and np.isnan(none.objective)
+    assert repr(none) == "ClassicalSolution(greedy: no allocation, infeasible, 0.25 s)"
+    entry = none.to_dict()
+    assert entry["allocation"] is None and entry["feasible"] is False and entry["status"] == "infeasible"

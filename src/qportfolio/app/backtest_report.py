@@ -108,7 +108,8 @@ def equity_figure(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def drawdown_figure(frame: pd.DataFrame, path: Path) -> Path:
-    return _paths_figure(frame, path, 3.5, "drawdown", "Drawdowns from the running peak (identical paths share one line)",
+    return _paths_figure(frame, path, 3.5, "drawdown",
+                         "Drawdowns from the running peak (identical paths share one line)",
                          lambda path_of: (pd.to_datetime(path_of["date"]).iloc[1:],
                                           drawdowns(path_of["period_return"].to_numpy()[1:])))
 

@@ -12,7 +12,8 @@ from qportfolio.classical.solution import ClassicalSolution, allocation_text, so
 from qportfolio.problems import optimum_tolerance
 
 __all__ = [
-    "MAX_ENUMERATED", "ClassicalSolution", "allocation_text", "continuous_relaxation", "covariance_factor", "efficient_frontier",
-    "enumerate_optimum", "enumeration_size", "greedy", "objective_parts", "optimum_tolerance", "relax_and_round",
-    "scip_solve", "solution_entry", "solve_convex", "solve_exact", "solve_markowitz", "solve_scip",
+    "MAX_ENUMERATED", "ClassicalSolution", "allocation_text", "continuous_relaxation", "covariance_factor",
+    "efficient_frontier", "enumerate_optimum", "enumeration_size", "greedy", "objective_parts",
+    "optimum_tolerance", "relax_and_round", "scip_solve", "solution_entry", "solve_convex", "solve_exact",
+    "solve_markowitz", "solve_scip",
 ]
