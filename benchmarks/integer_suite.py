@@ -35,7 +35,7 @@ def slack_qubits(problem: IntegerSharesProblem) -> tuple[int | None, int]:
     exact = solve_exact(problem, 30.0)
     solver = QuantumSolver(constraint_encoding="slack")
     decision = sum(int(u).bit_length() for u in problem.upper_bounds)
-    return solver.encoder(problem).slack_qubits(problem, exact.allocation), decision
+    return solver.encoder(problem).slack_qubits(problem, exact.vector), decision
 
 
 def main(argv=None) -> int:

@@ -24,8 +24,8 @@ def enumerated_ground(problem, encoding, states=None):
 
 def test_the_solver_encodes_through_the_encoder(shares_problem, selection_problem):
     exact = solve_exact(shares_problem)
-    direct = Encoder().encode(shares_problem, exact.allocation, optimal_objective=exact.objective)
-    through = QuantumSolver().encode(shares_problem, exact.allocation, optimal_objective=exact.objective)
+    direct = Encoder().encode(shares_problem, exact.vector, optimal_objective=exact.objective)
+    through = QuantumSolver().encode(shares_problem, exact.vector, optimal_objective=exact.objective)
     assert through.choice == direct.choice and through.num_qubits == direct.num_qubits
     assert np.array_equal(through.energies, direct.energies)
     # the XY mixer keeps 1ᵀx = K: the cardinality penalty is dropped, and on the weight-K states the QUBO is the

@@ -216,7 +216,7 @@ def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact
 
     def on_qubo(sampler: Callable[[QuboEncoding], dict]) -> dict:
         if not sampler_qubo:  # built once, for both samplers
-            optimum = None if exact is None else exact.allocation
+            optimum = None if exact is None else exact.vector
             sampler_qubo.append(sampler_encoding(problem, encoding, optimum))
         qubo, which = sampler_qubo[0]
         return {**sampler(qubo), "qubo": which}
@@ -267,4 +267,4 @@ def solve_classical(problem: DiscreteProblem, method: str = "scip", encoding: Qu
     evaluation = problem.evaluate(allocation[None, :]) if allocation is not None else None
     return ClassicalSolution(method, allocation, evaluation, bool(entry.get("proven_optimal", False)), entry["time_s"],
                              status=entry.get("status", "ok"), gap=entry.get("gap"), bound=entry.get("bound"),
-                             message=entry.get("message"))
+                             message=entry.get("message"), problem=problem)

@@ -74,7 +74,7 @@ def device_candidates_plan(solver, problem):
     if not solver._device_search:
         return None
     exact = solve_exact(problem, solver.time_limit, solver.seed)
-    encoded = solver.encode(problem, exact.allocation if exact.proven_optimal else None,
+    encoded = solver.encode(problem, exact.vector if exact.proven_optimal else None,
                             optimal_objective=exact.objective)
     if encoded.energies is None:
         return None

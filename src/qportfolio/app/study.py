@@ -297,7 +297,7 @@ def _probe(point: Point) -> tuple[float, float]:
     exact = solve_exact(problem, config.problem.time_limit, config.seed)
     solver = dataclasses.replace(point.solver, maxiter=PROBE_EVALUATIONS, multistart=1, grid=0,
                                  layerwise=False, postprocess=False)
-    encoded = solver.encode(problem, exact.allocation, optimal_objective=exact.objective)
+    encoded = solver.encode(problem, exact.vector, optimal_objective=exact.objective)
     setup = time.perf_counter() - clock
     with warnings.catch_warnings():  # COBYLA warns that so few evaluations are fewer than it likes
         warnings.simplefilter("ignore")

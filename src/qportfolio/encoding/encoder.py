@@ -113,7 +113,7 @@ class Encoder:
                               "reason": "explicit penalties are slack penalties: auto calibrates only its own"}
             return encoded
         if optimum is None and enumeration_size(problem) <= ENUMERATE_FOR_ENCODING:
-            optimum = solve_exact(problem).allocation
+            optimum = solve_exact(problem).vector
         calibrations: list[UnbalancedCalibration] = []
 
         def encode(program):
@@ -159,7 +159,7 @@ class Encoder:
         divisor = SLACK_RESOLUTION_DIVISOR
         if self.slack_resolution == "auto" and constraint_encoding == "slack":
             if optimum is None and enumeration_size(problem) <= ENUMERATE_FOR_ENCODING:
-                optimum = solve_exact(problem).allocation
+                optimum = solve_exact(problem).vector
             if optimum is not None:
                 divisor, kept = faithful_slack_divisor(problem, optimum, lambda d: to_qubo(
                     problem, constraint_encoding, penalty, "auto", self.integer_encoding, slack_divisor=d))

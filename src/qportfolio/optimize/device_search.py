@@ -81,7 +81,7 @@ def device_candidates(solver, problem: DiscreteProblem, encoded: Encoded, exact:
     its predicted sampled P(optimum) ``F·P_ideal + (1 − F)·P_U`` (``P_U``: uniform over all ``2ⁿ`` bitstrings);
     also each mixer's encoding."""
     base = solver.resolved(problem)
-    optimum = exact.allocation if exact.proven_optimal else None
+    optimum = exact.vector if exact.proven_optimal else None
     candidates, encodings = [], {}
     for mixer, warm_start, depth in DEVICE_CANDIDATES:
         if mixer != Mixer.X and not isinstance(problem, SelectionProblem):

@@ -167,7 +167,7 @@ class QuantumResult:
             described["metrics_postselected"] = self.metrics_postselected
         if self.device_search is not None:  # the chosen mixer may have its own encoding (selection: x keeps K by penalty)
             described["device_search"] = self.device_search
-            described["encoding"] = self.encoded.describe(self.problem, self.exact.allocation)
+            described["encoding"] = self.encoded.describe(self.problem, self.exact.vector)
         return described
 
 
@@ -180,7 +180,7 @@ def random_sampling(problem: DiscreteProblem, encoding: QuboEncoding, exact: Cla
     table = decode_samples(uniform_distribution(encoding.num_qubits, shots, rng, num_selected), encoding,
                            problem)
     metrics = quality_metrics(table, exact.objective, exact.worst_feasible_objective)
-    optimal = exact.optimal_allocations if exact.optimal_allocations is not None else exact.allocation
+    optimal = exact.optimal_allocations if exact.optimal_allocations is not None else exact.vector
     uniform = uniform_optimum_probability(encoding, optimal, num_selected) if exact.proven_optimal else None
     best = table.best_feasible()
     entry = solution_entry(problem, None if best is None else table.allocations[best],

@@ -247,7 +247,7 @@ class QuantumSolver:
         if exact is None:
             exact = solve_exact(problem, self.time_limit, self.seed)
         if encoded is None:
-            encoded = self.encode(problem, exact.allocation if exact.proven_optimal else None,
+            encoded = self.encode(problem, exact.vector if exact.proven_optimal else None,
                                   optimal_objective=exact.objective)
         encoding, energies = encoded.encoding, encoded.energies
         name = backend_name or self.backend_name
