@@ -30,7 +30,9 @@ from qportfolio.choices import (
     Narrowing,
     Optimizer,
     Precision,
+    Pretrain,
     ProblemKind,
+    Search,
     TrainingObjective,
     VQEForm,
 )
@@ -107,8 +109,8 @@ class SolverConfig(_Strict):
     maxiter: Optional[int] = Field(DEFAULT.maxiter, ge=1, description="evaluation budget (None: the tool chooses)")
     objective: Union[TrainingObjective, Literal["auto"]] = DEFAULT.objective
     gibbs_eta: float = Field(DEFAULT.gibbs_eta, gt=0, description="Gibbs objective η, in units of the cost scale")
-    search: Literal["auto", "adaptive", "fixed"] = DEFAULT.search
-    pretrain: Literal["auto", "none", "exact"] = DEFAULT.pretrain
+    search: Search = DEFAULT.search
+    pretrain: Pretrain = DEFAULT.pretrain
     refine: int = Field(DEFAULT.refine, ge=0, description="evaluations on the target after pretraining")
     cvar_alpha: float = Field(DEFAULT.cvar_alpha, gt=0, le=1)
     shots: int = Field(DEFAULT.shots, ge=1)

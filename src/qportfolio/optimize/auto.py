@@ -7,13 +7,11 @@ import dataclasses
 import math
 
 from qportfolio.backends import HARDWARE_PREFIXES
-from qportfolio.choices import Algorithm, Mixer, Optimizer, TrainingObjective, check_choice
+from qportfolio.choices import Algorithm, Mixer, Optimizer, Pretrain, Search, TrainingObjective, check_choice
 from qportfolio.errors import ConfigError
 from qportfolio.optimize.search import planned_evaluations as search_evaluations
 from qportfolio.problems import DiscreteProblem, IntegerSharesProblem, SelectionProblem
 
-SEARCHES = ("auto", "adaptive", "fixed")
-PRETRAINS = ("auto", "none", "exact")
 #: Gibbs objective's η (units of the cost scale): chosen on the training suite (η = 4 and 8 within noise).
 GIBBS_ETA = 8.0
 #: The deepest circuit the adaptive search grows to, by mixer: P(optimum) on the training suite kept rising
@@ -98,9 +96,8 @@ def check_settings(solver) -> None:
         solver.optimizer = check_choice(solver.optimizer, Optimizer, "solver.optimizer", ConfigError)
     if solver.objective != "auto":
         solver.objective = check_choice(solver.objective, TrainingObjective, "solver.objective", ConfigError)
-    for key, allowed in (("search", SEARCHES), ("pretrain", PRETRAINS)):
-        if getattr(solver, key) not in allowed:
-            raise ConfigError(f"solver.{key} must be one of {', '.join(allowed)}, got {getattr(solver, key)!r}")
+    solver.search = check_choice(solver.search, Search, "solver.search", ConfigError)
+    solver.pretrain = check_choice(solver.pretrain, Pretrain, "solver.pretrain", ConfigError)
     if solver.warm_start not in (True, False, "auto"):
         raise ConfigError(f"solver.warm_start must be true, false or auto, got {solver.warm_start!r}")
     if solver.algorithm == Algorithm.VQE and (solver.mixer not in ("auto", Mixer.X) or solver.warm_start is True
