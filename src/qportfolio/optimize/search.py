@@ -189,6 +189,13 @@ class DeviceCandidate:
     device: dict
     predicted_p_optimal: float
     predicted_feasible_fraction: float
+    #: a hardware-efficient candidate's form (``ry_product``) and the ``QuantumSolver`` settings that run it
+    form: str | None = None
+    form_settings: dict | None = None
+
+    def settings(self) -> dict:
+        """The ``QuantumSolver`` settings that run this circuit."""
+        return dict(self.form_settings or {"mixer": self.mixer, "reps": self.reps, "warm_start": self.warm_start})
 
     @property
     def predicted_p_optimal_postselected(self) -> float | None:
@@ -196,7 +203,7 @@ class DeviceCandidate:
         return self.predicted_p_optimal / self.predicted_feasible_fraction if self.predicted_feasible_fraction else None
 
     def describe(self) -> dict:
-        return {"mixer": str(self.mixer), "warm_start": self.warm_start, "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
+        return {"mixer": self.form or str(self.mixer), "warm_start": self.warm_start, "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
                 "two_qubit_gates": self.device.get("two_qubit_gate_count"),
                 "estimated_fidelity": self.device.get("fidelity"), "ideal_p_optimal": self.ideal["p_optimal"],
                 "predicted_p_optimal": self.predicted_p_optimal,

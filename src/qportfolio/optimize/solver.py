@@ -61,6 +61,7 @@ from qportfolio.evaluation import (
     uniform_optimum_probability,
 )
 from qportfolio.objective import Objective
+from qportfolio.optimize.hardware_efficient import product_candidate
 from qportfolio.optimize.history import Evaluation, Replay, parameter_key
 from qportfolio.optimize.objectives import EnergyTable, objective_value
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
@@ -646,8 +647,7 @@ class QuantumSolver:
             chosen = best_candidate(candidates)
             device_search = {"rule": DEVICE_SEARCH_RULE, "chosen": chosen.describe(),
                              "candidates": [c.describe() for c in candidates]}
-            self = dataclasses.replace(self, mixer=chosen.mixer, reps=chosen.reps,
-                                       warm_start=chosen.warm_start).resolved(problem)
+            self = dataclasses.replace(self, **chosen.settings()).resolved(problem)
             encoded = encodings[chosen.mixer]
             encoding, energies = encoded.encoding, encoded.energies
         warm_start = self.warm_start_probabilities(problem, encoding)
@@ -765,6 +765,11 @@ class QuantumSolver:
                     str(mixer), warm is not None, ansatz.reps, ansatz, theta, value, ideal.describe(), device,
                     predicted_probability(fidelity, ideal.p_optimal, noise.p_optimal),
                     predicted_probability(fidelity, ideal.feasible_fraction, noise.feasible_fraction)))
+        if not isinstance(problem, SelectionProblem) and Mixer.X in encodings:  # whole shares: the RY product state
+            enc = encodings[Mixer.X]
+            candidates.append(product_candidate(problem, enc, exact, backend, _uniform_metrics(problem, enc.encoding, exact),
+                                                warm_start_probabilities(problem, enc.encoding, self.warm_start_epsilon),
+                                                self.shots, self.seed, self.precision))
         return candidates, encodings
 
     def _sample_on_target(self, ansatz, search: VariationalResult, stages: list[dict], backend: Backend,
