@@ -140,7 +140,9 @@ def tables(records: list[dict], suite: str, seeds: list[int]) -> str:
               "predicted within 2× of measured |", "|---|---|---:|---:|---:|---:|---:|"]
     groups = [("selection N ≤ 10", lambda r: r["kind"] == "selection" and r["assets"] <= 10),
               ("selection N = 11–12", lambda r: r["kind"] == "selection" and r["assets"] > 10),
-              ("integer shares", lambda r: r["kind"] == "integer_shares")]
+              ("whole shares, ≤ 16 qubits with slack (name's qN)",
+               lambda r: r["kind"] == "integer_shares" and int(r["instance"].rsplit("_q", 1)[1]) <= 16),
+              ("whole shares, every instance", lambda r: r["kind"] == "integer_shares")]
     for target in targets:
         for label, keep in groups:
             rs = [r for r in records if r["target"] == target and keep(r)]
