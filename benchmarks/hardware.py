@@ -15,7 +15,10 @@ P(optimum); this script adds the measured fidelity — the weight ``F`` of the d
 allocations (``#optimal / #feasible``), raw and post-selected.
 
 Records go to ``<out>/hardware_<suite>.jsonl`` as they finish (a rerun skips what is there); the tables to
-``<out>/hardware_<suite>.md``. On the training suite the tables end with the fidelity exponent α that makes
+``<out>/hardware_<suite>.md``, beside the whole-share runs of the device search before its product candidate
+(``hardware_<suite>_qaoa_only.jsonl``: the same command on the commit before it). Whole-share runs made with
+slack encoding (before issue 22) are kept in ``hardware_<suite>_slack.jsonl``; ``--max-qubits`` filters by the
+instance name's qubit count, which is the slack encoding's. On the training suite the tables end with the fidelity exponent α that makes
 ``F_est^α`` match the measured fidelities (median of ``ln F_meas / ln F_est``), the setting
 :data:`qportfolio.backends.ibm.fidelity.FIDELITY_EXPONENT` takes.
 """
