@@ -67,9 +67,12 @@ def test_device_search_weighs_the_product_state_for_whole_shares(shares_problem)
     # no two-qubit gate: the estimated fidelity beats every QAOA candidate's
     assert product["estimated_fidelity"] > max(c["estimated_fidelity"] for c in device["candidates"] if c is not product)
     assert device["chosen"]["predicted_p_optimal"] == max(c["predicted_p_optimal"] for c in device["candidates"])
-    if device["chosen"]["mixer"] == "ry_product":
-        assert (result.settings["algorithm"], result.settings["reps"], result.settings["objective"]) == ("vqe", 0, "cvar")
-        assert result.ansatz.circuit.decompose().num_nonlocal_gates() == 0
+    # here the product wins by far (QAOA at device depths loses fidelity), and runs as VQE at reps 0
+    assert device["chosen"]["mixer"] == "ry_product"
+    assert (result.settings["algorithm"], result.settings["reps"], result.settings["objective"]) == ("vqe", 0, "cvar")
+    assert result.ansatz.circuit.decompose().num_nonlocal_gates() == 0
+    # the prediction holds against Aer's noisy sampling within the factor of 2 the issue asks for
+    assert 0.5 <= device["chosen"]["predicted_p_optimal"] / result.p_optimal <= 2
     # the recorded ideal P(optimum) of the chosen circuit: the exact simulator at the run's parameters
     encoded = result.encoded
     exact = make_backend("exact", 100, 3, energies=encoded.energies, qubo=encoded.encoding.qubo)
