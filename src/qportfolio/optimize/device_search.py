@@ -20,12 +20,14 @@ from qportfolio.classical import ClassicalSolution
 from qportfolio.encoding import Encoded, QuboEncoding
 from qportfolio.evaluation import QualityMetrics, decode_samples, quality_metrics
 from qportfolio.optimize.auto import WORK_BUDGET, work_per_evaluation
+from qportfolio.optimize.hardware_efficient import PRODUCT_SETTINGS, train_product
 from qportfolio.optimize.history import parameter_key
 from qportfolio.optimize.objectives import EnergyTable
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
 from qportfolio.optimize.search import adaptive_search
 from qportfolio.optimize.strategies import trained_angles
 from qportfolio.problems import DiscreteProblem, SelectionProblem
+from qportfolio.warmstart import warm_start_probabilities
 
 #: The device search's candidates on hardware targets, ``(mixer, warm start, deepest depth)`` (the XY mixers for
 #: selection only): shallow circuits, since every layer costs fidelity on a device; the warm start and the XY
@@ -52,6 +54,13 @@ class DeviceCandidate:
     device: dict
     predicted_p_optimal: float
     predicted_feasible_fraction: float
+    #: a hardware-efficient candidate's form (``ry_product``) and the ``QuantumSolver`` settings that run it
+    form: str | None = None
+    form_settings: dict | None = None
+
+    def settings(self) -> dict:
+        """The ``QuantumSolver`` settings that run this circuit."""
+        return dict(self.form_settings or {"mixer": self.mixer, "reps": self.reps, "warm_start": self.warm_start})
 
     @property
     def predicted_p_optimal_postselected(self) -> float | None:
@@ -59,7 +68,7 @@ class DeviceCandidate:
         return self.predicted_p_optimal / self.predicted_feasible_fraction if self.predicted_feasible_fraction else None
 
     def describe(self) -> dict:
-        return {"mixer": str(self.mixer), "warm_start": self.warm_start, "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
+        return {"mixer": self.form or str(self.mixer), "warm_start": self.warm_start, "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
                 "two_qubit_gates": self.device.get("two_qubit_gate_count"),
                 "estimated_fidelity": self.device.get("fidelity"), "ideal_p_optimal": self.ideal["p_optimal"],
                 "predicted_p_optimal": self.predicted_p_optimal,
@@ -106,17 +115,31 @@ def device_candidates(solver, problem: DiscreteProblem, encoded: Encoded, exact:
             trial.maxiter, work_per_evaluation(enc.encoding.num_qubits, num_selected, warm is not None),
             WORK_BUDGET, lambda reps: trained_angles(mixer, reps) if warm is None else None,
             on_depth=lambda ansatz, theta, value: found.append((ansatz, np.array(theta), value)))
-        noise = uniform_metrics(problem, enc.encoding, exact)
         for ansatz, theta, value in found:
-            ideal = quality_metrics(decode_samples(trainer.distributions(ansatz.circuit, theta)[0], enc.encoding,
-                                                   problem), exact.objective, exact.worst_feasible_objective)
-            device = backend.fidelity(ansatz.circuit)
-            fidelity = device["fidelity"]
-            candidates.append(DeviceCandidate(
-                str(mixer), warm is not None, ansatz.reps, ansatz, theta, value, ideal.describe(), device,
-                predicted_probability(fidelity, ideal.p_optimal, noise.p_optimal),
-                predicted_probability(fidelity, ideal.feasible_fraction, noise.feasible_fraction)))
+            candidates.append(_candidate(problem, enc, exact, backend, trainer, ansatz, theta, value,
+                                         str(mixer), warm is not None))
+    if not isinstance(problem, SelectionProblem) and Mixer.X in encodings:  # whole shares: the RY product state
+        enc = encodings[Mixer.X]
+        warm = warm_start_probabilities(problem, enc.encoding, base.warm_start_epsilon)
+        ansatz, theta, value, trainer = train_product(enc, warm, base.shots, base.seed, base.precision)
+        candidates.append(_candidate(problem, enc, exact, backend, trainer, ansatz, theta, value, Mixer.X.value,
+                                     False, form="ry_product", form_settings=PRODUCT_SETTINGS))
     return candidates, encodings
+
+
+def _candidate(problem: DiscreteProblem, enc: Encoded, exact: ClassicalSolution, backend, trainer: Backend,
+               ansatz: Ansatz, theta: np.ndarray, value: float, mixer: str, warm_start: bool,
+               **form) -> DeviceCandidate:
+    """One trained circuit as a candidate: its ideal metrics on ``trainer`` (the exact simulator), its fidelity
+    ``F`` on ``backend`` and the prediction ``F·P_ideal + (1 − F)·P_U``."""
+    ideal = quality_metrics(decode_samples(trainer.distributions(ansatz.circuit, theta)[0], enc.encoding, problem),
+                            exact.objective, exact.worst_feasible_objective)
+    noise = uniform_metrics(problem, enc.encoding, exact)
+    device = backend.fidelity(ansatz.circuit)
+    fidelity = device["fidelity"]
+    return DeviceCandidate(mixer, warm_start, ansatz.reps, ansatz, theta, value, ideal.describe(), device,
+                           predicted_probability(fidelity, ideal.p_optimal, noise.p_optimal),
+                           predicted_probability(fidelity, ideal.feasible_fraction, noise.feasible_fraction), **form)
 
 
 def sample_on_target(ansatz: Ansatz, search: VariationalResult, stages: list[dict], backend: Backend, make_runner,

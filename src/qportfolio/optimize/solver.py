@@ -265,8 +265,7 @@ class QuantumSolver:
             chosen = best_candidate(candidates)
             device_search = {"rule": DEVICE_SEARCH_RULE, "chosen": chosen.describe(),
                              "candidates": [c.describe() for c in candidates]}
-            self = dataclasses.replace(self, mixer=chosen.mixer, reps=chosen.reps,
-                                       warm_start=chosen.warm_start).resolved(problem)
+            self = dataclasses.replace(self, **chosen.settings()).resolved(problem)
             encoded = encodings[chosen.mixer]
             encoding, energies = encoded.encoding, encoded.energies
         warm_start = self.warm_start_probabilities(problem, encoding)
