@@ -33,7 +33,7 @@ from qportfolio.circuits import vqe_ansatz
 from qportfolio.classical import solve_exact
 from qportfolio.evaluation import decode_samples, postselected_metrics, quality_metrics
 from qportfolio.optimize.hardware_efficient import annealed_cvar
-from qportfolio.optimize.objectives import EnergyTable
+from qportfolio.optimize.energy_table import EnergyTable
 from qportfolio.optimize.runner import VariationalRunner
 from qportfolio.optimize.search import adaptive_search, best_candidate
 from qportfolio.optimize.solver import WORK_BUDGET, _optimal_count, _work_per_evaluation

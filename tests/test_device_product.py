@@ -11,7 +11,7 @@ from qportfolio.circuits import vqe_ansatz
 from qportfolio.evaluation import decode_samples, quality_metrics
 from qportfolio.optimize import QuantumSolver
 from qportfolio.optimize.hardware_efficient import CVAR_SCHEDULE, annealed_cvar
-from qportfolio.optimize.objectives import EnergyTable
+from qportfolio.optimize.energy_table import EnergyTable
 from qportfolio.optimize.runner import VariationalRunner
 
 from conftest import all_bits

@@ -4,7 +4,7 @@ its strategies, the settings the tool chooses (:mod:`.auto`), the device search,
 
 from qportfolio.encoding import Encoded
 from qportfolio.optimize.history import OptimizerCall, Replay, parameter_key
-from qportfolio.optimize.objectives import EnergyTable, objective_value
+from qportfolio.optimize.energy_table import EnergyTable, objective_value
 from qportfolio.optimize.result import QuantumResult
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner, spsa
 from qportfolio.optimize.search import planned_evaluations, variational_search

@@ -22,7 +22,7 @@ from qportfolio.evaluation import QualityMetrics, decode_samples, quality_metric
 from qportfolio.optimize.auto import WORK_BUDGET, work_per_evaluation
 from qportfolio.optimize.hardware_efficient import PRODUCT_SETTINGS, train_product
 from qportfolio.optimize.history import parameter_key
-from qportfolio.optimize.objectives import EnergyTable
+from qportfolio.optimize.energy_table import EnergyTable
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
 from qportfolio.optimize.search import adaptive_search
 from qportfolio.optimize.strategies import trained_angles

@@ -21,7 +21,7 @@ import numpy as np
 
 from qportfolio.backends import Backend, make_backend
 from qportfolio.circuits import Ansatz, vqe_ansatz
-from qportfolio.optimize.objectives import EnergyTable
+from qportfolio.optimize.energy_table import EnergyTable
 from qportfolio.optimize.runner import VariationalRunner
 
 #: α of each CVaR stage, chosen on the training suite's whole shares (10 instances, exact simulator): this

@@ -8,7 +8,7 @@ from qportfolio.backends import Backend, Distribution, JobBackend
 from qportfolio.errors import QPortfolioError
 from qportfolio.objective import Objective
 from qportfolio.optimize.history import OptimizerCall, Replay, parameter_key
-from qportfolio.optimize.objectives import EnergyTable, objective_value
+from qportfolio.optimize.energy_table import EnergyTable, objective_value
 
 
 def collect_unrecorded_jobs(jobs: list[dict], backend: Backend, history: list[OptimizerCall], replay: Replay,

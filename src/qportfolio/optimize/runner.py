@@ -33,7 +33,7 @@ from qportfolio.errors import (
 )
 from qportfolio.objective import Objective
 from qportfolio.optimize.history import OptimizerCall, Replay
-from qportfolio.optimize.objectives import EnergyTable
+from qportfolio.optimize.energy_table import EnergyTable
 
 
 @dataclass

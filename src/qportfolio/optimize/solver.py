@@ -39,7 +39,7 @@ from qportfolio.optimize.auto import GIBBS_ETA, WORK_BUDGET, check_settings, res
 from qportfolio.optimize.auto import planned_evaluations as planned_calls
 from qportfolio.optimize.device_search import DEVICE_SEARCH_RULE, best_candidate, device_candidates, sample_on_target
 from qportfolio.optimize.history import OptimizerCall, Replay, parameter_key
-from qportfolio.optimize.objectives import EnergyTable
+from qportfolio.optimize.energy_table import EnergyTable
 from qportfolio.optimize.recovery import collect_unrecorded_jobs
 from qportfolio.optimize.result import QuantumResult, optimal_count, random_sampling
 from qportfolio.optimize.runner import VariationalResult, VariationalRunner
