@@ -5,7 +5,7 @@
 Each instance: 3–6 tickers of the bundled S&P 500 sample, a window of 1.5–9 years inside the suite's years
 (train 1991–2006, held-out 2008–2022), daily, weekly or monthly returns, a budget of $100–$600 and a return
 floor at 30–85 % of the most the budget can return (fractional knapsack). Draws are kept when the *slack*
-encoding (the faithful resolution against the exact optimum, :meth:`QuantumSolver._slack_qubits`) needs the
+encoding (the faithful resolution against the exact optimum, :meth:`~qportfolio.encoding.Encoder.slack_qubits`) needs the
 next wanted number of qubits, and the ticker list is new to the suite file. Prints the YAML entries
 (``name``, ``assets``, ``start``, ``end``, ``frequency``, ``budget``, ``min_return``) to paste into the suite.
 """
@@ -35,7 +35,7 @@ def slack_qubits(problem: IntegerSharesProblem) -> tuple[int | None, int]:
     exact = solve_exact(problem, 30.0)
     solver = QuantumSolver(constraint_encoding="slack")
     decision = sum(int(u).bit_length() for u in problem.upper_bounds)
-    return solver._slack_qubits(problem, exact.allocation), decision
+    return solver.encoder(problem).slack_qubits(problem, exact.vector), decision
 
 
 def main(argv=None) -> int:

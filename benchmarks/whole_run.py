@@ -104,7 +104,7 @@ STEPS = (("app/instance.py", "load_config_prices"), ("classical/enumeration.py",
          ("encoding/verification.py", "verify_ground_state"), ("baselines.py", "run_baselines"),
          ("backends/exact/backend.py", "_prepare"), ("backends/exact/backend.py", "sample"),
          ("sampling.py", "sample_counts"), ("evaluation.py", "decode_samples"), ("postprocess.py", "postprocess"),
-         ("optimize/solver.py", "_random_sampling"), ("app/experiment.py", "_write_outputs"))
+         ("optimize/result.py", "random_sampling"), ("app/experiment.py", "_write_outputs"))
 
 
 def outside_evaluations(profile: Path) -> list[tuple[str, float]]:

@@ -14,8 +14,7 @@ solver = qp.QuantumSolver(reps=2, maxiter=60, warm_start=True, objective="cvar",
                           penalty="calibrated", backend="aer_statevector", seed=7)
 result = solver.solve(problem)
 print("quantum  ", result.allocation, f"variance {result.objective:.6g} $²")
-print("exact    ", dict(zip(problem.tickers, result.exact.allocation.tolist())), f"variance {result.exact.objective:.6g} $²")
+print("exact    ", result.exact.allocation, f"variance {result.exact.objective:.6g} $²")
 print(f"P(optimum) {result.p_optimal:.4f}   qubits {result.encoded.num_qubits}")
 for method in ("greedy", "relax_round", "simulated_annealing"):
-    other = qp.solve_classical(problem, method=method, seed=7)
-    print(f"{method:<20}", dict(zip(problem.tickers, other.allocation.tolist())), f"variance {other.objective:.6g} $²")
+    print(qp.solve_classical(problem, method=method, seed=7))  # one line: method, allocation, objective, feasible

@@ -14,7 +14,7 @@ target = qp.MarkowitzProblem.from_market(market, objective="min_variance", targe
 sharpe = qp.MarkowitzProblem.from_market(market, objective="max_sharpe")
 for problem in (target, sharpe):
     solution = qp.solve_exact(problem)
-    weights = {t: round(float(w), 4) for t, w in zip(problem.tickers, solution.allocation) if w > 1e-6}
+    weights = {t: round(w, 4) for t, w in solution.allocation.items() if w > 1e-6}
     print(f"{problem.objective:<12}", weights, f"objective {solution.objective:.6g}")
 for volatility, expected, _ in qp.efficient_frontier(target, points=5):
     print(f"frontier  return {expected:.5f}  volatility {volatility:.5f}")

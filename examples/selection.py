@@ -15,7 +15,7 @@ result = solver.solve(problem)
 exact = qp.solve_exact(problem)
 
 print("quantum  ", result.allocation, f"objective {result.objective:.6g}")
-print("exact    ", dict(zip(problem.tickers, exact.allocation.tolist())), f"objective {exact.objective:.6g}")
+print("exact    ", exact.allocation, f"objective {exact.objective:.6g}")
 print(f"P(optimum) {result.p_optimal:.3f}   feasible {result.feasible_fraction:.3f}   "
       f"approximation ratio {result.approximation_ratio:.3f}   evaluations {len(result.history)}")
 print(result.samples.head(5).to_string(index=False))

@@ -15,7 +15,7 @@ import pytest
 
 import qportfolio
 from qportfolio.app import backtest as bt
-from qportfolio.app import experiment
+from qportfolio.app import backtest_book, experiment
 from qportfolio.app.cli import main
 from qportfolio.app.config import parse_config
 from qportfolio.classical import enumerate_optimum
@@ -151,8 +151,26 @@ def test_classical_exact_decisions_are_the_enumerated_optimum(prices_csv):
         got = np.array([decision.shares.get(t, 0) for t in TICKERS])
         assert any(np.array_equal(got, row_) for row_ in optimum.optimal_allocations)
         assert decision.objective == pytest.approx(optimum.objective, rel=1e-12)
+        evaluated = problem.evaluate(got).row(0)  # the result shape: the answer's evaluation, as scalars
+        assert decision.allocation == decision.shares and decision.feasible is evaluated.pop("feasible") is True
+        assert {k: getattr(decision, k) for k in evaluated} == pytest.approx(evaluated, rel=1e-12)
         solved += 1
     assert solved >= 10
+
+
+def test_a_decision_is_one_line_and_its_record_round_trips(prices_csv):
+    config = config_of(prices_csv, "integer_shares", ("greedy", "equal_weight"), min_return=4.0)
+    _, _, decisions = run(config)
+    for decision in decisions:
+        assert bt.Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
+        text = repr(decision)
+        assert "\n" not in text and len(text) < 200 and decision.date in text and decision.status in text
+        if decision.method == "equal_weight":  # solves no problem: nothing to evaluate
+            assert decision.objective is decision.variance is decision.feasible is None
+        elif decision.status == "ok":
+            assert decision.feasible is True and decision.variance > 0 and decision.cost <= decision.budget
+        else:
+            assert decision.feasible is False and decision.allocation is None
 
 
 def test_an_unreachable_floor_holds_every_method(prices_csv):
@@ -175,7 +193,7 @@ def test_resume_never_recomputes_a_recorded_decision(prices_csv, tmp_path, monke
     (folder / "result.json").write_text(json.dumps(interrupted))  # as an interrupt leaves it
     calls = []
     real = bt.decide
-    monkeypatch.setattr(bt, "decide", lambda window, prices, value, method, config, date="": calls.append(
+    monkeypatch.setattr(backtest_book, "decide", lambda window, prices, value, method, config, date="": calls.append(
         (date, method)) or real(window, prices, value, method, config, date))
     assert main(["backtest", "--resume", str(folder), "--quiet"]) == 0
     expected = {(r["date"], r["method"]) for r in map(json.loads, dropped) if r["status"] != "hold"}

@@ -128,11 +128,11 @@ def test_faithful_slack_resolution_recovers_an_optimum_that_coarse_rounding_lose
     exact = solve_exact(shares_problem)
     coarse = to_qubo(shares_problem)  # a quarter of the smallest coefficient: excludes this optimum
     assert not verify_ground_state(shares_problem, coarse, exact.objective).optimal
-    divisor, kept = faithful_slack_divisor(shares_problem, exact.allocation,
+    divisor, kept = faithful_slack_divisor(shares_problem, exact.vector,
                                            lambda d: to_qubo(shares_problem, slack_divisor=d))
     assert kept and divisor > 4
     fine = to_qubo(shares_problem, slack_divisor=divisor)
     check = verify_ground_state(shares_problem, fine, exact.objective)
     assert check.feasible and check.optimal
     coarser = to_qubo(shares_problem, slack_divisor=divisor // 2)  # and it is the coarsest that works
-    assert coarser.qubo.energies(coarser.encode(exact.allocation))[0] > exact.objective
+    assert coarser.qubo.energies(coarser.encode(exact.vector))[0] > exact.objective

@@ -7,6 +7,7 @@ from conftest import random_covariance
 from scipy.optimize import minimize
 
 from qportfolio.classical import efficient_frontier, enumerate_optimum, solve_exact, solve_markowitz, solve_scip
+from qportfolio.classical.solution import allocation_text
 from qportfolio.classical.markowitz import (
     frontier_constants,
     markowitz_closed_form,
@@ -115,13 +116,13 @@ def test_long_only_qp_matches_convex_solver_and_frontier_is_monotone(rng):
     problem = MarkowitzProblem(tuple("ABCDE"), mu, sigma, 0.002)
     solution = solve_markowitz(problem)
     reference = cvxpy_min_variance(mu, sigma, 0.002, True)
-    assert solution.evaluation.variance[0] == pytest.approx(reference @ sigma @ reference, rel=1e-5)
-    assert solution.evaluation.feasible[0]
+    assert solution.variance == pytest.approx(reference @ sigma @ reference, rel=1e-5)
+    assert solution.feasible
     curve = efficient_frontier(problem, 12)
     vols = [c[0] for c in curve]
     assert all(b >= a - 1e-12 for a, b in zip(vols, vols[1:]))
     single = solve_markowitz(MarkowitzProblem(tuple("ABCDE"), mu, sigma, curve[5][1]))
-    assert single.evaluation.variance[0] == pytest.approx(curve[5][0] ** 2, rel=1e-6)
+    assert single.variance == pytest.approx(curve[5][0] ** 2, rel=1e-6)
 
 
 # --------------------------------------------------------------------------- Markowitz: all five objectives
@@ -141,7 +142,7 @@ def markowitz(objective, options, sigma, allow_short, mu=MU5):
     options = dict(options)
     if objective == "max_return" and options.get("max_volatility") is None:
         gmv = MarkowitzProblem(tuple("ABCDE"[: len(mu)]), mu, sigma, allow_short=allow_short)
-        options["max_volatility"] = 1.3 * float(np.sqrt(solve_markowitz(gmv).evaluation.variance[0]))
+        options["max_volatility"] = 1.3 * float(np.sqrt(solve_markowitz(gmv).variance))
     return MarkowitzProblem(tuple("ABCDE"[: len(mu)]), mu, sigma, allow_short=allow_short, objective=objective,
                             **options)
 
@@ -161,10 +162,10 @@ def test_closed_forms_match_the_convex_solver_with_shorts(objective, options, rn
     closed = solve_markowitz(problem)  # auto: closed form with shorts
     convex = solve_markowitz(problem, method="convex")
     assert closed.method.endswith("(closed_form)") and "convex" in convex.method
-    np.testing.assert_allclose(closed.allocation, convex.allocation, atol=2e-5)
+    np.testing.assert_allclose(closed.vector, convex.vector, atol=2e-5)
     assert closed.objective == pytest.approx(convex.objective, rel=1e-6)
-    assert closed.evaluation.feasible[0] and convex.evaluation.feasible[0]
-    assert closed.allocation.min() < 0  # the instance really uses short positions
+    assert closed.feasible and convex.feasible
+    assert closed.vector.min() < 0  # the instance really uses short positions
 
 
 def slsqp(problem):
@@ -189,9 +190,9 @@ def test_long_only_objectives_match_an_independent_solver(objective, options, rn
     sigma = random_covariance(5, rng)
     problem = markowitz(objective, options, sigma, allow_short=False)
     solution = solve_markowitz(problem)
-    assert solution.allocation.min() >= 0 and solution.evaluation.feasible[0]
+    assert solution.vector.min() >= 0 and solution.feasible
     reference = slsqp(problem)
-    assert natural(problem, solution.allocation) == pytest.approx(natural(problem, reference), rel=2e-6, abs=1e-12)
+    assert natural(problem, solution.vector) == pytest.approx(natural(problem, reference), rel=2e-6, abs=1e-12)
 
 
 @pytest.mark.parametrize("objective, options", OBJECTIVES)
@@ -201,7 +202,7 @@ def test_long_only_three_assets_beat_a_brute_force_grid(objective, options, rng)
     if "target_return" in options:
         options = {"target_return": 0.0015}
     problem = markowitz(objective, options, sigma, allow_short=False, mu=mu)
-    solution = natural(problem, solve_markowitz(problem).allocation)
+    solution = natural(problem, solve_markowitz(problem).vector)
     if problem.target_return is None:  # the simplex, on a grid
         step = np.linspace(0, 1, 401)
         a, b = np.meshgrid(step, step)
@@ -229,12 +230,12 @@ def test_max_return_reaches_the_volatility_cap_on_the_frontier(allow_short, rng)
     sigma = random_covariance(5, rng)
     problem = markowitz("max_return", {}, sigma, allow_short)
     solution = solve_markowitz(problem)
-    volatility = float(np.sqrt(solution.evaluation.variance[0]))
+    volatility = float(np.sqrt(solution.variance))
     assert volatility == pytest.approx(problem.max_volatility, rel=1e-6)
     # on the frontier: nothing reaches its return with less variance
     same = solve_markowitz(MarkowitzProblem(problem.tickers, problem.mu, sigma,
-                                            float(solution.evaluation.expected_return[0]), allow_short))
-    assert same.evaluation.variance[0] == pytest.approx(solution.evaluation.variance[0], rel=1e-5)
+                                            float(solution.expected_return), allow_short))
+    assert same.variance == pytest.approx(solution.variance, rel=1e-5)
 
 
 @pytest.mark.parametrize("allow_short", [False, True])
@@ -242,11 +243,11 @@ def test_every_objective_lands_on_the_frontier(allow_short, rng):
     sigma = random_covariance(5, rng)
     for objective, options in OBJECTIVES[2:]:
         solution = solve_markowitz(markowitz(objective, options, sigma, allow_short))
-        target = float(solution.evaluation.expected_return[0])
+        target = float(solution.expected_return)
         if not allow_short and target >= MU5.max() * (1 - 1e-9):
             continue
         point = solve_markowitz(MarkowitzProblem(tuple("ABCDE"), MU5, sigma, target, allow_short))
-        assert point.evaluation.variance[0] == pytest.approx(solution.evaluation.variance[0], rel=1e-5), objective
+        assert point.variance == pytest.approx(solution.variance, rel=1e-5), objective
 
 
 @pytest.mark.parametrize("allow_short", [False, True])
@@ -256,7 +257,7 @@ def test_frontier_points_match_single_solves(allow_short, rng):
     curve = efficient_frontier(problem, 9)
     for volatility, target, weights in curve[1:]:
         single = solve_markowitz(MarkowitzProblem(tuple("ABCDE"), MU5, sigma, target, allow_short), method="convex")
-        assert volatility**2 == pytest.approx(single.evaluation.variance[0], rel=1e-5)
+        assert volatility**2 == pytest.approx(single.variance, rel=1e-5)
         assert MU5 @ weights == pytest.approx(target, rel=1e-6)
 
 
@@ -339,7 +340,7 @@ def test_scip_matches_enumeration_on_random_instances(seed):
     exact, scip = solve_exact(problem), solve_scip(problem, time_limit=30, seed=seed)
     assert scip.method == "scip" and scip.status == "ok"
     assert scip.proven_optimal and scip.gap is not None and scip.gap <= 1e-9
-    assert scip.evaluation.feasible[0]
+    assert scip.feasible
     assert scip.objective == pytest.approx(exact.objective, rel=1e-7, abs=1e-12)
     assert scip.bound <= exact.objective + 1e-7 * max(1.0, abs(exact.objective))
 
@@ -369,3 +370,37 @@ def test_scip_reports_an_infeasible_instance(rng):
                                    np.array([150.0, 20.0]), 169.0, min_return=0.31)
     with pytest.raises(ProblemError, match="no allocation meets every constraint"):
         solve_scip(problem)
+
+
+SHAPE = ("allocation", "objective", "variance", "expected_return", "cost", "feasible")
+
+
+@pytest.mark.parametrize("which", ["shares", "selection", "markowitz"])
+def test_a_classical_solution_has_the_result_shape(which, shares_problem, selection_problem, rng):
+    """``allocation`` by ticker, the evaluation as scalars (checked against evaluating the vector again), a short
+    one-line repr and ``to_dict`` with the contract keys."""
+    problem = {"shares": shares_problem, "selection": selection_problem,
+               "markowitz": MarkowitzProblem(list("ABCDE"), MU5, random_covariance(5, rng))}[which]
+    solution = solve_exact(problem)
+    cast = float if which == "markowitz" else int
+    assert solution.allocation == {t: cast(v) for t, v in zip(problem.tickers, solution.vector)}
+    assert all(type(v) is cast for v in solution.allocation.values())
+    again = problem.evaluate(np.asarray(solution.vector)[None, :]).row(0)
+    for key, value in again.items():
+        assert type(getattr(solution, key)) is type(value) and getattr(solution, key) == value, key
+    text = repr(solution)
+    assert "\n" not in text and len(text) < 200 and allocation_text(solution.allocation) in text and "objective" in text
+    entry = solution.to_dict()
+    assert list(entry)[:6] == list(SHAPE) and entry["allocation"] == solution.allocation
+    assert {k: entry[k] for k in again} == again
+    assert entry["method"] == solution.method and entry["proven_optimal"] is True
+
+
+def test_a_classical_solution_without_an_allocation_says_so(shares_problem):
+    from qportfolio.classical import ClassicalSolution
+
+    none = ClassicalSolution("greedy", None, None, False, 0.25, status="infeasible", problem=shares_problem)
+    assert none.allocation is None and none.feasible is False and none.variance is None and np.isnan(none.objective)
+    assert repr(none) == "ClassicalSolution(greedy: no allocation, infeasible, 0.25 s)"
+    entry = none.to_dict()
+    assert entry["allocation"] is None and entry["feasible"] is False and entry["status"] == "infeasible"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import all_bits
 
-import qportfolio.optimize.solver as solver_module
+import qportfolio.encoding.encoder as encoder_module
 from qportfolio.app.config import parse_config
 from qportfolio.classical import solve_exact
 from qportfolio.encoding import (
@@ -91,10 +91,10 @@ def test_calibration_that_cannot_verify_says_so(shares_problem):
 
 def test_auto_picks_the_slack_free_encoding_with_fewer_qubits_and_records_it(shares_problem):
     exact = solve_exact(shares_problem)
-    encoded = QuantumSolver().encode(shares_problem, exact.allocation, optimal_objective=exact.objective)
-    slack = QuantumSolver(constraint_encoding="slack").encode(shares_problem, exact.allocation,
+    encoded = QuantumSolver().encode(shares_problem, exact.vector, optimal_objective=exact.objective)
+    slack = QuantumSolver(constraint_encoding="slack").encode(shares_problem, exact.vector,
                                                                optimal_objective=exact.objective)
-    described = encoded.describe(shares_problem, exact.allocation)
+    described = encoded.describe(shares_problem, exact.vector)
     assert described["choice"]["chosen"] in ("unbalanced", "squared", "mixed") and not described["choice"]["fallback"]
     assert {c["encoding"] for c in described["constraints"]} <= {"unbalanced", "squared"}
     assert described["slack_qubits"] == 0
@@ -113,10 +113,10 @@ def test_auto_falls_back_to_slack_where_the_slack_free_encoding_does_not_verify(
         return calibrate_unbalanced(problem, program, integer_encoding, optimum,
                                     candidates=[(dict.fromkeys(names, 0.0), 1e-9)])
 
-    monkeypatch.setattr(solver_module, "calibrate_unbalanced", never)
+    monkeypatch.setattr(encoder_module, "calibrate_unbalanced", never)
     exact = solve_exact(shares_problem)
     for requested in ("auto", "unbalanced"):
-        encoded = QuantumSolver(constraint_encoding=requested).encode(shares_problem, exact.allocation,
+        encoded = QuantumSolver(constraint_encoding=requested).encode(shares_problem, exact.vector,
                                                                       optimal_objective=exact.objective)
         choice = encoded.describe(shares_problem)["choice"]
         assert choice["fallback"] and choice["chosen"] == "slack" and choice["reason"].startswith("fell back to slack")
@@ -129,10 +129,10 @@ def test_beyond_enumeration_the_check_is_by_descents_and_says_so(shares_problem,
     monkeypatch.setattr(calibration_module, "MAX_CALIBRATED_QUBITS", 0)
     monkeypatch.setattr(calibration_module, "MAX_ENUMERATED_QUBITS", 0)
     exact = solve_exact(shares_problem)
-    encoding, calibration = calibrate_unbalanced(shares_problem, optimum=exact.allocation)
+    encoding, calibration = calibrate_unbalanced(shares_problem, optimum=exact.vector)
     assert "descents" in calibration.checked_by and "not a proof" in calibration.checked_by
     energies = encoding.qubo.all_energies()
-    optimum_energy = float(encoding.qubo.energies(encoding.encode(exact.allocation))[0])
+    optimum_energy = float(encoding.qubo.energies(encoding.encode(exact.vector))[0])
     # the descent check's verdict matches the brute-force one on this small instance
     assert calibration.verified == bool(energies.min() >= optimum_energy - 1e-9 * max(1.0, abs(optimum_energy)))
     no_optimum = calibrate_unbalanced(shares_problem)[1]
@@ -176,9 +176,9 @@ def test_report_and_compare_show_the_qubits_saved_against_slack(shares_problem, 
     from qportfolio.app.report import write_report
 
     exact = solve_exact(shares_problem)
-    encoded = QuantumSolver().encode(shares_problem, exact.allocation, optimal_objective=exact.objective)
+    encoded = QuantumSolver().encode(shares_problem, exact.vector, optimal_objective=exact.objective)
     result = {"name": "t", "status": "complete", "problem": shares_problem.describe(),
-              "encoding": encoded.describe(shares_problem, exact.allocation)}
+              "encoding": encoded.describe(shares_problem, exact.vector)}
     saved = encoded.choice["qubits_saved"]
     assert f"- qubits saved against slack: {saved} (slack {encoded.choice['qubits']['slack']}, without slack " \
            f"{encoded.num_qubits};" in write_report(result)
@@ -203,8 +203,8 @@ def test_whole_share_warm_start_is_the_feasible_rounding_of_the_relaxation(share
 
 def test_auto_narrows_share_windows_when_even_the_slack_free_encoding_is_too_wide(shares_problem):
     exact = solve_exact(shares_problem)
-    full = QuantumSolver().encode(shares_problem, exact.allocation, optimal_objective=exact.objective)
-    narrow = QuantumSolver(max_qubits=full.num_qubits - 1).encode(shares_problem, exact.allocation,
+    full = QuantumSolver().encode(shares_problem, exact.vector, optimal_objective=exact.objective)
+    narrow = QuantumSolver(max_qubits=full.num_qubits - 1).encode(shares_problem, exact.vector,
                                                                    optimal_objective=exact.objective)
     assert narrow.window is not None and narrow.num_qubits <= full.num_qubits - 1
     assert narrow.encoding.num_qubits == narrow.encoding.num_decision_qubits  # still no slack register

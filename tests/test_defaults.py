@@ -23,10 +23,10 @@ def test_uniform_optimum_probability_equals_brute_force(shares_problem, selectio
     encoding = to_qubo(shares_problem, integer_encoding="bounded")
     exact = qp.solve_exact(shares_problem)
     decoded = encoding.decode(all_bits(encoding.num_qubits))  # every bitstring, independently
-    share = np.mean(np.all(decoded == exact.allocation, axis=1))
+    share = np.mean(np.all(decoded == exact.vector, axis=1))
     assert uniform_optimum_probability(encoding, exact.optimal_allocations) == pytest.approx(share)
     k, n = selection_problem.num_selected, selection_problem.num_assets
-    assert uniform_optimum_probability(to_qubo(selection_problem), [qp.solve_exact(selection_problem).allocation],
+    assert uniform_optimum_probability(to_qubo(selection_problem), [qp.solve_exact(selection_problem).vector],
                                        k) == pytest.approx(1 / math.comb(n, k))
 
 

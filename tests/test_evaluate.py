@@ -10,7 +10,7 @@ from qportfolio.evaluation import decode_samples, quality_metrics
 def test_metrics_by_hand(selection_problem):
     encoding = to_qubo(selection_problem)
     exact = solve_exact(selection_problem)
-    optimum_bits = encoding.encode(exact.allocation)
+    optimum_bits = encoding.encode(exact.vector)
     index_optimal = int(np.dot(optimum_bits, 2 ** np.arange(encoding.num_qubits)))
     infeasible = 0  # no asset selected
     from qportfolio.classical.enumeration import _candidates

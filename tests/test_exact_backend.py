@@ -10,7 +10,7 @@ from qportfolio.app.config import parse_config
 from qportfolio.app.experiment import execute
 from qportfolio.backends import AerStatevectorBackend, make_backend
 from qportfolio.circuits import qaoa_ansatz, vqe_ansatz
-from qportfolio.cvar import cvar
+from qportfolio.objective import cvar
 from qportfolio.encoding import to_qubo
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

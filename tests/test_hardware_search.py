@@ -20,7 +20,7 @@ from qportfolio.backends.ibm.fidelity import estimated_fidelity, has_readout_err
 from qportfolio.classical import solve_exact
 from qportfolio.evaluation import decode_samples, postselected_metrics, quality_metrics
 from qportfolio.optimize import QuantumSolver
-from qportfolio.optimize.solver import DEVICE_CANDIDATES
+from qportfolio.optimize.device_search import DEVICE_CANDIDATES
 
 from conftest import all_bits
 
@@ -85,7 +85,7 @@ def test_postselected_metrics_against_a_brute_force_count(selection_problem):
     # brute force: a sample is kept iff it holds K = 2 assets; the optimum is the exact allocation
     bits = all_bits(n)
     kept = bits.sum(axis=1) == 2
-    optimal = np.all(bits == exact.allocation, axis=1)
+    optimal = np.all(bits == exact.vector, axis=1)
     assert out["kept_fraction"] == pytest.approx(probabilities[kept].sum())
     assert out["p_optimal"] == pytest.approx(probabilities[optimal].sum() / probabilities[kept].sum())
     assert out["shots_kept"] == round(probabilities[kept].sum() * 1000) and out["shots"] == 1000

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "qportfolio"
 
 #: The core's layers in data-flow order; a module may import only from its own layer or those before it.
 LAYERS = [
-    {"errors", "memory", "choices", "cvar", "objective", "combinations", "sampling"},
+    {"errors", "memory", "choices", "objective", "combinations", "sampling"},
     {"data"},
     {"problems"},
     {"classical"},
@@ -16,8 +16,8 @@ LAYERS = [
     {"circuits", "warmstart"},
     {"backends"},
     {"evaluation", "postprocess"},
-    {"optimize"},
     {"baselines"},
+    {"optimize"},
     {"app"},
     {"__init__"},
 ]

@@ -26,7 +26,7 @@ def test_local_search_reaches_a_local_optimum_and_on_selection_the_global_one(se
     feasible = candidates[selection_problem.evaluate(candidates).feasible]
     # swap moves connect all K-subsets and this small instance has one basin: every start ends at the optimum
     ends = {tuple(local_search(selection_problem, x)) for x in feasible}
-    assert ends == {tuple(exact.allocation)}
+    assert ends == {tuple(exact.vector)}
 
 
 def test_postprocess_reports_repaired_and_searched_answers(shares_problem):

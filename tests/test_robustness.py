@@ -278,7 +278,7 @@ def test_a_run_folder_resumes_and_compares_from_anywhere(tmp_path, monkeypatch, 
 
 def test_xy_mixer_verification_judges_the_states_the_mixer_reaches(selection_problem):
     exact = solve_exact(selection_problem)
-    encoded = QuantumSolver(mixer="xy_ring", reps=1).encode(selection_problem, exact.allocation,
+    encoded = QuantumSolver(mixer="xy_ring", reps=1).encode(selection_problem, exact.vector,
                                                             optimal_objective=exact.objective)
     verification = encoded.verification.describe()
     assert verification["ground_state_feasible"] is True and verification["ground_state_optimal"] is True

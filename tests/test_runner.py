@@ -3,7 +3,7 @@ import pytest
 
 from qportfolio.backends import AerStatevectorBackend
 from qportfolio.circuits import qaoa_ansatz
-from qportfolio.cvar import cvar
+from qportfolio.objective import cvar
 from qportfolio.encoding import to_qubo
 from qportfolio.errors import ConfigError
 from qportfolio.optimize import EnergyTable, VariationalRunner, spsa

@@ -50,21 +50,13 @@ import numpy as np
 from qportfolio.choices import ClassicalMethod, check_choice
 from qportfolio.classical import (
     ClassicalSolution,
-    enumerate_optimum,
-    enumeration_size,
     greedy,
     optimum_tolerance,
     relax_and_round,
     scip_solve,
 )
 from qportfolio.classical.solution import method_entry
-from qportfolio.encoding import (
-    SLACK_RESOLUTION_DIVISOR,
-    QuboEncoding,
-    calibrate_penalties,
-    faithful_slack_divisor,
-    to_qubo,
-)
+from qportfolio.encoding import Encoder, QuboEncoding, calibrate_penalties
 from qportfolio.errors import (
     ProblemError,
 )
@@ -80,9 +72,6 @@ METHODS = ClassicalMethod.values()
 #: Default reads per sampler (tabu restarts are the costly part, so it gets fewer).
 SA_READS, SA_SWEEPS = 100, 1000
 TABU_READS, TABU_RESTARTS = 50, 0
-#: Instances up to this many allocations are enumerated to choose the faithful slack resolution of a QUBO
-#: built here (as the quantum solver does).
-ENUMERATE_FOR_SLACK = 10_000_000
 
 
 # --------------------------------------------------------------------------- the samplers' QUBO
@@ -97,8 +86,8 @@ def sampler_encoding(problem: DiscreteProblem, encoding: QuboEncoding | None = N
     penalised again: the problem is re-encoded with the same constraint and integer encodings and slack
     resolutions, its auto penalties calibrated (:func:`calibrate_penalties`: the smallest scale whose
     enumerated ground state is still the feasible optimum, times a margin). With no ``encoding``, the
-    default encoding: slack resolution the coarsest that keeps ``optimum`` (found by enumeration on small
-    instances) feasible, calibrated penalties.
+    :class:`~qportfolio.encoding.Encoder`'s slack encoding of the problem alone: slack resolution the coarsest
+    that keeps ``optimum`` (found by enumeration on small instances) feasible, calibrated penalties.
     """
     if encoding is not None:
         dropped = [c.name for c in encoding.constraints if c.penalty == 0 and c.encoding != "redundant"]
@@ -109,13 +98,9 @@ def sampler_encoding(problem: DiscreteProblem, encoding: QuboEncoding | None = N
                                                      encoding.integer_encoding)
         return penalised, (f"the quantum QUBO with the {', '.join(dropped)} penalty restored "
                            f"({calibration.reason})")
-    if optimum is None and enumeration_size(problem) <= ENUMERATE_FOR_SLACK:
-        optimum = enumerate_optimum(problem).allocation
-    divisor = SLACK_RESOLUTION_DIVISOR
-    if optimum is not None:
-        divisor, _ = faithful_slack_divisor(problem, optimum, lambda d: to_qubo(problem, slack_divisor=d))
-    penalised, calibration = calibrate_penalties(problem, slack_divisor=divisor)
-    return penalised, f"the problem's QUBO ({calibration.reason})"
+    encoded = Encoder(constraint_encoding="slack", qubit_limit=None).encode(problem, optimum, for_circuit=False,
+                                                                           check=False)
+    return encoded.encoding, f"the problem's QUBO ({encoded.calibration.reason})"
 
 
 # --------------------------------------------------------------------------- QUBO samplers
@@ -231,7 +216,7 @@ def run_baselines(problem: DiscreteProblem, encoding: QuboEncoding | None, exact
 
     def on_qubo(sampler: Callable[[QuboEncoding], dict]) -> dict:
         if not sampler_qubo:  # built once, for both samplers
-            optimum = None if exact is None else exact.allocation
+            optimum = None if exact is None else exact.vector
             sampler_qubo.append(sampler_encoding(problem, encoding, optimum))
         qubo, which = sampler_qubo[0]
         return {**sampler(qubo), "qubo": which}
@@ -282,4 +267,4 @@ def solve_classical(problem: DiscreteProblem, method: str = "scip", encoding: Qu
     evaluation = problem.evaluate(allocation[None, :]) if allocation is not None else None
     return ClassicalSolution(method, allocation, evaluation, bool(entry.get("proven_optimal", False)), entry["time_s"],
                              status=entry.get("status", "ok"), gap=entry.get("gap"), bound=entry.get("bound"),
-                             message=entry.get("message"))
+                             message=entry.get("message"), problem=problem)

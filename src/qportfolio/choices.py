@@ -100,6 +100,24 @@ class Entanglement(Choice):
     SCA = "sca"
 
 
+class Search(Choice):
+    """How the angles are searched: ``adaptive`` (grow the depth while it pays), ``fixed`` (the given depth
+    and budget), ``auto`` (the tool decides by problem and target)."""
+
+    AUTO = "auto"
+    ADAPTIVE = "adaptive"
+    FIXED = "fixed"
+
+
+class Pretrain(Choice):
+    """Where the angles are trained before the target samples: ``exact`` (the exact simulator), ``none``
+    (on the target itself), ``auto`` (exact for hardware targets)."""
+
+    AUTO = "auto"
+    NONE = "none"
+    EXACT = "exact"
+
+
 class Optimizer(Choice):
     COBYLA = "cobyla"
     NELDER_MEAD = "nelder_mead"

@@ -10,7 +10,8 @@ Parameter order everywhere in qportfolio: ``θ = (β_1, …, β_p, γ_1, …, γ
 ``QAOAAnsatz`` order), and the ansatz's own ``circuit.parameters`` order for VQE.
 
 VQE: a hardware-efficient ansatz, ``real_amplitudes`` (RY layers) or ``efficient_su2`` (RY, RZ layers),
-with ``reps`` entangling layers of CX in the chosen ``entanglement`` pattern.
+with ``reps`` entangling layers of CX in the chosen ``entanglement`` pattern; ``reps = 0`` is the rotation layer
+alone, a product state (``⊗ RY(θ_i)|0⟩`` for ``real_amplitudes``): no two-qubit gate, classically simulable.
 """
 
 from __future__ import annotations
@@ -179,9 +180,10 @@ def qaoa_ansatz(operator: SparsePauliOp, reps: int, mixer: str = "x", num_select
 
 
 def vqe_ansatz(num_qubits: int, reps: int, form: str = "real_amplitudes", entanglement: str = "linear") -> Ansatz:
-    """Hardware-efficient ansatz for VQE (parameters in ``circuit.parameters`` order)."""
-    if reps < 1:
-        raise ConfigError(f"solver.reps must be ≥ 1, got {reps}")
+    """Hardware-efficient ansatz for VQE (parameters in ``circuit.parameters`` order); ``reps = 0``: one rotation
+    layer, a product state."""
+    if reps < 0:
+        raise ConfigError(f"solver.reps must be ≥ 0 for VQE, got {reps}")
     if entanglement not in ENTANGLEMENTS:
         raise ConfigError(f"solver.entanglement must be one of {ENTANGLEMENTS}, got {entanglement!r}")
     if form == "real_amplitudes":

@@ -1,7 +1,8 @@
 """What the optimizer minimises over a distribution ``P`` of basis states with energies ``E``.
 
 * ``expectation``: ``Σ_z P(z) E(z)``;
-* ``cvar``: CVaR_α, the mean energy of the lowest α fraction of the mass (Barkoutsos et al. 2020);
+* ``cvar``: CVaR_α, the mean energy of the lowest α fraction of the mass, the boundary state counted
+  fractionally (Barkoutsos et al. 2020); α = 1 is the expectation;
 * ``gibbs``: ``−(s/η) log Σ_z P(z) e^{−η E(z)/s}`` (Li et al. 2020), a smooth weighting of the low energies
   whose exact gradient follows from that of the observable ``e^{−η E/s}``; ``s`` is the ansatz's cost scale,
   so ``η`` is in units of the energy spread and transfers between instances.
@@ -17,8 +18,22 @@ import numpy as np
 from scipy.special import logsumexp
 
 from qportfolio.choices import TrainingObjective, check_choice
-from qportfolio.cvar import cvar
 from qportfolio.errors import ConfigError
+
+
+def cvar(energies: np.ndarray, probabilities: np.ndarray, alpha: float) -> float:
+    """Mean of the lowest-energy α fraction of the mass (the boundary state counted fractionally)."""
+    if not 0 < alpha <= 1:
+        raise ConfigError(f"solver.cvar_alpha must be in (0, 1], got {alpha}")
+    order = np.argsort(energies, kind="stable")
+    return cvar_sorted(energies[order], probabilities[order], alpha)
+
+
+def cvar_sorted(energies: np.ndarray, probabilities: np.ndarray, alpha: float) -> float:
+    """:func:`cvar` for energies already in ascending order (probabilities in the same order)."""
+    before = np.concatenate([[0.0], np.cumsum(probabilities)[:-1]])
+    taken = np.clip(alpha - before, 0.0, probabilities)
+    return float(taken @ energies / alpha)
 
 
 @dataclass(frozen=True)

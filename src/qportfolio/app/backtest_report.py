@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from qportfolio.app.plots import save_figure
+
 PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
 MEASURES = ("annualized_return", "annualized_volatility", "sharpe_ratio", "sortino_ratio", "max_drawdown",
             "calmar_ratio")
@@ -59,15 +61,6 @@ def drawdowns(returns: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- figures
 
 
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    temporary.replace(path)
-    return path
-
-
 def coinciding_methods(frame: pd.DataFrame) -> list[tuple[list[str], pd.DataFrame]]:
     """Methods grouped by identical value paths (to 1e-9 relative), in first-seen order: each group is drawn
     as one line labelled with all its names, so no line hides another."""
@@ -94,30 +87,31 @@ def _group_label(names: list[str]) -> str:
     return " = ".join(names) if len(names) <= 3 else f"{' = '.join(names[:3])} (+{len(names) - 3} identical)"
 
 
-def equity_figure(frame: pd.DataFrame, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(8.5, 4.5))
+def _paths_figure(frame: pd.DataFrame, path: Path, height: float, ylabel: str, title: str, values_of) -> Path:
+    """One line per group of coinciding methods (:func:`coinciding_methods`): ``values_of(path_of)`` gives the
+    line's (dates, values)."""
+    figure, axis = plt.subplots(figsize=(8.5, height))
     for k, (names, path_of) in enumerate(coinciding_methods(frame)):
-        axis.plot(pd.to_datetime(path_of["date"]), path_of["value"], label=_group_label(names), **_line_style(names, k))
-    axis.set_ylabel("portfolio value ($)")
-    axis.set_title("Out-of-sample equity curves (methods with identical paths share one line)", fontsize=10)
+        axis.plot(*values_of(path_of), label=_group_label(names), **_line_style(names, k))
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axis.grid(alpha=0.3)
     figure.autofmt_xdate()
-    return _save(figure, path)
+    return save_figure(figure, path)
+
+
+def equity_figure(frame: pd.DataFrame, path: Path) -> Path:
+    return _paths_figure(frame, path, 4.5, "portfolio value ($)",
+                         "Out-of-sample equity curves (methods with identical paths share one line)",
+                         lambda path_of: (pd.to_datetime(path_of["date"]), path_of["value"]))
 
 
 def drawdown_figure(frame: pd.DataFrame, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(8.5, 3.5))
-    for k, (names, path_of) in enumerate(coinciding_methods(frame)):
-        dates = pd.to_datetime(path_of["date"]).iloc[1:]
-        axis.plot(dates, drawdowns(path_of["period_return"].to_numpy()[1:]), label=_group_label(names),
-                  **_line_style(names, k))
-    axis.set_ylabel("drawdown")
-    axis.set_title("Drawdowns from the running peak (identical paths share one line)", fontsize=10)
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    axis.grid(alpha=0.3)
-    figure.autofmt_xdate()
-    return _save(figure, path)
+    return _paths_figure(frame, path, 3.5, "drawdown",
+                         "Drawdowns from the running peak (identical paths share one line)",
+                         lambda path_of: (pd.to_datetime(path_of["date"]).iloc[1:],
+                                          drawdowns(path_of["period_return"].to_numpy()[1:])))
 
 
 def holdings_figure(frame: pd.DataFrame, tickers: list[str], path: Path, prices: pd.DataFrame | None = None) -> Path:
@@ -147,7 +141,7 @@ def holdings_figure(frame: pd.DataFrame, tickers: list[str], path: Path, prices:
     axes[0][0].legend(fontsize=6, loc="lower left", ncol=2)
     figure.suptitle("Holdings over time (share of value)", fontsize=10)
     figure.autofmt_xdate()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def write_figures(frame: pd.DataFrame, tickers: list[str], folder: Path, prices: pd.DataFrame | None = None) -> list[Path]:

@@ -42,6 +42,7 @@ with collector_paused():  # matplotlib, pydantic, …; the command freezes them 
     from qportfolio.app.planning import check_spending, dry_run, export_circuits
     from qportfolio.app.plots import frontier_figure
     from qportfolio.app.results import check_output_file, load_history, load_result
+    from qportfolio.classical import allocation_text
     from qportfolio.errors import QPortfolioError
     from qportfolio.problems import optimum_tolerance
 
@@ -144,7 +145,7 @@ def summary(result: dict, folder) -> str:
         if entry.get("allocation") is None:
             lines.append(f"{name:<16} no feasible sample")
             continue
-        allocation = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry["allocation"].items())
+        allocation = allocation_text(entry["allocation"])
         lines.append(f"{name:<16} {allocation:<40} objective {entry['objective']:.6g}  return {entry['expected_return']:.4g}"
                      f"  cost {entry['cost']:.6g}  feasible {'yes' if entry['feasible'] else 'no'}")
     metrics = result.get("metrics")

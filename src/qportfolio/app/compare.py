@@ -267,15 +267,15 @@ def frontier_points(problem: MarkowitzProblem, points: int = 20) -> list[dict]:
     for k, (_, _, weights) in enumerate(efficient_frontier(problem, points)):
         add(f"frontier {k + 1}", weights)
     base = {"tickers": problem.tickers, "mu": problem.mu, "sigma": problem.sigma, "allow_short": problem.allow_short}
-    add("gmv", solve_markowitz(MarkowitzProblem(**base)).allocation)
+    add("gmv", solve_markowitz(MarkowitzProblem(**base)).vector)
     try:
         add("max_sharpe", solve_markowitz(MarkowitzProblem(**base, objective="max_sharpe",
-                                                           risk_free=problem.risk_free)).allocation)
+                                                           risk_free=problem.risk_free)).vector)
     except QPortfolioError:
         pass  # no maximum Sharpe portfolio for these returns (every excess return ≤ 0, or r_f above the GMV)
     if problem.objective != "min_variance" or problem.target_return is not None:
         add(problem.objective if problem.target_return is None else f"target {problem.target_return:g}",
-            solve_markowitz(problem).allocation)
+            solve_markowitz(problem).vector)
     return rows
 
 

@@ -30,7 +30,9 @@ from qportfolio.choices import (
     Narrowing,
     Optimizer,
     Precision,
+    Pretrain,
     ProblemKind,
+    Search,
     TrainingObjective,
     VQEForm,
 )
@@ -107,8 +109,8 @@ class SolverConfig(_Strict):
     maxiter: Optional[int] = Field(DEFAULT.maxiter, ge=1, description="evaluation budget (None: the tool chooses)")
     objective: Union[TrainingObjective, Literal["auto"]] = DEFAULT.objective
     gibbs_eta: float = Field(DEFAULT.gibbs_eta, gt=0, description="Gibbs objective η, in units of the cost scale")
-    search: Literal["auto", "adaptive", "fixed"] = DEFAULT.search
-    pretrain: Literal["auto", "none", "exact"] = DEFAULT.pretrain
+    search: Search = DEFAULT.search
+    pretrain: Pretrain = DEFAULT.pretrain
     refine: int = Field(DEFAULT.refine, ge=0, description="evaluations on the target after pretraining")
     cvar_alpha: float = Field(DEFAULT.cvar_alpha, gt=0, le=1)
     shots: int = Field(DEFAULT.shots, ge=1)
@@ -126,23 +128,24 @@ class SolverConfig(_Strict):
 
 class BackendConfig(_Strict):
     name: str = DEFAULT.backend
-    min_qubits: Optional[int] = Field(None, ge=1, description="ibm:least_busy: smallest device")
-    account: Optional[str] = Field(None, description="name of a saved Qiskit account")
-    channel: Optional[str] = None
-    instance: Optional[str] = None
-    connect_timeout: Optional[float] = Field(None, gt=0, description="seconds to reach the service")
-    calibration_shots: Optional[int] = Field(None, ge=1, description="mthree calibration shots per circuit")
-    aer_method: Optional[AerMethod] = None
+    min_qubits: Optional[int] = Field(DEFAULT.min_qubits, ge=1, description="ibm:least_busy: smallest device")
+    account: Optional[str] = Field(DEFAULT.account, description="name of a saved Qiskit account")
+    channel: Optional[str] = DEFAULT.channel
+    instance: Optional[str] = DEFAULT.instance
+    connect_timeout: Optional[float] = Field(DEFAULT.connect_timeout, gt=0, description="seconds to reach the service")
+    calibration_shots: Optional[int] = Field(DEFAULT.calibration_shots, ge=1,
+                                             description="mthree calibration shots per circuit")
+    aer_method: Optional[AerMethod] = DEFAULT.aer_method
     execution_mode: ExecutionMode = DEFAULT.execution_mode
     dynamical_decoupling: bool = DEFAULT.dynamical_decoupling
     dd_sequence: DDSequence = DEFAULT.dd_sequence
     twirling: bool = DEFAULT.twirling
-    max_execution_time: Optional[int] = Field(None, ge=1, description="seconds per job")
+    max_execution_time: Optional[int] = Field(DEFAULT.max_execution_time, ge=1, description="seconds per job")
     optimization_level: int = Field(DEFAULT.optimization_level, ge=0, le=3)
-    seed_transpiler: Optional[int] = None
-    initial_layout: Optional[list[int]] = None
+    seed_transpiler: Optional[int] = DEFAULT.seed_transpiler
+    initial_layout: Optional[list[int]] = DEFAULT.initial_layout
     mitigation: Mitigation = DEFAULT.mitigation
-    max_qpu_seconds: Optional[float] = Field(None, gt=0, description="spending guard")
+    max_qpu_seconds: Optional[float] = Field(DEFAULT.max_qpu_seconds, gt=0, description="spending guard")
     precision: Precision = Field(DEFAULT.precision, description="exact backend's state")
 
     @field_validator("name")

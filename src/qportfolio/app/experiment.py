@@ -281,7 +281,7 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress, backen
     exact = solve_exact(problem, config.problem.time_limit, config.seed)
     timing["classical_exact_s"] = time.perf_counter() - clock
     result["solutions"]["classical_exact"] = solution_entry(
-        problem, exact.allocation, proven_optimal=exact.proven_optimal, method=exact.method, time_s=exact.seconds,
+        problem, exact.vector, proven_optimal=exact.proven_optimal, method=exact.method, time_s=exact.seconds,
         ties=None if exact.optimal_allocations is None else len(exact.optimal_allocations), gap=exact.gap,
         status=exact.status or "ok")
     run.save()
@@ -295,10 +295,10 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress, backen
         return
 
     clock = time.perf_counter()
-    optimum = exact.allocation if exact.proven_optimal else None
+    optimum = exact.vector if exact.proven_optimal else None
     encoded = solver.encode(problem, optimum, for_circuit=quantum, optimal_objective=exact.objective)
     result["qubits"] = encoded.num_qubits
-    result["encoding"] = encoded.describe(problem, exact.allocation)
+    result["encoding"] = encoded.describe(problem, exact.vector)
     timing["build_s"] = time.perf_counter() - clock
     run.save()
     if config.problem.baselines:

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 from qportfolio.app.config import ExperimentConfig
-from qportfolio.optimize.solver import WORK_BUDGET
+from qportfolio.optimize.auto import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
 from qportfolio.backends.exact.kernels import kernels_compiled
 from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES, JobBackend
 from qportfolio.classical import solve_exact
-from qportfolio.optimize.search import best_candidate
+from qportfolio.optimize.device_search import best_candidate
 from qportfolio.errors import ConfigError, ResourceError
 from qportfolio.problems import MarkowitzProblem
 
@@ -39,7 +39,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True, starte
         plan["note"] = "markowitz is solved classically: nothing would be submitted"
         return _with_estimate(plan, measured, {}, started=started)
     baselines = {"baselines": BASELINES_SECONDS} if config.problem.baselines else {}
-    optimum = exact.allocation if exact.proven_optimal else None
+    optimum = exact.vector if exact.proven_optimal else None
     if not quantum:
         clock = time.perf_counter()
         encoded = solver.encode(problem, optimum, for_circuit=False, optimal_objective=exact.objective)
@@ -114,7 +114,7 @@ def device_candidates_plan(solver, problem, exact=None):
     if not solver._device_search:
         return None
     exact = exact if exact is not None else solve_exact(problem, solver.time_limit, solver.seed)
-    encoded = solver.encode(problem, exact.allocation if exact.proven_optimal else None,
+    encoded = solver.encode(problem, exact.vector if exact.proven_optimal else None,
                             optimal_objective=exact.objective)
     if encoded.energies is None:
         return None
@@ -130,8 +130,7 @@ def device_candidates_plan(solver, problem, exact=None):
             "predicted_p_optimal": round(d["predicted_p_optimal"], 4),
             "predicted_p_optimal_postselected": None if d["predicted_p_optimal_postselected"] is None
             else round(d["predicted_p_optimal_postselected"], 4)}
-    chosen_solver = dataclasses.replace(solver, mixer=chosen.mixer, reps=chosen.reps,
-                                        warm_start=chosen.warm_start).resolved(problem)
+    chosen_solver = dataclasses.replace(solver, **chosen.settings()).resolved(problem)  # as the run sets it
     return chosen_solver, encodings[chosen.mixer].encoding, chosen.ansatz, rows, backend
 
 

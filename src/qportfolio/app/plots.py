@@ -5,6 +5,7 @@ non-interactive backend."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from qportfolio.app.results import write_atomic
 from qportfolio.classical import ClassicalSolution, efficient_frontier, solve_markowitz
 from qportfolio.errors import QPortfolioError
 from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, optimum_tolerance
@@ -20,12 +22,12 @@ from qportfolio.problems import IntegerSharesProblem, MarkowitzProblem, optimum_
 TOP_STATES = 16
 
 
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120, bbox_inches="tight")
+def save_figure(figure, path: Path) -> Path:
+    """Write ``figure`` as PNG at ``path`` at once (:func:`~qportfolio.app.results.write_atomic`), and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
-    temporary.replace(path)
+    write_atomic(path, buffer.getvalue())
     return path
 
 
@@ -58,7 +60,7 @@ def convergence(history, optimum: float, objective: str, path: Path, parameters_
     if len(starts) > 1:
         figure.text(0.01, -0.04, "Bands: one depth each, started from new angles. Spikes are the optimizer's trial "
                     "steps (line searches);\nthe best-so-far line is what the search keeps.", fontsize=7, va="top")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def distribution(table, optimum: float, tickers, path: Path) -> Path:
@@ -74,7 +76,7 @@ def distribution(table, optimum: float, tickers, path: Path) -> Path:
     axis.set_xticks(range(k), labels, rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("probability")
     axis.set_title("Most likely sampled allocations (green optimal, blue feasible, red infeasible)", fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def allocation(problem, answers: dict[str, np.ndarray], path: Path) -> Path:
@@ -89,7 +91,7 @@ def allocation(problem, answers: dict[str, np.ndarray], path: Path) -> Path:
     axis.set_ylabel(unit)
     axis.set_title("Allocation")
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def frontier(problem: MarkowitzProblem, solution: ClassicalSolution, path: Path, points: int = 40) -> Path:
@@ -99,13 +101,13 @@ def frontier(problem: MarkowitzProblem, solution: ClassicalSolution, path: Path,
     axis.scatter(np.sqrt(np.diag(problem.sigma)), problem.mu, s=12, c="gray", label="single assets")
     for ticker, x, y in zip(problem.tickers, np.sqrt(np.diag(problem.sigma)), problem.mu):
         axis.annotate(ticker, (x, y), fontsize=7)
-    axis.scatter(np.sqrt(solution.evaluation.variance), solution.evaluation.expected_return, marker="*", s=120,
+    axis.scatter(np.sqrt(solution.variance), solution.expected_return, marker="*", s=120,
                  c="tab:red", label="this solution", zorder=3)
     axis.set_xlabel("volatility per period")
     axis.set_ylabel("expected return per period")
     axis.set_title("Efficient frontier" + (" (long-only)" if not problem.allow_short else ""))
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def run_figures(folder: Path, problem, exact: ClassicalSolution, outcome=None) -> list[Path]:
@@ -113,9 +115,9 @@ def run_figures(folder: Path, problem, exact: ClassicalSolution, outcome=None) -
     written = []
     if isinstance(problem, MarkowitzProblem):
         written.append(frontier(problem, exact, folder / "frontier.png"))
-        written.append(allocation(problem, {"classical": exact.allocation}, folder / "allocation.png"))
+        written.append(allocation(problem, {"classical": exact.vector}, folder / "allocation.png"))
         return written
-    answers = {"classical exact": exact.allocation}
+    answers = {"classical exact": exact.vector}
     if outcome is not None:
         table = outcome.table
         per_layer = 2 if outcome.ansatz.algorithm == "qaoa" else None
@@ -186,7 +188,7 @@ def comparison(instances: list[dict], points: list[dict], path: Path) -> Path:
                     "floor: nearness to the frontier is not quality. The gap to the proven optimum (legend) is.",
                     fontsize=7, va="top")
     axis.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _gap_label(points: list[dict]) -> str:
@@ -212,11 +214,11 @@ def frontier_figure(problem: MarkowitzProblem, path: Path, points: int = 40) -> 
         axis.annotate(ticker, (x, y), fontsize=7)
     base = {"tickers": problem.tickers, "mu": problem.mu, "sigma": problem.sigma, "allow_short": problem.allow_short}
     gmv = solve_markowitz(MarkowitzProblem(**base))
-    axis.scatter(np.sqrt(gmv.evaluation.variance), gmv.evaluation.expected_return, marker="D", s=50, c="tab:green",
+    axis.scatter(np.sqrt(gmv.variance), gmv.expected_return, marker="D", s=50, c="tab:green",
                  label="global minimum variance", zorder=3)
     try:
         tangency = solve_markowitz(MarkowitzProblem(**base, objective="max_sharpe", risk_free=problem.risk_free))
-        vol_t, ret_t = float(np.sqrt(tangency.evaluation.variance[0])), float(tangency.evaluation.expected_return[0])
+        vol_t, ret_t = float(np.sqrt(tangency.variance)), float(tangency.expected_return)
         top = max(c[0] for c in curve) * 1.05
         axis.plot([0, top], [problem.risk_free, problem.risk_free + (ret_t - problem.risk_free) / vol_t * top],
                   lw=0.8, ls="--", c="tab:orange", label="capital market line")
@@ -225,11 +227,11 @@ def frontier_figure(problem: MarkowitzProblem, path: Path, points: int = 40) -> 
         pass
     if problem.objective != "min_variance" or problem.target_return is not None:
         own = solve_markowitz(problem)
-        axis.scatter(np.sqrt(own.evaluation.variance), own.evaluation.expected_return, marker="*", s=120,
+        axis.scatter(np.sqrt(own.variance), own.expected_return, marker="*", s=120,
                      c="tab:red", label=f"this problem ({problem.objective})", zorder=4)
     axis.set_xlim(left=0)
     axis.set_xlabel("volatility per period")
     axis.set_ylabel("expected return per period")
     axis.set_title("Efficient frontier" + (" (long-only)" if not problem.allow_short else " (short selling allowed)"))
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)

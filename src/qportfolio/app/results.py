@@ -15,7 +15,7 @@ import numpy as np
 
 from qportfolio.errors import RunFolderError
 from qportfolio.evaluation import SampleTable
-from qportfolio.optimize import Evaluation
+from qportfolio.optimize import OptimizerCall
 
 
 def new_run_folder(parent: str | Path, name: str, now: dt.datetime | None = None) -> Path:
@@ -175,7 +175,7 @@ def load_history(path: Path):
     history = []
     for record in read_jsonl(path):
         try:
-            history.append(Evaluation(**record))
+            history.append(OptimizerCall(**record))
         except TypeError:
             continue
     return history

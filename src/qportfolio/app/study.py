@@ -305,7 +305,7 @@ def _probe(point: Point) -> tuple[float, float]:
     exact = solve_exact(problem, config.problem.time_limit, config.seed)
     solver = dataclasses.replace(point.solver, maxiter=PROBE_EVALUATIONS, multistart=1, grid=0,
                                  layerwise=False, postprocess=False)
-    encoded = solver.encode(problem, exact.allocation, optimal_objective=exact.objective)
+    encoded = solver.encode(problem, exact.vector, optimal_objective=exact.objective)
     setup = time.perf_counter() - clock
     # one BLAS thread, as in a run and in Ray's workers: two wait a scheduler slice a call under load
     with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):  # COBYLA warns of so few evaluations

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from qportfolio.app.plots import save_figure
 from qportfolio.app.results import append_jsonl, read_jsonl, write_atomic
 
 METRICS = ["p_optimal", "feasible_fraction", "approximation_ratio", "lift", "reps", "quantum_objective", "exact_objective", "gap",
@@ -162,15 +163,6 @@ def write_summary(table: StudyTable) -> Path:
     return path
 
 
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    write_atomic(path, buffer.getvalue())
-    return path
-
-
 def _median_with_quartiles(axis, frame: pd.DataFrame, x: str, y: str, label: str | None = None) -> None:
     grouped = frame.groupby(x)[y]
     median, q1, q3 = grouped.median(), grouped.quantile(0.25), grouped.quantile(0.75)
@@ -193,17 +185,17 @@ def draw_figures(complete: pd.DataFrame, folder: Path) -> list[Path]:
         axis.set_xticks(sorted(complete["solver.reps"].unique()))
         if "solver.mixer" in complete:
             axis.legend(title="mixer")
-        drawn.append(_save(figure, folder / "p_optimal_by_depth.png"))
+        drawn.append(save_figure(figure, folder / "p_optimal_by_depth.png"))
     if complete["assets"].nunique() > 1:
         figure, axis = plt.subplots(figsize=(6, 3.8))
         _median_with_quartiles(axis, complete.astype({"assets": int}), "assets", "approximation_ratio")
         axis.set_xlabel("assets N")
         axis.set_ylabel("approximation ratio")
-        drawn.append(_save(figure, folder / "approximation_ratio_by_assets.png"))
+        drawn.append(save_figure(figure, folder / "approximation_ratio_by_assets.png"))
     figure, axis = plt.subplots(figsize=(6, 3.8))
     axis.scatter(complete["qubits"], complete["seconds"], alpha=0.7)
     axis.set_xlabel("qubits")
     axis.set_ylabel("seconds per point")
     axis.set_yscale("log")
-    drawn.append(_save(figure, folder / "seconds_by_qubits.png"))
+    drawn.append(save_figure(figure, folder / "seconds_by_qubits.png"))
     return drawn

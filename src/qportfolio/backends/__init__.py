@@ -12,6 +12,7 @@ from qportfolio.backends.aer import AerShotsBackend, AerStatevectorBackend
 from qportfolio.backends.base import Backend, Distribution, ExactGradient, ExactObjective, JobBackend
 from qportfolio.backends.exact import ExactBackend
 from qportfolio.backends.ibm import make_hardware_backend
+from qportfolio.backends.ibm.options import BACKEND_OPTION_DEFAULTS
 from qportfolio.errors import ConfigError
 
 BACKENDS = ("aer_statevector", "aer_shots")
@@ -42,7 +43,7 @@ def make_backend(name: str, shots: int, seed: int | None, **options):
         energies = options.pop("energies", None)
         if energies is None:
             raise ConfigError("the exact backend needs the QUBO's energy table: it is built by qportfolio run")
-        precision = options.pop("precision", "complex128")
+        precision = options.pop("precision", BACKEND_OPTION_DEFAULTS["precision"])
         qubo = options.pop("qubo", None)
         if options:
             raise ConfigError(f"backend options {sorted(options)} do not apply to the exact backend")

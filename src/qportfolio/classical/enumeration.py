@@ -179,6 +179,6 @@ def enumerate_optimum(problem: DiscreteProblem, limit: int = MAX_ENUMERATED) -> 
         )
     optimal = np.vstack(best_rows).astype(np.int64)
     return ClassicalSolution("classical_exact", optimal[0], problem.evaluate(optimal[:1]), True,
-                             time.perf_counter() - started, worst, feasible_count, optimal)
+                             time.perf_counter() - started, worst, feasible_count, optimal, problem=problem)
 
 

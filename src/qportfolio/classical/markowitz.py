@@ -44,7 +44,7 @@ def solve_markowitz(problem: MarkowitzProblem, method: str = "auto") -> Classica
         label = "convex_qp" if problem.objective in ("min_variance", "max_sharpe", "utility_variance") else "convex_socp"
     weights = np.asarray(weights, dtype=float)
     return ClassicalSolution(f"classical_exact ({label})", weights, problem.evaluate(weights[None, :]), proven,
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, problem=problem)
 
 
 @dataclass(frozen=True)
@@ -252,14 +252,14 @@ def efficient_frontier(problem: MarkowitzProblem, points: int = 30) -> list[tupl
     one parametrised convex QP long-only).
     """
     gmv = solve_markowitz(MarkowitzProblem(problem.tickers, problem.mu, problem.sigma, None, problem.allow_short))
-    low = float(gmv.evaluation.expected_return[0])
+    low = float(gmv.expected_return)
     high = float(problem.mu.max()) if not problem.allow_short else low + 2 * (float(problem.mu.max()) - low)
     targets = np.linspace(low, high, points)
     if problem.allow_short:
         k = frontier_constants(problem.mu, problem.sigma)
         weights = [k.inv_ones / k.a if i == 0 else k.weights_at(float(t)) for i, t in enumerate(targets)]
     else:
-        weights = _long_only_frontier_weights(problem, targets, gmv.allocation)
+        weights = _long_only_frontier_weights(problem, targets, gmv.vector)
     frontier = []
     for target, w in zip(targets, weights):
         variance = float(w @ problem.sigma @ w)
@@ -283,7 +283,7 @@ def _long_only_frontier_weights(problem: MarkowitzProblem, targets: np.ndarray, 
             weights.append(np.asarray(gmv, dtype=float))
             continue
         if t >= mu.max() - 1e-12 * abs(mu.max()):
-            weights.append(solve_markowitz(MarkowitzProblem(problem.tickers, mu, problem.sigma, float(t))).allocation)
+            weights.append(solve_markowitz(MarkowitzProblem(problem.tickers, mu, problem.sigma, float(t))).vector)
             continue
         target.value = float(t) / mu_unit
         value = np.clip(solve_convex(program, w, f"the frontier point at target return {t:.6g}"), 0.0, None)

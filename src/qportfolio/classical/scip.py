@@ -149,4 +149,4 @@ def solve_scip(problem: DiscreteProblem, time_limit: float = 60.0, seed: int = 0
         raise ResourceError(outcome.message or f"SCIP ended with status {outcome.scip_status}")
     return ClassicalSolution("scip", outcome.allocation, problem.evaluate(outcome.allocation[None, :]),
                              outcome.proven_optimal, outcome.seconds, status=outcome.status, gap=outcome.gap,
-                             bound=outcome.dual, message=outcome.message)
+                             bound=outcome.dual, message=outcome.message, problem=problem)

@@ -1,12 +1,13 @@
-"""Problem → QuadraticProgram → QUBO → Ising, one converter per transformation.
+"""Problem → QuadraticProgram → QUBO → Ising, one function per transformation.
 
-* :class:`ProblemToProgram` (:func:`build_quadratic_program`): the constrained problem as a QuadraticProgram;
-* :class:`ProgramToQubo` (:func:`to_qubo`): integers to qubits and constraints to penalties, a :class:`QuboEncoding`;
-* :class:`QuboToIsing` (:meth:`Qubo.to_ising`): the QUBO as a diagonal Pauli operator and an offset.
+* :func:`build_quadratic_program` (:mod:`.program`): the constrained problem as a QuadraticProgram;
+* :func:`to_qubo` (:mod:`.program_to_qubo`): integers to qubits and constraints to penalties, a :class:`QuboEncoding`
+  (``encode``/``decode`` between allocations and bits);
+* :meth:`Qubo.to_ising` (:mod:`.qubo`): the QUBO as a diagonal Pauli operator and an offset.
 
 Around them: penalty calibration, the faithful slack resolution and the slack-free (unbalanced) coefficients
-(:mod:`.calibration`), the ground-state
-check (:mod:`.verification`), share windows for instances larger than the qubit limit (:mod:`.windows`).
+(:mod:`.calibration`), the ground-state check (:mod:`.verification`), share windows for instances larger than
+the qubit limit (:mod:`.windows`), and the policy that applies them all in one order (:class:`Encoder`).
 """
 
 from qportfolio.encoding.calibration import (
@@ -18,10 +19,10 @@ from qportfolio.encoding.calibration import (
     faithful_slack_divisor,
     unbalanced_encoding,
 )
-from qportfolio.encoding.converters import ProblemToProgram, ProgramToQubo, QuboToIsing
+from qportfolio.encoding.encoder import ENUMERATE_FOR_ENCODING, Encoded, Encoder
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS, qubo_diagonal, qubo_energies
 from qportfolio.encoding.integers import EncodedVariable, integer_coefficients
-from qportfolio.encoding.penalties import (
+from qportfolio.encoding.program_to_qubo import (
     CONSTRAINT_ENCODINGS,
     DEFAULT_UNBALANCED,
     INTEGER_ENCODINGS,
@@ -40,8 +41,8 @@ __all__ = [
     "CONSTRAINT_ENCODINGS", "DEFAULT_UNBALANCED", "UnbalancedCalibration", "calibrate_unbalanced", "descent_minimum",
     "unbalanced_encoding", "unbalanced_scales", "INTEGER_ENCODINGS", "MAX_ENUMERATED_QUBITS",
     "SLACK_RESOLUTION_DIVISOR", "Calibration",
-    "EncodedConstraint", "EncodedVariable", "GroundStateCheck", "ProblemToProgram", "ProgramToQubo", "Qubo",
-    "QuboEncoding", "QuboToIsing", "Window", "bits_of", "build_quadratic_program", "calibrate_penalties",
+    "ENUMERATE_FOR_ENCODING", "Encoded", "EncodedConstraint", "EncodedVariable", "Encoder", "GroundStateCheck",
+    "Qubo", "QuboEncoding", "Window", "bits_of", "build_quadratic_program", "calibrate_penalties",
     "faithful_slack_divisor", "fit_encoding", "integer_coefficients", "qubo_diagonal", "qubo_energies", "to_qubo",
     "verify_ground_state", "windowed_program",
 ]

@@ -10,7 +10,7 @@ from qiskit_optimization import QuadraticProgram
 from qiskit_optimization.problems import Constraint
 
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS
-from qportfolio.encoding.penalties import (
+from qportfolio.encoding.program_to_qubo import (
     DEFAULT_UNBALANCED,
     SLACK_DIVISORS,
     SLACK_RESOLUTION_DIVISOR,

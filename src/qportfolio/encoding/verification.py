@@ -8,7 +8,7 @@ import numpy as np
 
 from qportfolio.combinations import weight_k_states
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS
-from qportfolio.encoding.penalties import QuboEncoding
+from qportfolio.encoding.program_to_qubo import QuboEncoding
 from qportfolio.encoding.qubo import bits_of
 from qportfolio.problems import (
     DiscreteProblem,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qportfolio.classical.relaxation import continuous_relaxation
-from qportfolio.encoding.penalties import QuboEncoding
+from qportfolio.encoding.program_to_qubo import QuboEncoding
 from qportfolio.encoding.program import build_quadratic_program
 from qportfolio.errors import (
     ProblemError,

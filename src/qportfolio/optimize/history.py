@@ -1,4 +1,4 @@
-"""Every evaluation recorded, and replay of recorded evaluations for resuming."""
+"""Every call the optimizer makes to the objective, recorded, and replay of recorded calls for resuming."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 
 
 @dataclass
-class Evaluation:
-    """One objective evaluation: its parameters, value (problem units) and time; with exact gradients, the
-    gradient too, so a resumed gradient-based search replays it instead of computing it again."""
+class OptimizerCall:
+    """One objective evaluation the optimizer asked for (a line of ``evaluations.jsonl``): its parameters,
+    value (problem units) and time; with exact gradients, the gradient too, so a resumed gradient-based search
+    replays it instead of computing it again. Not :class:`qportfolio.problems.Evaluation` (an allocation's
+    objective, variance, return, cost and feasibility)."""
 
     index: int
     parameters: list[float]
@@ -28,16 +30,16 @@ def parameter_key(theta) -> tuple[str, ...]:
 class Replay:
     """Recorded evaluations to answer from, consumed in order for each exact parameter vector."""
 
-    def __init__(self, records: list[Evaluation] | None = None):
+    def __init__(self, records: list[OptimizerCall] | None = None):
         self._queues: dict[tuple, deque] = {}
         for record in records or []:
             self._queues.setdefault(parameter_key(record.parameters), deque()).append(record)
         self.used = 0
 
-    def add(self, record: Evaluation) -> None:
+    def add(self, record: OptimizerCall) -> None:
         self._queues.setdefault(parameter_key(record.parameters), deque()).append(record)
 
-    def take(self, theta) -> Evaluation | None:
+    def take(self, theta) -> OptimizerCall | None:
         queue = self._queues.get(parameter_key(theta))
         if not queue:
             return None

@@ -32,15 +32,15 @@ from qportfolio.errors import (
     ConfigError,
 )
 from qportfolio.objective import Objective
-from qportfolio.optimize.history import Evaluation, Replay
-from qportfolio.optimize.objectives import EnergyTable
+from qportfolio.optimize.history import OptimizerCall, Replay
+from qportfolio.optimize.energy_table import EnergyTable
 
 
 @dataclass
 class VariationalResult:
     parameters: np.ndarray
     value: float
-    history: list[Evaluation]
+    history: list[OptimizerCall]
     optimizer_message: str
     final: Distribution
     seconds: float
@@ -55,7 +55,7 @@ class VariationalRunner:
 
     def __init__(self, ansatz: Ansatz, backend, energies: EnergyTable, objective: str = "expectation",
                  cvar_alpha: float = 1.0, optimizer: str = "cobyla", maxiter: int = 100, shots: int = 1024,
-                 seed: int | None = None, on_evaluation: Callable[[Evaluation], None] | None = None,
+                 seed: int | None = None, on_evaluation: Callable[[OptimizerCall], None] | None = None,
                  replay: Replay | None = None, gibbs_eta: float = 8.0):
         optimizer = check_choice(optimizer, Optimizer, "solver.optimizer", ConfigError)
         if maxiter < 1:
@@ -69,7 +69,7 @@ class VariationalRunner:
         self.objective, self.alpha = self.measure.kind, self.measure.alpha
         self.optimizer, self.maxiter, self.shots = optimizer, maxiter, shots
         self.rng = np.random.default_rng(seed)
-        self.history: list[Evaluation] = []
+        self.history: list[OptimizerCall] = []
         self.on_evaluation = on_evaluation
         self.replay = replay or Replay()
 
@@ -93,7 +93,7 @@ class VariationalRunner:
             if r is not None:
                 values[k], seconds[k] = r.value, r.seconds
         for k, (theta, value) in enumerate(zip(thetas, values)):
-            record = Evaluation(len(self.history), [float(t) for t in theta], float(value), float(seconds[k]))
+            record = OptimizerCall(len(self.history), [float(t) for t in theta], float(value), float(seconds[k]))
             self.history.append(record)
             # written unless it came from this file; evaluations recovered from a job's results (index −1) are new here
             if self.on_evaluation is not None and (recorded[k] is None or recorded[k].index < 0):
@@ -136,7 +136,7 @@ class VariationalRunner:
             started = time.perf_counter()
             value, gradient = self.backend.value_and_gradient(self.ansatz.circuit, theta, self.measure)
             seconds, recorded = time.perf_counter() - started, None
-        record = Evaluation(len(self.history), [float(t) for t in theta], float(value), seconds,
+        record = OptimizerCall(len(self.history), [float(t) for t in theta], float(value), seconds,
                             [float(g) for g in gradient])
         self.history.append(record)
         if self.on_evaluation is not None and recorded is None:

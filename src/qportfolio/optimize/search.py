@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -171,40 +170,3 @@ def check_grid(grid: int, per_depth: int, maxiter: int) -> None:
         raise ConfigError(f"solver.grid {grid} scans {grid**2:,} angle pairs, more than the {per_depth} evaluations "
                           f"depth 1 has with solver.maxiter {maxiter}: use solver.grid ≤ {int(per_depth**0.5)} or "
                           "raise solver.maxiter")
-
-
-@dataclass
-class DeviceCandidate:
-    """One circuit the device search weighs: its angles pretrained on the exact simulator, what sampling it
-    exactly would give (``ideal``: P(optimum), feasible fraction), what the device makes of it (``device``:
-    ISA two-qubit depth, estimated fidelity F) and the prediction ``F·P_ideal + (1 − F)·P_noise``."""
-
-    mixer: str
-    warm_start: bool
-    reps: int
-    ansatz: Ansatz
-    parameters: np.ndarray
-    value: float
-    ideal: dict
-    device: dict
-    predicted_p_optimal: float
-    predicted_feasible_fraction: float
-
-    @property
-    def predicted_p_optimal_postselected(self) -> float | None:
-        """Predicted P(optimum) among the feasible samples."""
-        return self.predicted_p_optimal / self.predicted_feasible_fraction if self.predicted_feasible_fraction else None
-
-    def describe(self) -> dict:
-        return {"mixer": str(self.mixer), "warm_start": self.warm_start, "reps": self.reps, "two_qubit_depth": self.device.get("two_qubit_depth"),
-                "two_qubit_gates": self.device.get("two_qubit_gate_count"),
-                "estimated_fidelity": self.device.get("fidelity"), "ideal_p_optimal": self.ideal["p_optimal"],
-                "predicted_p_optimal": self.predicted_p_optimal,
-                "predicted_p_optimal_postselected": self.predicted_p_optimal_postselected}
-
-
-def best_candidate(candidates: list[DeviceCandidate]) -> DeviceCandidate:
-    """The candidate with the highest predicted sampled P(optimum); ties go to the shallower ISA circuit."""
-    if not candidates:
-        raise ValueError("no device candidates")
-    return max(candidates, key=lambda c: (round(c.predicted_p_optimal, 12), -(c.device.get("two_qubit_depth") or 0)))

@@ -14,7 +14,7 @@ from qportfolio.backends.exact.phases import QuboPhases
 from qportfolio.backends.exact.warm_start import WarmStartQAOASimulator
 from qportfolio.backends.exact.x_mixer import QAOASimulator
 from qportfolio.backends.exact.xy_mixer import SubspaceQAOASimulator, weight_k_states
-from qportfolio.cvar import cvar_sorted
+from qportfolio.objective import cvar_sorted
 from qportfolio.errors import (
     ConfigError,
 )

@@ -32,6 +32,17 @@ QPU_TIME_MODEL = (
 
 # --------------------------------------------------------------------------- options
 
+#: The ``backend.*`` keys other than the name, with their defaults: the one home the solver's keywords, the
+#: config's keys and :class:`HardwareOptions` read. None leaves the value to :class:`HardwareOptions` (or to
+#: the saved account); ``precision`` is the exact simulator's state.
+BACKEND_OPTION_DEFAULTS = {
+    "min_qubits": None, "account": None, "channel": None, "instance": None, "connect_timeout": None,
+    "calibration_shots": None, "aer_method": None, "execution_mode": "batch", "dynamical_decoupling": False,
+    "dd_sequence": "XY4", "twirling": False, "max_execution_time": None, "optimization_level": 2,
+    "seed_transpiler": None, "initial_layout": None, "mitigation": "auto", "precision": "complex128",
+}
+_DEFAULT = BACKEND_OPTION_DEFAULTS
+
 
 @dataclass(frozen=True)
 class HardwareOptions:
@@ -41,16 +52,16 @@ class HardwareOptions:
     ``{enable, sequence}``; ``twirling`` accepts a bool (gates and measurements) or ``{gates, measure}``.
     """
 
-    optimization_level: int = 2
+    optimization_level: int = _DEFAULT["optimization_level"]
     seed_transpiler: int | None = None
     initial_layout: tuple[int, ...] | None = None
-    execution_mode: str = "batch"
-    dynamical_decoupling: bool = False
-    dd_sequence: str = "XY4"
-    twirling_gates: bool = False
-    twirling_measure: bool = False
+    execution_mode: str = _DEFAULT["execution_mode"]
+    dynamical_decoupling: bool = _DEFAULT["dynamical_decoupling"]
+    dd_sequence: str = _DEFAULT["dd_sequence"]
+    twirling_gates: bool = _DEFAULT["twirling"]
+    twirling_measure: bool = _DEFAULT["twirling"]
     max_execution_time: int | None = None
-    mitigation: str = "auto"
+    mitigation: str = _DEFAULT["mitigation"]
     calibration_shots: int = 10_000
     min_qubits: int | None = None
     account: str | None = None
@@ -110,15 +121,19 @@ class HardwareOptions:
         }
 
 
+def _known_keys(value: dict, option: str, keys: tuple[str, str]) -> None:
+    unknown = set(value) - set(keys)
+    if unknown:
+        raise ConfigError(f"backend.{option} takes {keys[0]} and {keys[1]}, not {sorted(unknown)}")
+
+
 def _dd_option(value) -> dict:
     if isinstance(value, bool):
         return {"dynamical_decoupling": value}
     if isinstance(value, str):
         return {"dynamical_decoupling": True, "dd_sequence": value}
     if isinstance(value, dict):
-        unknown = set(value) - {"enable", "sequence"}
-        if unknown:
-            raise ConfigError(f"backend.dynamical_decoupling takes enable and sequence, not {sorted(unknown)}")
+        _known_keys(value, "dynamical_decoupling", ("enable", "sequence"))
         out = {"dynamical_decoupling": bool(value.get("enable", True))}
         if value.get("sequence") is not None:
             out["dd_sequence"] = value["sequence"]
@@ -130,9 +145,7 @@ def _twirling_option(value) -> dict:
     if isinstance(value, bool):
         return {"twirling_gates": value, "twirling_measure": value}
     if isinstance(value, dict):
-        unknown = set(value) - {"gates", "measure"}
-        if unknown:
-            raise ConfigError(f"backend.twirling takes gates and measure, not {sorted(unknown)}")
+        _known_keys(value, "twirling", ("gates", "measure"))
         return {"twirling_gates": bool(value.get("gates", False)),
                 "twirling_measure": bool(value.get("measure", False))}
     raise ConfigError(f"backend.twirling must be a bool or {{gates, measure}}, got {value!r}")
