@@ -8,8 +8,9 @@ wall time a user waits: interpreter, imports, the run and its files), the real o
 /tmp. The command is the one the config is shipped for: ``run`` (``baseline`` where ``run --dry-run`` is
 refused, as the run is: eight_assets), ``backtest`` for a config with a backtest section, ``sweep
 --max-workers 2`` for a study. ``hardware_ibm`` needs an account and the network: its dry run is made with the
-least busy device replaced by ``fake_fez`` offline (estimate only). ``--first-run`` (default) adds the
-quickstart on a copy of ``src`` without numba's cache: the first run after install, which compiles the kernels.
+least busy device replaced by ``fake_fez`` offline (estimate only). Unless ``--no-first-run``, the quickstart and
+the backtest are also measured on a copy of ``src`` without numba's cache: the first command after install, which
+compiles the kernels (for the backtest, its dry run already does).
 
 The table gives estimate, measured, their ratio and the 1-minute load average before and after (the machine
 is shared), and checks that the plan lists only what the command does (no shots on ``exact``, no mixer for
@@ -34,6 +35,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Measured also as the first command after install (a copy of ``src`` without numba's cache).
+FIRST_RUN_CONFIGS = ("quickstart", "backtest")
 CLI = "from qportfolio.app.cli import main; import sys; sys.exit(main())"
 #: ``ibm:least_busy`` offline: the device is the fake Fez (no account, no network), the rest of the path real.
 OFFLINE_IBM = ("import sys; import qportfolio.backends.ibm as ibm; from qportfolio.backends.ibm.devices import "
@@ -173,7 +176,7 @@ def table(rows: list[dict]) -> list[str]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="*", default=None, help="config names (default: every one in configs/)")
-    parser.add_argument("--no-first-run", action="store_true", help="skip the quickstart on a fresh copy of src")
+    parser.add_argument("--no-first-run", action="store_true", help="skip the first-command-after-install rows")
     parser.add_argument("--out", default="results/benchmarks/dry_run_accuracy.md")
     parser.add_argument("--append", action="store_true", help="add this pass to the file instead of replacing it")
     args = parser.parse_args(argv)
@@ -185,13 +188,14 @@ def main(argv=None) -> None:
             row = measure(name, ROOT / "configs" / f"{name}.yaml", ROOT / "src", tmp)
             rows.append(row)
             print(f"{name}: estimate {row.get('estimate')} s, measured {row.get('measured')} s", file=sys.stderr)
-        if not args.no_first_run:
-            src = tmp / "fresh" / "src"
+        for name in () if args.no_first_run else FIRST_RUN_CONFIGS:
+            src = tmp / f"fresh-{name}" / "src"
             shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
-            row = measure("quickstart", ROOT / "configs" / "quickstart.yaml", src, tmp / "fresh")
-            row["config"] = "quickstart, first run after install"
+            row = measure(name, ROOT / "configs" / f"{name}.yaml", src, tmp / f"fresh-{name}")
+            row["config"] = f"{name}, first run after install"
             rows.append(row)
-            print(f"first run: estimate {row.get('estimate')} s, measured {row.get('measured')} s", file=sys.stderr)
+            print(f"{name}, first run: estimate {row.get('estimate')} s, measured {row.get('measured')} s",
+                  file=sys.stderr)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     shown = " ".join(f"--configs {' '.join(args.configs)}".split()) + " " if args.configs else ""
     flags = f"{shown}{'--no-first-run ' if args.no_first_run else ''}{'--append' if args.append else ''}".strip()
