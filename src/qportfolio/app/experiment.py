@@ -20,7 +20,6 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from qportfolio.app import plots
@@ -40,7 +39,7 @@ from qportfolio.app.results import (
     write_circuit,
     write_json,
 )
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, is_hardware, is_noisy
 from qportfolio.backends.exact.kernels import kernels_compiled
 from qportfolio.backends.ibm.base import HardwareBackend
 from qportfolio.baselines import run_baselines
@@ -233,7 +232,7 @@ def resume(folder: str | Path, progress: bool | str | None = None, approve_spend
     config = load_config(folder / "config.yaml")
     quantum = previous.get("mode", "run") == "run"
     if quantum and (config.backend.max_qpu_seconds is not None
-                    or config.backend.name.split(":")[0] in NOISY_PREFIXES):
+                    or is_noisy(config.backend.name)):
         # the whole run's estimate (an upper bound on what is left), on the prices the run used
         check_spending(config, approve_spending, build_problem(config, _market(config, folder)))
     return execute(config, quantum=quantum, progress=progress, folder=folder, backend=backend)
@@ -318,9 +317,7 @@ def _execute(config: ExperimentConfig, run: Run, quantum: bool, progress, backen
     solver.backend = _job_backend(config, solver, run, progress) or solver.backend
     solver = solver.resolved(problem)
     _announce_duration(solver, problem, encoded, run.folder)
-    # one BLAS thread: L-BFGS-B's small BLAS calls on two threads wait a scheduler slice each for the second
-    # thread when other processes hold the cores (the quickstart took 43–50 s instead of 5 s at load 4–6)
-    with _progress_bar(solver, progress) as bar, threadpool_limits(1, user_api="blas"):
+    with _progress_bar(solver, progress) as bar:
         outcome = solver.solve(problem, exact, encoded, _hooks(run, bar, config.backend.name, progress == "log"),
                                result.get("backend_resolved"))
     timing["quantum_s"] = time.perf_counter() - clock
@@ -349,7 +346,7 @@ def _job_backend(config: ExperimentConfig, solver, run: Run, progress=None):
     """For IBM-family backends: the backend object, with the readout calibrations the run folder recorded
     restored and new ones recorded as they are measured, and a long noisy simulation's progress shown;
     None otherwise (or when a backend was given)."""
-    if not isinstance(solver.backend, str) or config.backend.name.split(":")[0] not in HARDWARE_PREFIXES:
+    if not isinstance(solver.backend, str) or not is_hardware(config.backend.name):
         return None
     backend = solver.make_backend(name=run.result.get("backend_resolved"))
     if isinstance(backend, HardwareBackend):

@@ -12,7 +12,7 @@ from qportfolio.optimize.auto import WORK_BUDGET
 from qportfolio.app.instance import build_problem_from_config
 from qportfolio.app.results import check_output_folder, write_circuit
 from qportfolio.backends.exact.kernels import kernels_compiled
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, NOISY_PREFIXES, JobBackend
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, JobBackend, is_hardware, is_noisy
 from qportfolio.classical import solve_exact
 from qportfolio.optimize.device_search import best_candidate
 from qportfolio.errors import ConfigError, ResourceError
@@ -72,7 +72,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True, starte
     if solver.pretrain == "exact" and candidates is None:  # the angles trained on exact first, at most maxiter
         plan["pretraining_evaluations_on_exact"] = solver.maxiter
     family = config.backend.name.split(":")[0]
-    hardware = family in HARDWARE_PREFIXES
+    hardware = is_hardware(config.backend.name)
     clock = time.perf_counter()
     if hardware and backend is None:
         backend = solver.make_backend()
@@ -98,7 +98,7 @@ def dry_run(config: ExperimentConfig, problem=None, quantum: bool = True, starte
             qpu += backend.estimate_qpu_seconds(ansatz.circuit, 2, backend.options.calibration_shots, jobs=1)
         plan["estimated_qpu_seconds"] = qpu
     measured["transpilation"] = time.perf_counter() - clock  # for the device, as the run does it
-    if qpu_guarded(config) or family in NOISY_PREFIXES:
+    if qpu_guarded(config) or is_noisy(config.backend.name):
         # the run's spending guard plans it first, as this dry run did (a simulator with --yes skips it)
         measured["spending_guard"] = time.perf_counter() - began
     return _with_estimate(plan, measured, modelled, uses_kernels=uses_kernels(solver),
@@ -144,7 +144,7 @@ def export_circuits(config: ExperimentConfig, folder: str | Path = "results/circ
     ansatz = solver.prepare_ansatz(problem, solver.encode(problem).encoding)
     isa = None
     if target is not None:  # the target is checked (and compiled for) before any file is written
-        if target.split(":")[0] not in HARDWARE_PREFIXES or ":" not in target:
+        if not is_hardware(target) or ":" not in target:
             raise ConfigError(f"--target {target} is not a device target with an ISA: use aer_noisy:<device>, "
                               "ibm_fake:<device> or ibm:<device> (e.g. aer_noisy:fake_fez)")
         backend = solver.make_backend(name=target)
@@ -180,7 +180,7 @@ def check_spending(config: ExperimentConfig, approved: bool, problem=None) -> fl
     """Refuse, unless ``approved``, a run whose estimated QPU time exceeds ``backend.max_qpu_seconds``, or a
     noisy simulation (``aer_noisy:*``, ``ibm_fake:*``) expected to take more than
     :data:`MAX_UNAPPROVED_SIMULATION_SECONDS`."""
-    noisy = config.backend.name.split(":")[0] in NOISY_PREFIXES
+    noisy = is_noisy(config.backend.name)
     if not qpu_guarded(config) and not (noisy and not approved):
         return None
     plan = dry_run(config, problem)
@@ -294,7 +294,7 @@ def quantum_seconds(solver, problem, num_qubits: int, circuit, backend=None, cal
     if solver.pretrain == "exact" and not pretrained:
         trainer = dataclasses.replace(solver, backend="exact", pretrain="none", refine=0)
         parts["pretraining"] = exact_search_seconds(trainer, problem, num_qubits)
-    if family in NOISY_PREFIXES:
+    if is_noisy(family):
         from qportfolio.backends.ibm.noisy import IN_PROCESS_SECONDS
 
         parts["search"] = noisy_seconds(solver, circuit, evaluations, backend) if evaluations else 0.0

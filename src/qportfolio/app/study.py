@@ -35,7 +35,6 @@ from typing import Any, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from qportfolio.app.config import ExperimentConfig, load_config, parse_config
@@ -307,8 +306,7 @@ def _probe(point: Point) -> tuple[float, float]:
                                  layerwise=False, postprocess=False)
     encoded = solver.encode(problem, exact.vector, optimal_objective=exact.objective)
     setup = time.perf_counter() - clock
-    # one BLAS thread, as in a run and in Ray's workers: two wait a scheduler slice a call under load
-    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):  # COBYLA warns of so few evaluations
+    with warnings.catch_warnings():  # COBYLA warns of so few evaluations
         warnings.simplefilter("ignore")
         dataclasses.replace(solver, maxiter=2).solve(problem, exact, encoded)  # compiles the kernels: not timed
         clock = time.perf_counter()

@@ -24,9 +24,18 @@ NOISY_PREFIXES = ("aer_noisy", "ibm_fake")
 EXACT_PROBABILITY_BACKENDS = ("exact", "aer_statevector")
 
 __all__ = ["BACKENDS", "EXACT_PROBABILITY_BACKENDS", "HARDWARE_PREFIXES", "NOISY_PREFIXES", "AerShotsBackend", "AerStatevectorBackend",
-           "Backend", "Distribution", "ExactBackend", "ExactGradient", "ExactObjective", "JobBackend", "make_backend"]
+           "Backend", "is_hardware", "is_noisy", "Distribution", "ExactBackend", "ExactGradient", "ExactObjective", "JobBackend", "make_backend"]
 
 
+def is_hardware(name: str) -> bool:
+    """Whether ``name`` (``family:device``) is a hardware target: a device, its local testing mode or its noise
+    model (:data:`HARDWARE_PREFIXES`)."""
+    return name.split(":", 1)[0] in HARDWARE_PREFIXES
+
+
+def is_noisy(name: str) -> bool:
+    """Whether ``name`` is a device's noise simulated here (:data:`NOISY_PREFIXES`): estimated, not billed."""
+    return name.split(":", 1)[0] in NOISY_PREFIXES
 
 
 def make_backend(name: str, shots: int, seed: int | None, **options):
@@ -57,7 +66,7 @@ def make_backend(name: str, shots: int, seed: int | None, **options):
         if name == "aer_statevector":
             return AerStatevectorBackend(seed)
         return AerShotsBackend(shots, seed)
-    if name.split(":", 1)[0] in HARDWARE_PREFIXES and ":" in name:
+    if is_hardware(name) and ":" in name:
         return make_hardware_backend(name, shots, seed, **options)
     raise ConfigError(f"backend.name must be one of {BACKENDS} or ibm:<device>, ibm:least_busy, "
                       f"ibm_fake:<fake device>, aer_noisy:<fake device> (e.g. aer_noisy:fake_fez), got {name!r}")

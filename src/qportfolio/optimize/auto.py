@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from qportfolio.backends import HARDWARE_PREFIXES
+from qportfolio.backends import is_hardware
 from qportfolio.choices import Algorithm, Mixer, Optimizer, Pretrain, Search, TrainingObjective, check_choice
 from qportfolio.errors import ConfigError
 from qportfolio.optimize.search import planned_evaluations as search_evaluations
@@ -51,7 +51,7 @@ def resolve(solver, problem: DiscreteProblem):
         fixed = (solver.algorithm == Algorithm.VQE or solver.layerwise or solver.multistart > 1 or solver.grid
                  or solver.initial_parameters is not None)
         search = values["search"] = "fixed" if fixed else "adaptive"
-    hardware = solver.backend_name.split(":")[0] in HARDWARE_PREFIXES
+    hardware = is_hardware(solver.backend_name)
     if solver.pretrain == "auto":
         values["pretrain"] = "exact" if hardware else "none"
     training_backend = "exact" if values.get("pretrain", solver.pretrain) == "exact" else solver.backend_name

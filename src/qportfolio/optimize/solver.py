@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, HARDWARE_PREFIXES, Backend, JobBackend, make_backend
+from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, Backend, JobBackend, is_hardware, make_backend
 from qportfolio.backends.exact import weight_k_states
 from qportfolio.backends.ibm.options import BACKEND_OPTION_DEFAULTS
 from qportfolio.choices import Algorithm, Mixer
@@ -155,12 +156,12 @@ class QuantumSolver:
         it would reject); hardware transpiles with the run's seed unless ``seed_transpiler`` is given."""
         options = {key: getattr(self, key) for key, default in _BACKEND.items()
                    if getattr(self, key) != default}
-        if self.backend_name.split(":")[0] in HARDWARE_PREFIXES:
+        if is_hardware(self.backend_name):
             options.setdefault("seed_transpiler", self.seed)
         return options
 
     def qubit_limit(self) -> int | None:
-        """``max_qubits``, or what the exact-probability simulators hold (their 2ⁿ energy table); None on hardware."""
+        """``max_qubits``, or what the 2ⁿ energy table holds; None on ``ibm:*``/``ibm_fake:*`` (the device decides)."""
         if self.max_qubits is not None:
             return self.max_qubits
         return None if self.backend_name.startswith("ibm") else MAX_ENUMERATED_QUBITS
@@ -237,8 +238,13 @@ class QuantumSolver:
         """Run the variational algorithm on ``problem`` and judge its samples against the exact answer.
 
         ``exact`` and ``encoded`` may be given when the caller has them (the app runs baselines on the
-        same encoding); ``backend_name`` pins a resolved device (a resumed ``ibm:least_busy`` run).
-        """
+        same encoding); ``backend_name`` pins a resolved device (a resumed ``ibm:least_busy`` run). One BLAS
+        thread: on two, L-BFGS-B's small calls each wait a scheduler slice under load (24–50 s, not 5 s)."""
+        with threadpool_limits(1, user_api="blas"):
+            return self._solve(problem, exact, encoded, hooks, backend_name)
+
+    def _solve(self, problem: DiscreteProblem, exact: ClassicalSolution | None, encoded: Encoded | None,
+               hooks: SolveHooks | None, backend_name: str | None) -> QuantumResult:
         if isinstance(problem, MarkowitzProblem):
             raise ConfigError("markowitz has continuous weights: it is solved classically, with solve_exact")
         self = self.resolved(problem)
