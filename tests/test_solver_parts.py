@@ -41,6 +41,19 @@ def test_the_solver_encodes_through_the_encoder(shares_problem, selection_proble
         .objective[0] == solve_exact(selection_problem).objective
 
 
+def test_the_encoder_interprets_what_it_encodes(shares_problem):
+    """Every allocation within the share bounds, encoded to bits and interpreted back, is itself (slack encoding:
+    its register bits set too); and every bitstring interprets to an allocation within the bounds."""
+    encoder = Encoder(constraint_encoding="slack")
+    encoded = encoder.encode(shares_problem)
+    grid = np.stack(np.meshgrid(*[np.arange(u + 1) for u in shares_problem.upper_bounds], indexing="ij"), -1)
+    allocations = grid.reshape(-1, shares_problem.num_assets)
+    bits = np.array([encoded.encoding.encode(x) for x in allocations])
+    assert np.array_equal(encoder.interpret(encoded, bits), allocations)
+    every = encoder.interpret(encoded, all_bits(encoded.num_qubits))
+    assert (every >= 0).all() and (every <= np.asarray(shares_problem.upper_bounds)).all()
+
+
 def test_the_samplers_default_qubo_is_the_encoders_slack_encoding_and_its_ground_state_the_optimum(shares_problem):
     exact = solve_exact(shares_problem)
     encoding, which = sampler_encoding(shares_problem)

@@ -84,6 +84,13 @@ class Encoder:
     narrowing: str = "auto"
     keeps_cardinality: bool = False
 
+    @staticmethod
+    def interpret(encoded: Encoded, bits) -> np.ndarray:
+        """The problem's allocations ``(m, n)`` of measured bit rows ``(m, N)``: each variable's register read
+        back through its coefficients and offset, slack bits ignored (the inverse of :meth:`encode` on the
+        decision qubits)."""
+        return encoded.encoding.decode(bits)
+
     def encode(self, problem: DiscreteProblem, optimum=None, for_circuit: bool = True,
                optimal_objective: float | None = None, check: bool = True) -> Encoded:
         """The QUBO encoding of ``problem`` with the record of how it was made: the constraint encoding, the slack
