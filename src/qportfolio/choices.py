@@ -188,6 +188,14 @@ class BacktestMethod(Choice):
     BUY_AND_HOLD = "buy_and_hold"
 
 
+class TableFormat(Choice):
+    """How ``compare`` and ``frontier`` print their tables."""
+
+    TABLE = "table"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+
+
 def check_choice(value, choice: type[Choice], name: str, error=ValueError) -> str:
     """``value`` as the plain string of a member of ``choice``, or ``error`` naming ``name`` and the allowed values."""
     try:

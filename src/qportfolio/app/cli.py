@@ -31,6 +31,7 @@ from pathlib import Path
 
 import psutil
 
+from qportfolio.choices import TableFormat
 from qportfolio.memory import collector_paused
 
 with collector_paused():  # matplotlib, pydantic, …; the command freezes them in main()
@@ -98,14 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     compare = commands.add_parser("compare", help="one table across run folders and methods, and a frontier figure")
     compare.add_argument("run_dirs", nargs="+", help="one or more run folders")
-    compare.add_argument("--format", choices=("table", "markdown", "csv"), default="table",
+    compare.add_argument("--format", choices=TableFormat.values(), default="table",
                          help="output format (default: table)")
     compare.add_argument("--figure", default=None, help="where to write the figure (default: comparison.png beside "
                          "the first run folder)")
     frontier = commands.add_parser("frontier", help="the continuous efficient frontier of a config's assets")
     frontier.add_argument("config", help="YAML experiment config whose data section gives the assets")
     frontier.add_argument("--points", type=_positive_points, default=20, help="points on the frontier, ≥ 2 (default: 20)")
-    frontier.add_argument("--format", choices=("table", "markdown", "csv"), default="table",
+    frontier.add_argument("--format", choices=TableFormat.values(), default="table",
                           help="output format (default: table)")
     frontier.add_argument("--figure", default=None, help="figure path (default: results/<config name>-frontier.png)")
     walk = commands.add_parser("backtest", help="out-of-sample backtest: re-solve at each rebalance date, hold at real prices")

@@ -29,12 +29,13 @@ import numpy as np
 
 from qportfolio.app import plots
 from qportfolio.app.results import load_result, result_path
+from qportfolio.choices import TableFormat
 from qportfolio.classical import efficient_frontier, solve_markowitz
 from qportfolio.data import load_market
 from qportfolio.errors import ConfigError, QPortfolioError, RunFolderError
 from qportfolio.problems import MarkowitzProblem, optimum_tolerance
 
-FORMATS = ("table", "markdown", "csv")
+FORMATS = TableFormat.values()
 COLUMNS = ("run", "method", "status", "objective", "gap_to_optimum", "feasible", "expected_return", "variance",
            "cost", "p_optimal", "lift", "p_optimal_postselected", "lift_postselected", "qubits_saved", "time_s")
 
