@@ -54,6 +54,15 @@ class MarkowitzObjective(Choice):
     UTILITY_VOLATILITY = "utility_volatility"
 
 
+class MarkowitzMethod(Choice):
+    """How :func:`~qportfolio.classical.solve_markowitz` solves: ``closed_form`` (shorts only), ``convex``
+    (cvxpy + Clarabel, any case), ``auto`` (closed form with shorts, convex long-only)."""
+
+    AUTO = "auto"
+    CLOSED_FORM = "closed_form"
+    CONVEX = "convex"
+
+
 class ConstraintEncoding(Choice):
     """How an inequality becomes a penalty: ``slack`` (an integer slack register, exact), ``squared`` (the
     seed's ``λ(gᵀx − h)²``, an equality in effect), ``unbalanced`` (``λ₂h² − λ₁h`` on ``h = rhs − gᵀx``, no slack,

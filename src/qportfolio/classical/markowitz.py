@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qportfolio.choices import MarkowitzMethod, check_choice
 from qportfolio.classical.convex import covariance_factor, solve_convex
 from qportfolio.classical.solution import ClassicalSolution
 from qportfolio.errors import (
@@ -17,10 +18,6 @@ from qportfolio.problems import (
 )
 
 MAX_CONDITION = 1e12
-#: The Markowitz solution paths :func:`solve_markowitz` accepts.
-MARKOWITZ_METHODS = ("auto", "closed_form", "convex")
-
-
 
 
 def solve_markowitz(problem: MarkowitzProblem, method: str = "auto") -> ClassicalSolution:
@@ -29,8 +26,7 @@ def solve_markowitz(problem: MarkowitzProblem, method: str = "auto") -> Classica
     ``method``: ``auto`` (closed form with shorts, convex solver long-only), ``closed_form`` (shorts
     only) or ``convex`` (cvxpy + Clarabel, any case; the independent check of the closed forms).
     """
-    if method not in MARKOWITZ_METHODS:
-        raise ProblemError(f"unknown Markowitz method {method!r}: use one of {', '.join(MARKOWITZ_METHODS)}")
+    method = check_choice(method, MarkowitzMethod, "method", ProblemError)
     started = time.perf_counter()
     proven = True
     if method == "closed_form" or (method == "auto" and problem.allow_short):
