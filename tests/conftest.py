@@ -51,3 +51,16 @@ def engine_on_one_and_two_threads(simulator, theta, observable):
     finally:
         numba.set_num_threads(previous)
     return results
+
+
+def ideal_p_optimal(result, problem) -> float:
+    """P(optimum) of a quantum result's circuit at its final parameters on the exact simulator (the encoding the
+    run used): the independent check of what the device search records as ``ideal_p_optimal``."""
+    from qportfolio.backends import make_backend
+    from qportfolio.evaluation import decode_samples, quality_metrics
+
+    encoded = result.encoded
+    exact = make_backend("exact", 100, 3, energies=encoded.energies, qubo=encoded.encoding.qubo)
+    distribution = exact.distributions(result.ansatz.circuit, result.search.parameters)[0]
+    return quality_metrics(decode_samples(distribution, encoded.encoding, problem), result.exact.objective,
+                           result.exact.worst_feasible_objective).p_optimal

@@ -8,13 +8,12 @@ import pytest
 
 from qportfolio.backends import make_backend
 from qportfolio.circuits import vqe_ansatz
-from qportfolio.evaluation import decode_samples, quality_metrics
 from qportfolio.optimize import QuantumSolver
 from qportfolio.optimize.hardware_efficient import CVAR_SCHEDULE, annealed_cvar
 from qportfolio.optimize.energy_table import EnergyTable
 from qportfolio.optimize.runner import VariationalRunner
 
-from conftest import all_bits
+from conftest import all_bits, ideal_p_optimal
 
 
 def test_reps_zero_is_the_ry_product_state():
@@ -74,10 +73,5 @@ def test_device_search_weighs_the_product_state_for_whole_shares(shares_problem)
     # the prediction holds against Aer's noisy sampling within the factor of 2 the issue asks for
     assert 0.5 <= device["chosen"]["predicted_p_optimal"] / result.p_optimal <= 2
     # the recorded ideal P(optimum) of the chosen circuit: the exact simulator at the run's parameters
-    encoded = result.encoded
-    exact = make_backend("exact", 100, 3, energies=encoded.energies, qubo=encoded.encoding.qubo)
-    ideal = quality_metrics(decode_samples(exact.distributions(result.ansatz.circuit, result.search.parameters)[0],
-                                           encoded.encoding, shares_problem),
-                            result.exact.objective, result.exact.worst_feasible_objective)
-    assert device["chosen"]["ideal_p_optimal"] == pytest.approx(ideal.p_optimal, rel=1e-9)
+    assert device["chosen"]["ideal_p_optimal"] == pytest.approx(ideal_p_optimal(result, shares_problem), rel=1e-9)
 

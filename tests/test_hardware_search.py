@@ -22,7 +22,7 @@ from qportfolio.evaluation import decode_samples, postselected_metrics, quality_
 from qportfolio.optimize import QuantumSolver
 from qportfolio.optimize.device_search import DEVICE_CANDIDATES
 
-from conftest import all_bits
+from conftest import all_bits, ideal_p_optimal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,12 +106,7 @@ def test_device_search_chooses_the_best_predicted_circuit_on_aer_noisy(selection
     assert (result.settings["mixer"], result.settings["warm_start"], result.ansatz.reps) == (
         device["chosen"]["mixer"], device["chosen"]["warm_start"], device["chosen"]["reps"])
     # the chosen circuit's ideal P(optimum): the exact simulator on the encoding the run used
-    encoded = result.encoded
-    exact_backend = make_backend("exact", 100, 3, energies=encoded.energies, qubo=encoded.encoding.qubo)
-    ideal = quality_metrics(decode_samples(exact_backend.distributions(result.ansatz.circuit, result.search.parameters)[0],
-                                           encoded.encoding, selection_problem),
-                            result.exact.objective, result.exact.worst_feasible_objective)
-    assert device["chosen"]["ideal_p_optimal"] == pytest.approx(ideal.p_optimal, rel=1e-9)
+    assert device["chosen"]["ideal_p_optimal"] == pytest.approx(ideal_p_optimal(result, selection_problem), rel=1e-9)
     # deeper circuits of one mixer are never estimated to survive better on the device
     for mixer, warm, _ in DEVICE_CANDIDATES:
         fidelities = [c["estimated_fidelity"] for c in candidates if (c["mixer"], c["warm_start"]) == (mixer, warm)]
