@@ -91,7 +91,7 @@ def device_candidates(solver, problem: DiscreteProblem, encoded: Encoded, exact:
     also each mixer's encoding."""
     base = solver.resolved(problem)
     optimum = exact.vector if exact.proven_optimal else None
-    candidates, encodings = [], {}
+    candidates, encodings, noise = [], {}, {}  # noise: each encoding's uniform-distribution metrics
     for mixer, warm_start, depth in DEVICE_CANDIDATES:
         if mixer != Mixer.X and not isinstance(problem, SelectionProblem):
             continue
@@ -101,7 +101,8 @@ def device_candidates(solver, problem: DiscreteProblem, encoded: Encoded, exact:
                                                                         optimal_objective=exact.objective))
         if enc.energies is None:
             continue
-        encodings[mixer] = enc
+        if mixer not in encodings:
+            encodings[mixer], noise[mixer] = enc, uniform_metrics(problem, enc.encoding, exact)
         warm = trial.warm_start_probabilities(problem, enc.encoding)
         trainer = make_backend("exact", base.shots, base.seed, energies=enc.energies, precision=base.precision,
                                qubo=enc.encoding.qubo)
@@ -116,25 +117,24 @@ def device_candidates(solver, problem: DiscreteProblem, encoded: Encoded, exact:
             WORK_BUDGET, lambda reps: trained_angles(mixer, reps) if warm is None else None,
             on_depth=lambda ansatz, theta, value: found.append((ansatz, np.array(theta), value)))
         for ansatz, theta, value in found:
-            candidates.append(_candidate(problem, enc, exact, backend, trainer, ansatz, theta, value,
+            candidates.append(_candidate(problem, enc, exact, noise[mixer], backend, trainer, ansatz, theta, value,
                                          str(mixer), warm is not None))
     if not isinstance(problem, SelectionProblem) and Mixer.X in encodings:  # whole shares: the RY product state
         enc = encodings[Mixer.X]
         warm = warm_start_probabilities(problem, enc.encoding, base.warm_start_epsilon)
         ansatz, theta, value, trainer = train_product(enc, warm, base.shots, base.seed, base.precision)
-        candidates.append(_candidate(problem, enc, exact, backend, trainer, ansatz, theta, value, Mixer.X.value,
-                                     False, form="ry_product", form_settings=PRODUCT_SETTINGS))
+        candidates.append(_candidate(problem, enc, exact, noise[Mixer.X], backend, trainer, ansatz, theta, value,
+                                     Mixer.X.value, False, form="ry_product", form_settings=PRODUCT_SETTINGS))
     return candidates, encodings
 
 
-def _candidate(problem: DiscreteProblem, enc: Encoded, exact: ClassicalSolution, backend, trainer: Backend,
-               ansatz: Ansatz, theta: np.ndarray, value: float, mixer: str, warm_start: bool,
+def _candidate(problem: DiscreteProblem, enc: Encoded, exact: ClassicalSolution, noise: QualityMetrics, backend,
+               trainer: Backend, ansatz: Ansatz, theta: np.ndarray, value: float, mixer: str, warm_start: bool,
                **form) -> DeviceCandidate:
     """One trained circuit as a candidate: its ideal metrics on ``trainer`` (the exact simulator), its fidelity
-    ``F`` on ``backend`` and the prediction ``F·P_ideal + (1 − F)·P_U``."""
+    ``F`` on ``backend`` and the prediction ``F·P_ideal + (1 − F)·P_U`` (``noise``: :func:`uniform_metrics`)."""
     ideal = quality_metrics(decode_samples(trainer.distributions(ansatz.circuit, theta)[0], enc.encoding, problem),
                             exact.objective, exact.worst_feasible_objective)
-    noise = uniform_metrics(problem, enc.encoding, exact)
     device = backend.fidelity(ansatz.circuit)
     fidelity = device["fidelity"]
     return DeviceCandidate(mixer, warm_start, ansatz.reps, ansatz, theta, value, ideal.describe(), device,
