@@ -208,6 +208,19 @@ def test_quickstart_without_warm_start_gives_the_quoted_p_optimal(tmp_path, caps
     assert got == pytest.approx(want, abs=PROBABILITY_TOLERANCE)
 
 
+@pytest.mark.slow
+def test_quickstart_with_slack_registers_gives_the_quoted_p_optimal(tmp_path, capsys):
+    found = quoted(r"with `constraint_encoding: slack` \((\d+) qubits\) the defaults reach (\d\.\d+)")
+    qubits, want = int(found.group(1)), float(found.group(2))
+    text = (ROOT / "configs/quickstart.yaml").read_text()
+    config = tmp_path / "quickstart.yaml"
+    config.write_text(re.sub(r"constraint_encoding: auto.*", "constraint_encoding: slack", text, count=1))
+    assert yaml.safe_load(config.read_text())["problem"]["constraint_encoding"] == "slack"
+    printed = run_quoted(["run", str(config), "--quiet"], tmp_path, capsys)
+    assert int(re.search(r"qubits\s+(\d+)", printed).group(1)) == qubits
+    assert float(re.search(r"p_optimal\s+(\S+)", printed).group(1)) == pytest.approx(want, abs=PROBABILITY_TOLERANCE)
+
+
 def test_eight_assets_baselines_give_the_quoted_objectives(tmp_path, capsys):
     found = quoted(r"objectives \(variance, \$²\) of ([\d.]+) for `classical_exact` \(SCIP's proven optimum\) and "
                    r"`scip`, ([\d.]+) for `relax_round` and `greedy`, ([\d.]+) for `simulated_annealing` and "
