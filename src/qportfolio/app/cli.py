@@ -235,6 +235,16 @@ def _submit(args) -> int:
     return 0
 
 
+def _process_age() -> float:
+    """Seconds since this process started. On Linux from the kernel's own clock ticks (``/proc/self/stat``
+    against the boot clock): psutil's start time rests on a boot time rounded to whole seconds, up to 1 s off."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time() - psutil.Process().create_time()
+
+
 def _progress(args) -> str | None:
     """A progress bar on a terminal, progress lines in a log (stderr not a terminal), nothing with --quiet."""
     if args.quiet:
@@ -290,7 +300,7 @@ def _command(args) -> int:
         config = load_config(args.config, {"seed": args.seed})
         quantum = args.command == "run"
         if args.dry_run:
-            started = time.time() - psutil.Process().create_time()  # how loaded the machine is (planning.slowdown)
+            started = _process_age()  # how loaded the machine is (planning.slowdown)
             _, _, problem = experiment.prepare(config, quantum)  # a run that would be refused is refused, not planned
             _print_mapping(dry_run(config, problem, quantum, started if args.program else None))
             return 0

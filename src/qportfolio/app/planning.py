@@ -206,8 +206,9 @@ MAX_UNAPPROVED_SIMULATION_SECONDS = 3600.0
 # The cost model of a command's wall time on this project's 2-core machine when idle, scaled by :func:`slowdown`
 # (the load average is a poor guide: 5 s runs at load 2 and at load 9 alike), checked against measured runs by
 # benchmarks/dry_run_accuracy.py (results/benchmarks/dry_run_accuracy.md).
-#: This process's start up to the dry run on the idle machine, and the most :func:`slowdown` makes of it.
-IDLE_START_SECONDS = 1.6
+#: This process's start up to the dry run on the idle machine, and the most :func:`slowdown` makes of it (the
+#: cost model was fitted with psutil's start time, 0.78 s late on that machine; 1.0 s keeps the fit's slowdowns).
+IDLE_START_SECONDS = 1.0
 MAX_SLOWDOWN = 4.0
 #: The interpreter and the imports, and the run folder's files and figures: markowitz's whole run (nothing else)
 #: 2.0 s at slowdown 1.25.
