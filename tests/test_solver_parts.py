@@ -4,6 +4,7 @@ home for the backend option defaults, one result shape; each checked against enu
 import dataclasses
 
 import numpy as np
+import pytest
 from conftest import all_bits
 
 import qportfolio.optimize as optimize
@@ -95,3 +96,13 @@ def test_the_quantum_result_has_the_solution_shape(selection_problem):
     text = repr(result)
     assert text.startswith("QuantumResult(") and "\n" not in text and len(text) < 300
     assert f"objective={float(f'{result.objective:.6g}')}" in text
+
+
+def test_mitigation_none_is_accepted_by_the_simulators(selection_problem):
+    """``mitigation: none`` says what a simulator does anyway: it is not handed to the exact backend (which
+    rejects hardware options), and the answer equals the default run's."""
+    plain = QuantumSolver(backend="exact", seed=1).solve(selection_problem)
+    none = QuantumSolver(backend="exact", seed=1, mitigation="none").solve(selection_problem)
+    assert "mitigation" not in QuantumSolver(backend="exact", mitigation="none").backend_options()
+    assert none.allocation == plain.allocation and none.p_optimal == pytest.approx(plain.p_optimal, abs=1e-12)
+    assert none.raw_table is None  # nothing was mitigated, so there is no "before mitigation" table

@@ -179,9 +179,16 @@ def qaoa_ansatz(operator: SparsePauliOp, reps: int, mixer: str = "x", num_select
     return Ansatz(circuit, "qaoa", reps, scale, description)
 
 
-def vqe_ansatz(num_qubits: int, reps: int, form: str = "real_amplitudes", entanglement: str = "linear") -> Ansatz:
-    """Hardware-efficient ansatz for VQE (parameters in ``circuit.parameters`` order); ``reps = 0``: one rotation
-    layer, a product state."""
+def qubo_scale(qubo) -> float:
+    """VQE's cost scale: the QUBO's largest |coefficient| (1 for an empty QUBO)."""
+    scale = max(float(np.max(np.abs(qubo.quadratic), initial=0.0)), float(np.max(np.abs(qubo.linear), initial=0.0)))
+    return scale or 1.0
+
+
+def vqe_ansatz(num_qubits: int, reps: int, form: str = "real_amplitudes", entanglement: str = "linear",
+               scale: float = 1.0) -> Ansatz:
+    """Hardware-efficient ansatz for VQE (parameters in ``circuit.parameters`` order), its cost divided by
+    ``scale`` (:func:`qubo_scale`); ``reps = 0``: one rotation layer, a product state."""
     if reps < 0:
         raise ConfigError(f"solver.reps must be ≥ 0 for VQE, got {reps}")
     if entanglement not in ENTANGLEMENTS:
@@ -193,4 +200,4 @@ def vqe_ansatz(num_qubits: int, reps: int, form: str = "real_amplitudes", entang
     else:
         raise ConfigError(f"solver.ansatz must be one of {VQE_FORMS}, got {form!r}")
     circuit.metadata = {"algorithm": "vqe", "form": form, "entanglement": entanglement}
-    return Ansatz(circuit, "vqe", reps, 1.0, {"form": form, "entanglement": entanglement})
+    return Ansatz(circuit, "vqe", reps, scale, {"form": form, "entanglement": entanglement})

@@ -15,12 +15,11 @@ best state found. The starts are the warm-start probabilities (relax-and-round) 
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 
 from qportfolio.backends import Backend, make_backend
-from qportfolio.circuits import Ansatz, vqe_ansatz
+from qportfolio.circuits import Ansatz, qubo_scale, vqe_ansatz
 from qportfolio.optimize.energy_table import EnergyTable
 from qportfolio.optimize.runner import VariationalRunner
 
@@ -56,10 +55,7 @@ def train_product(encoded, warm: np.ndarray, shots: int, seed: int,
     objective and the exact simulator that trained it."""
     encoding, n = encoded.encoding, encoded.encoding.num_qubits
     qubo = encoding.qubo
-    ansatz = vqe_ansatz(n, 0, "real_amplitudes")
-    # VQE's cost scale (QuantumSolver.build_ansatz): the QUBO's largest |coefficient|
-    scale = max(float(np.max(np.abs(qubo.quadratic), initial=0.0)), float(np.max(np.abs(qubo.linear))))
-    ansatz = dataclasses.replace(ansatz, cost_scale=scale or 1.0)
+    ansatz = vqe_ansatz(n, 0, "real_amplitudes", scale=qubo_scale(qubo))  # VQE's cost scale, as a run builds it
     trainer = make_backend("exact", shots, seed, energies=encoded.energies, precision=precision, qubo=qubo)
     table = EnergyTable(qubo.energies, n, encoded.energies)
     starts = [2 * np.arcsin(np.sqrt(np.asarray(warm, dtype=float))), np.full(n, np.pi / 2)]

@@ -51,7 +51,7 @@ class QuantumResult:
     postprocess_seconds: float = 0.0
     resumed_evaluations: int = 0
     warm_start: np.ndarray | None = None
-    #: the uniform-sampling yardstick (:func:`~qportfolio.optimize.solver.random_sampling`)
+    #: the uniform-sampling yardstick (:func:`random_sampling`)
     random_sampling: dict = field(default_factory=dict)
     #: the samples that meet the constraints alone (:func:`~qportfolio.evaluation.postselected_metrics`)
     metrics_postselected: dict | None = None

@@ -30,7 +30,7 @@ from qportfolio.backends import EXACT_PROBABILITY_BACKENDS, Backend, JobBackend,
 from qportfolio.backends.exact import weight_k_states
 from qportfolio.backends.ibm.options import BACKEND_OPTION_DEFAULTS
 from qportfolio.choices import Algorithm, Mixer
-from qportfolio.circuits import Ansatz, qaoa_ansatz, vqe_ansatz
+from qportfolio.circuits import Ansatz, qaoa_ansatz, qubo_scale, vqe_ansatz
 from qportfolio.classical import ClassicalSolution, solve_exact
 from qportfolio.encoding import MAX_ENUMERATED_QUBITS, Encoded, Encoder, QuboEncoding, bits_of
 from qportfolio.errors import ConfigError, ResourceError
@@ -158,6 +158,8 @@ class QuantumSolver:
                    if getattr(self, key) != default}
         if is_hardware(self.backend_name):
             options.setdefault("seed_transpiler", self.seed)
+        elif options.get("mitigation") == "none":  # what a simulator does anyway
+            del options["mitigation"]
         return options
 
     def qubit_limit(self) -> int | None:
@@ -212,10 +214,7 @@ class QuantumSolver:
                 states = weight_k_states(encoding.num_qubits, num_selected)
                 scale = float(np.std(encoding.qubo.energies(bits_of(states, encoding.num_qubits))))
             return qaoa_ansatz(operator, reps, self.mixer, num_selected, warm_start, scale)
-        ansatz = vqe_ansatz(encoding.num_qubits, reps, self.ansatz, self.entanglement)
-        q = encoding.qubo
-        scale = max(float(np.max(np.abs(q.quadratic), initial=0.0)), float(np.max(np.abs(q.linear))))
-        return dataclasses.replace(ansatz, cost_scale=scale or 1.0)
+        return vqe_ansatz(encoding.num_qubits, reps, self.ansatz, self.entanglement, qubo_scale(encoding.qubo))
 
     def prepare_ansatz(self, problem: DiscreteProblem, encoding: QuboEncoding) -> Ansatz:
         """The circuit a run executes at its final depth (dry runs and exports use it too)."""
@@ -333,7 +332,7 @@ class QuantumSolver:
         result.metrics_postselected = postselected_metrics(table, exact.objective, exact.worst_feasible_objective,
                                                            optimal_count(exact), exact.num_feasible)
         raw = getattr(backend, "last_raw", None)
-        if raw and self.mitigation != "none":  # the final samples before readout mitigation
+        if raw and isinstance(backend, JobBackend) and backend.options.mitigation == "mthree":  # before mitigation
             result.raw_table = decode_samples(raw[0], encoding, problem)
             result.metrics_raw = quality_metrics(result.raw_table, exact.objective, exact.worst_feasible_objective)
         num_selected = problem.num_selected if self.algorithm == Algorithm.QAOA and self.mixer != Mixer.X else None
