@@ -25,7 +25,7 @@ from tqdm import tqdm
 from qportfolio.app import plots
 from qportfolio.app.config import ExperimentConfig, load_config
 from qportfolio.app.instance import build_problem, load_config_prices
-from qportfolio.app.planning import COMPILE_SECONDS, check_spending, estimated_seconds
+from qportfolio.app.planning import COMPILE_SECONDS, check_spending, estimated_seconds, uses_kernels
 from qportfolio.app.report import write_report
 from qportfolio.app.results import (
     append_jsonl,
@@ -194,12 +194,15 @@ def execute(config: ExperimentConfig, out: str | Path = "results", quantum: bool
     a backend object, replaces the one the config names. ``progress``: ``"bar"`` (or True) a progress bar,
     ``"log"`` a progress line every half minute (no terminal), None nothing."""
     progress = "bar" if progress is True else (progress or None)
-    if progress and quantum:
-        announce_compilation()
     if folder is None:
-        prices, _, _ = prepare(config, quantum)
+        prices, _, problem = prepare(config, quantum)  # a mistake is refused before the notice below
+        if progress and quantum and not isinstance(problem, MarkowitzProblem) \
+                and uses_kernels(config.quantum_solver().resolved(problem)):
+            announce_compilation()
         run = start_run(config, out, prices)
     else:
+        if progress and quantum and (config.backend.name == "exact" or config.solver.pretrain != "none"):
+            announce_compilation()  # the problem is built from the run folder's prices later: judged by the config
         previous = load_result(folder)
         run = Run(Path(folder), {"name": config.name, "provenance": provenance(config), "timing": {},
                                  "resumed_from": live_status(folder, previous),
