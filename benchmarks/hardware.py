@@ -115,8 +115,9 @@ def fmt(value, digits: int = 3) -> str:
 
 def tables(records: list[dict], suite: str, seeds: list[int]) -> str:
     lines = [f"# Defaults on device noise models ({suite} suite)", "",
-             f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `python benchmarks/hardware.py --suite "
-             f"{suite}`. Machine: 2 cores shared with other jobs (load average at each run's end in the JSONL, median "
+             f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `python benchmarks/"
+             f"{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}` (the records: the runs of every command that "
+             "appended to the JSONL). Machine: 2 cores shared with other jobs (load average at each run's end in the JSONL, median "
              f"{fmt(median(r['load'] for r in records), 2)}). Only the problem, the target and the shots given. Lifts "
              "over uniform sampling of the feasible allocations; post-selected = the samples whose allocation meets "
              "every constraint. Estimated F: the device search's fidelity model; measured F: the depolarised-mixture "
@@ -158,6 +159,8 @@ def tables(records: list[dict], suite: str, seeds: list[int]) -> str:
             lines.append(f"| {target} | {label} | {len(rs)} | {fmt(median(r['p_optimal'] for r in rs))} | "
                          f"{fmt(median(r['lift_postselected'] for r in rs))} | {fmt(median(r['lift_raw'] for r in rs))} | "
                          f"{share} |")
+    if suite != "train":  # α is chosen on the training suite only: no fit is offered on another
+        return "\n".join(lines) + "\n"
     for label, keep in (("selection", lambda r: r["kind"] == "selection"), ("every run", lambda r: True)):
         fit = exponent_fit([r for r in records if r.get("predicted_p_optimal") and r["p_optimal"] > 0 and keep(r)])
         if fit:

@@ -61,7 +61,7 @@ def instance_rows(instance: dict, covariance: str) -> dict:
     _, _, problem = prepare(config)
     solver = config.quantum_solver().resolved(problem)
     exact = solve_exact(problem, 60, 1)
-    encoded = solver.encode(problem, exact.allocation, optimal_objective=exact.objective)
+    encoded = solver.encode(problem, exact.vector, optimal_objective=exact.objective)
     encoding, n = encoded.encoding, encoded.encoding.num_qubits
     trainer = make_backend("exact", 1024, 1, energies=encoded.energies, qubo=encoding.qubo)
     table = EnergyTable(encoding.qubo.energies, n, encoded.energies)
