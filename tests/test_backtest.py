@@ -2,6 +2,7 @@
 resume, and a user's mistakes in the backtest section."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -372,4 +373,22 @@ def test_a_backtest_over_its_qpu_budget_is_refused_in_one_line(tmp_path, rng, ca
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("qportfolio: error: estimated QPU time ") and " s for 6 rebalances exceeds " \
         "backend.max_qpu_seconds 0.001 s: fewer rebalances" in line and line.endswith("or pass --yes")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_noisy_simulator_backtest_is_estimated_and_refused_when_it_would_take_hours(tmp_path, rng, capsys):
+    """aer_noisy is simulated here, not billed: its dry run counts the quantum solves' modelled seconds (no QPU
+    time), and a backtest expected to simulate for over an hour is refused in one line unless --yes."""
+    config = small_selection_backtest(tmp_path, rng, "noisy", "reps: 1, maxiter: 20000, mixer: x, pretrain: none, "
+                                      "shots: 4096", 'name: "aer_noisy:fake_fez"', "methods: [quantum, equal_weight]")
+    assert main(["backtest", str(config), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    per_solve = float(re.search(r"'quantum': ([\d.]+)", printed).group(1))
+    total = float(re.search(r"estimated_seconds\s+([\d.]+)", printed).group(1))
+    assert per_solve > 0 and total == pytest.approx(6 * per_solve, abs=0.1) and total > 3600
+    assert "estimated_qpu_seconds" not in printed and "noisy simulation's cost model" in printed
+    assert main(["backtest", str(config), "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("qportfolio: error: this backtest's 6 quantum solves on aer_noisy:fake_fez are expected "
+                           "to take about ") and line.endswith("or pass --yes to run it anyway")
     assert not (tmp_path / "out").exists()
