@@ -67,3 +67,23 @@ def test_aer_statevector_checks_each_batch(monkeypatch, rng, selection_problem):
     scarce(monkeypatch, 60.0 * 2**N / qportfolio.memory.HEADROOM)
     with pytest.raises(ResourceError, match=rf"4 {N}-qubit statevector\(s\) and their distributions needs"):
         aer.distributions(ansatz.circuit, thetas)
+
+
+def test_decoding_a_distribution_checks_memory_first(monkeypatch, rng):
+    """Decoding every state of a distribution (the device search's ideal metrics) is refused in one
+    ResourceError when its table would not fit, instead of the process being killed."""
+    from conftest import random_covariance
+
+    from qportfolio.backends.base import Distribution
+    from qportfolio.evaluation import decode_samples
+    from qportfolio.problems import SelectionProblem
+
+    selection_problem = SelectionProblem(tuple(f"A{i}" for i in range(17)), rng.uniform(0.001, 0.01, 17),
+                                         random_covariance(17, rng, 1e-3), 5)
+    encoding = to_qubo(selection_problem)
+    n = encoding.num_qubits
+    full = Distribution(np.arange(2**n, dtype=np.int64), np.full(2**n, 2.0**-n), None)
+    assert len(decode_samples(full, encoding, selection_problem).indices) == 2**n  # memory to spare
+    scarce(monkeypatch, 2**n * 10)  # ten bytes a state
+    with pytest.raises(ResourceError, match=rf"decoding {2**n:,} states of {n} qubits needs"):
+        decode_samples(full, encoding, selection_problem)
