@@ -18,14 +18,14 @@ import numpy as np
 from qportfolio.classical import enumeration_size, solve_exact
 from qportfolio.encoding.calibration import (
     Calibration,
-    UnbalancedCalibration,
     calibrate_penalties,
     calibrate_unbalanced,
     faithful_slack_divisor,
+    unbalanced_encoding,
 )
 from qportfolio.encoding.energies import MAX_ENUMERATED_QUBITS
 from qportfolio.encoding.program import build_quadratic_program
-from qportfolio.encoding.program_to_qubo import SLACK_RESOLUTION_DIVISOR, QuboEncoding, to_qubo
+from qportfolio.encoding.program_to_qubo import DEFAULT_UNBALANCED, SLACK_RESOLUTION_DIVISOR, QuboEncoding, to_qubo
 from qportfolio.encoding.verification import GroundStateCheck, verify_ground_state
 from qportfolio.encoding.windows import Window, fit_encoding, windowed_program
 from qportfolio.errors import ConfigError, QPortfolioError
@@ -121,15 +121,13 @@ class Encoder:
             return encoded
         if optimum is None and enumeration_size(problem) <= ENUMERATE_FOR_ENCODING:
             optimum = solve_exact(problem).vector
-        calibrations: list[UnbalancedCalibration] = []
-
-        def encode(program):
-            encoding, calibration = calibrate_unbalanced(problem, program, self.integer_encoding, optimum)
-            calibrations.append(calibration)
-            return encoding
-
-        encoding, window = fit_encoding(problem, self.qubit_limit if for_circuit else None, self.narrowing, encode)
-        calibration = calibrations[-1]
+        # the window is sized with the default coefficients (a slack-free encoding's qubits do not depend on
+        # them); only the program that fits is calibrated
+        _, window = fit_encoding(problem, self.qubit_limit if for_circuit else None, self.narrowing,
+                                 lambda program: unbalanced_encoding(problem, program, *DEFAULT_UNBALANCED,
+                                                                     self.integer_encoding))
+        program = windowed_program(problem, window.lower, window.upper) if window else build_quadratic_program(problem)
+        encoding, calibration = calibrate_unbalanced(problem, program, self.integer_encoding, optimum)
         slack_qubits = self.slack_qubits(problem, optimum)
         choice = {"requested": requested, "qubits": {"slack": slack_qubits, "no_slack": encoding.num_qubits},
                   "qubits_saved": None if slack_qubits is None else slack_qubits - encoding.num_qubits,
