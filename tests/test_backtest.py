@@ -383,8 +383,8 @@ def test_a_noisy_simulator_backtest_is_estimated_and_refused_when_it_would_take_
                                       "shots: 4096", 'name: "aer_noisy:fake_fez"', "methods: [quantum, equal_weight]")
     assert main(["backtest", str(config), "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    per_solve = float(re.search(r"'quantum': ([\d.]+)", printed).group(1))
-    total = float(re.search(r"estimated_seconds\s+([\d.]+)", printed).group(1))
+    per_solve = float(re.search(r"^  quantum: ([\d.]+)$", printed, re.M).group(1))
+    total = float(re.search(r"^estimated_seconds: ([\d.]+)$", printed, re.M).group(1))
     assert per_solve > 0 and total == pytest.approx(6 * per_solve, abs=0.1) and total > 3600
     assert "estimated_qpu_seconds" not in printed and "noisy simulation's cost model" in printed
     assert main(["backtest", str(config), "--out", str(tmp_path / "out")]) == 2

@@ -13,7 +13,6 @@ here, the command. Every name stays importable from this module.
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
 from qportfolio.app.backtest_book import Book, simulate
@@ -58,10 +57,9 @@ __all__ = [
 ]
 
 
-
-def command(args) -> int:
-    """``qportfolio backtest CONFIG [--out DIR] [--dry-run] [--yes]`` or ``qportfolio backtest --resume RUN_DIR``."""
-    progress = None if args.quiet else ("bar" if sys.stderr.isatty() else "log")
+def command(args, progress: str | None, show_plan) -> int:
+    """``qportfolio backtest CONFIG [--out DIR] [--dry-run] [--yes]`` or ``qportfolio backtest --resume RUN_DIR``;
+    ``progress`` as the CLI shows it, ``show_plan`` prints the dry run's plan as the CLI prints every plan."""
     if (args.config is None) == (args.resume is None):
         raise ConfigError("qportfolio backtest takes a CONFIG to start a backtest or --resume RUN_DIR to continue one "
                           "(not both)")
@@ -71,8 +69,7 @@ def command(args) -> int:
         return resume_command(args.resume, progress, args.yes)
     config = load_config(args.config)
     if args.dry_run:
-        for key, value in plan(config).items():
-            print(f"{key:<34} {value}")
+        show_plan(plan(config))
         return 0
     check_backtest(config)
     check_backtest_spending(config, args.yes)

@@ -338,7 +338,7 @@ def _command(args) -> int:
 
         return study.main(args)
     elif args.command == "backtest":
-        return backtest.command(args)
+        return backtest.command(args, _progress(args), _print_mapping)
     elif args.command == "export-circuits":
         for path in export_circuits(load_config(args.config), args.out, args.target):
             print(path)
