@@ -19,6 +19,7 @@ caller wants to keep as it happens (evaluations, job records, the hardware repor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -246,9 +247,7 @@ class QuantumSolver:
                hooks: SolveHooks | None, backend_name: str | None) -> QuantumResult:
         if isinstance(problem, MarkowitzProblem):
             raise ConfigError("markowitz has continuous weights: it is solved classically, with solve_exact")
-        self = self.resolved(problem)
-        hooks = hooks or SolveHooks()
-        started = time.perf_counter()
+        self, hooks, started = self.resolved(problem), hooks or SolveHooks(), time.perf_counter()
         if exact is None:
             exact = solve_exact(problem, self.time_limit, self.seed)
         if encoded is None:
@@ -278,21 +277,22 @@ class QuantumSolver:
                                qubo=encoding.qubo) \
             if pretrain else backend
         start_info = {"backend": backend.name, "warm_start": warm_start}
+
+        @functools.cache  # one circuit per depth: the report's and the search's are one object, transpiled once
+        def build(reps):
+            return self.build_ansatz(problem, encoding, reps, warm_start)
+
         if isinstance(backend, JobBackend):
             if hooks.on_job is not None:
                 backend.on_job(hooks.on_job)
             # what the device runs at the final depth: layout, depth, errors, the QPU-time estimate
-            circuit = chosen.ansatz.circuit if chosen is not None else self.prepare_ansatz(problem, encoding).circuit
+            circuit = chosen.ansatz.circuit if chosen is not None else build(self.reps).circuit
             start_info["hardware"] = backend.hardware_report(circuit, 1, self.shots, self.planned_evaluations() + 1)
         if hooks.on_start is not None:
             hooks.on_start(start_info)
 
         replay = Replay(hooks.recorded)
         table_of_energies = EnergyTable(encoding.qubo.energies, encoding.num_qubits, energies)
-
-        def build(reps):
-            return self.build_ansatz(problem, encoding, reps, warm_start)
-
         measure = Objective(self.objective, self.cvar_alpha if self.objective == "cvar" else 1.0, self.gibbs_eta,
                             build(1).cost_scale)
         finals = collect_unrecorded_jobs(hooks.previous_jobs, backend, hooks.recorded, replay, table_of_energies,
