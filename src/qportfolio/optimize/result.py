@@ -11,6 +11,7 @@ import pandas as pd
 
 from qportfolio.circuits import Ansatz
 from qportfolio.classical import ClassicalSolution, solution_entry
+from qportfolio.classical.solution import allocation_dict
 from qportfolio.encoding import Encoded, QuboEncoding
 from qportfolio.evaluation import (
     QualityMetrics,
@@ -76,7 +77,7 @@ class QuantumResult:
     @property
     def allocation(self) -> dict | None:
         best = self.best
-        return None if best is None else self.entry()["allocation"]
+        return None if best is None else allocation_dict(self.problem, self.table.allocations[best])
 
     def _measure(self, name: str) -> float | None:
         """The best feasible sample's ``name`` on the original problem (None when no sample is feasible)."""
