@@ -121,8 +121,9 @@ def tables(records: list[dict], suite: str, seeds: list[int]) -> str:
              f"{fmt(median(r['load'] for r in records), 2)}). Only the problem, the target and the shots given. Lifts "
              "over uniform sampling of the feasible allocations; post-selected = the samples whose allocation meets "
              "every constraint. Estimated F: the device search's fidelity model; measured F: the depolarised-mixture "
-             "weight fitted to the sampled distribution. Integer shares use the slack-free encoding (issue 22); the "
-             f"runs made before it, with slack qubits (13–16), are kept in `hardware_{suite}_slack.jsonl`.", ""]
+             "weight fitted to the sampled distribution. Integer shares use the slack-free encoding (issue 22)" + (
+                 f"; the runs made before it, with slack qubits (13–16), are kept in `hardware_{suite}_slack.jsonl`."
+                 if (ROOT / "results" / "benchmarks" / f"hardware_{suite}_slack.jsonl").exists() else "."), ""]
     targets = sorted({r["target"] for r in records}, key=lambda t: (t == "exact", t))
     lines += ["## Run by run (median over seeds)", "",
               "| target | instance | qubits | circuit | ISA 2q depth | est. F | meas. F | predicted P(opt) | P(opt) raw "
@@ -202,7 +203,9 @@ def exponent_fit(records: list[dict], exponents=(0.7, 0.8, 0.9, 1.0, 1.1)) -> li
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--suite", choices=("train", "heldout"), default="heldout")
+    parser.add_argument("--suite", default="heldout", help="a suite of --suite-file: train, heldout (suites.yaml) "
+                        "or fresh (suites_fresh.yaml: drawn after the defaults were chosen)")
+    parser.add_argument("--suite-file", default=str(SUITES))
     parser.add_argument("--targets", nargs="+", default=["aer_noisy:fake_fez", "aer_noisy:fake_sherbrooke", "exact"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--kinds", nargs="+", default=["selection", "integer_shares"])
@@ -215,7 +218,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "results" / "benchmarks"))
     parser.add_argument("--tables-only", action="store_true")
     args = parser.parse_args(argv)
-    suites = yaml.safe_load(SUITES.read_text())
+    suites = yaml.safe_load(Path(args.suite_file).read_text())
+    if args.suite not in suites:
+        parser.error(f"{args.suite_file} has no suite {args.suite!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"hardware_{args.suite}.jsonl"
@@ -223,7 +228,7 @@ def main(argv=None) -> int:
     done = {(r["instance"], r["target"], r["seed"]) for r in records}
     if not args.tables_only:
         for kind in args.kinds:
-            for instance in suites[args.suite][kind]:
+            for instance in suites[args.suite].get(kind, []):
                 if args.instances and instance["name"] not in args.instances:
                     continue
                 if kind == "selection" and len(instance["assets"]) > args.max_assets:
